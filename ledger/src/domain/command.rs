@@ -1,0 +1,230 @@
+//! Commands: what an operator asks the ledger to do. Imperative; decided against state.
+
+use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
+use super::model::{Form, HolderType, KeyRole, Location, LotSpec, PositionKey, Programme};
+use super::quantity::Amount;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A command: a client-chosen id (the idempotency key), the business time, and the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub id: EventId,
+    /// When it happened in the world (business time), given by the operator.
+    pub occurred_at: DateTime<Utc>,
+    pub action: Action,
+}
+
+/// Where stock sits: a party's position without the lot (the lot is named once per command).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holding {
+    pub party: PartyId,
+    pub location: Location,
+    pub programme: Programme,
+}
+
+impl Holding {
+    pub fn position(&self, lot: &LotId) -> PositionKey {
+        PositionKey {
+            party: self.party.clone(),
+            lot: lot.clone(),
+            location: self.location.clone(),
+            programme: self.programme,
+        }
+    }
+}
+
+/// Why stock leaves the stockpile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    EmergencyDrawdown,
+    Sale,
+    Rotation,
+    Loan,
+    Loss,
+    Donation,
+}
+
+/// Why a position is corrected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustReason {
+    StockTake,
+    Regrade,
+    MeasurementCorrection,
+    Shrinkage,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Increase,
+    Decrease,
+}
+
+/// A price, as decimal text and an ISO 4217 currency (never a float).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub amount: String,
+    pub currency: String,
+}
+
+/// Which figure a `register_figure` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FigureKind {
+    /// Annual national consumption (denominator of "% of consumption", CRMA Art. 22(2)(a)).
+    Consumption,
+    /// Annual net imports (denominator of days of cover, CRMA Art. 23(2)).
+    NetImports,
+}
+
+/// The action of a command. `kind` names it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// The first record of every ledger: names the ledger and its first admin key.
+    Genesis {
+        ledger: String,
+        admin_key: KeyId,
+        public_key: String,
+    },
+    RegisterParty {
+        party: PartyId,
+        partner: Country,
+        name: String,
+        holder_type: HolderType,
+    },
+    RegisterFacility {
+        facility: FacilityId,
+        name: String,
+        country: Country,
+    },
+    RegisterKey {
+        key: KeyId,
+        public_key: String,
+        role: KeyRole,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        party: Option<PartyId>,
+    },
+    RevokeKey {
+        key: KeyId,
+        reason: String,
+    },
+    RegisterFigure {
+        figure: FigureKind,
+        partner: Country,
+        material: MaterialId,
+        year: i32,
+        quantity: Amount,
+    },
+    /// A party buys a new lot from outside the stockpile.
+    Acquire {
+        lot: LotSpec,
+        to: Holding,
+        quantity: Amount,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supplier: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contract: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<Price>,
+    },
+    /// Stock of one party moves from in-transit or one facility into a facility.
+    Store {
+        lot: LotId,
+        party: PartyId,
+        programme: Programme,
+        from: Location,
+        to: FacilityId,
+        quantity: Amount,
+    },
+    /// Stock moves from one party to another, optionally to another facility or programme.
+    Transfer {
+        lot: LotId,
+        from: Holding,
+        to: Holding,
+        quantity: Amount,
+    },
+    /// Stock leaves the stockpile.
+    Release {
+        lot: LotId,
+        from: Holding,
+        quantity: Amount,
+        reason: ReleaseReason,
+        recipient: String,
+    },
+    /// A lot is upgraded or refined into a new lot, consuming the old one.
+    Convert {
+        lot: LotId,
+        from: Holding,
+        consumed: Amount,
+        into: ConvertInto,
+        produced: Amount,
+    },
+    /// A stock-take or re-grade corrects a position.
+    Adjust {
+        lot: LotId,
+        at: Holding,
+        direction: Direction,
+        quantity: Amount,
+        reason: AdjustReason,
+        note: String,
+    },
+    /// Compensates a named earlier event; nothing is ever deleted.
+    Reverse {
+        target: EventId,
+        reason: String,
+    },
+}
+
+/// The lot a conversion creates (held by the same party, at `to`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertInto {
+    pub id: LotId,
+    pub form: Form,
+    pub purity_ppm: u32,
+    pub to: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+impl Action {
+    /// The wire name of this action's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Genesis { .. } => "genesis",
+            Action::RegisterParty { .. } => "register_party",
+            Action::RegisterFacility { .. } => "register_facility",
+            Action::RegisterKey { .. } => "register_key",
+            Action::RevokeKey { .. } => "revoke_key",
+            Action::RegisterFigure { .. } => "register_figure",
+            Action::Acquire { .. } => "acquire",
+            Action::Store { .. } => "store",
+            Action::Transfer { .. } => "transfer",
+            Action::Release { .. } => "release",
+            Action::Convert { .. } => "convert",
+            Action::Adjust { .. } => "adjust",
+            Action::Reverse { .. } => "reverse",
+        }
+    }
+
+    /// Registrations need an admin key; movements need the key of the party they debit.
+    pub fn is_registration(&self) -> bool {
+        matches!(
+            self,
+            Action::Genesis { .. }
+                | Action::RegisterParty { .. }
+                | Action::RegisterFacility { .. }
+                | Action::RegisterKey { .. }
+                | Action::RevokeKey { .. }
+                | Action::RegisterFigure { .. }
+        )
+    }
+}

@@ -1,0 +1,27 @@
+//! The pure domain core: no I/O, no clock, no sled, no NATS.
+//!
+//! - [`quantity`]: exact grams from the operator's decimal text.
+//! - [`ids`], [`model`], [`reference`]: the nouns and the reference lists.
+//! - [`command`] (imperative, from operators) and [`event`] (past-tense facts, in the log).
+//! - [`decide()`]: `(state, command, signer, now) -> Result<Decision, Rejection>`.
+//! - [`State::apply`]: folds an event into state; the only way state changes.
+
+pub mod command;
+pub mod decide;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod quantity;
+pub mod reference;
+pub mod rejection;
+pub mod state;
+
+pub use command::{Action, AdjustReason, Command, ConvertInto, Direction, FigureKind, Holding, Price, ReleaseReason};
+pub use decide::{decide, Decision, History, Signer};
+pub use event::{Effects, Event, Flow, FlowKind, Posting};
+pub use ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
+pub use model::{Facility, Form, HolderType, KeyEntry, KeyRole, Location, LotSpec, Party, PositionKey, Programme};
+pub use quantity::{Amount, Quantity, QuantityError, Unit};
+pub use reference::Reference;
+pub use rejection::{Rejection, RejectionInfo};
+pub use state::{Applied, Head, LotState, State, Violation};

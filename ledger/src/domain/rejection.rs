@@ -1,0 +1,107 @@
+//! Rejections: business outcomes the operator can fix. Never a storage failure.
+
+use super::ids::{EventId, IdError, KeyId, LotId};
+use super::model::PositionKey;
+use super::quantity::QuantityError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Why a command was refused. Nothing was written. Each message says what to change.
+///
+/// `code()` is the stable, machine-matchable name carried on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the ledger has no genesis record yet: run `stockpile init` first")]
+    NotInitialised,
+    #[error("the ledger is already initialised: genesis is allowed only as the first record")]
+    AlreadyInitialised,
+    #[error("invalid {0}")]
+    InvalidId(#[from] IdError),
+    #[error("{field}: {error}")]
+    BadQuantity { field: &'static str, error: QuantityError },
+    #[error("{field} is invalid: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("unknown material {material:?}: use an id from schemas/reference/materials.v1.json")]
+    UnknownMaterial { material: String },
+    #[error("unknown partner {partner:?}: use an ISO 3166-1 alpha-2 code from schemas/reference/partners.v1.json")]
+    UnknownPartner { partner: String },
+    #[error("unknown {what} {id:?}: register it first")]
+    Unknown { what: &'static str, id: String },
+    #[error("{what} {id:?} is already registered")]
+    AlreadyRegistered { what: &'static str, id: String },
+    #[error("event id {event_id} was already used at seq {seq} for a different command: choose a new id, or resend the original command unchanged")]
+    IdConflict { event_id: EventId, seq: u64 },
+    #[error("insufficient stock in {position}: requested {requested_g} g, available {available_g} g")]
+    InsufficientStock { lot: LotId, position: PositionKey, requested_g: u64, available_g: u64 },
+    #[error("position {position} would exceed the largest representable quantity")]
+    QuantityOverflow { position: PositionKey },
+    #[error("key {key} acts for {key_party} and may not move stock of party {party}: sign with a key of {party}")]
+    NotOwner { key: KeyId, key_party: String, party: String },
+    #[error("key {key} is not an admin key: registrations must be signed by an admin key")]
+    NotAdmin { key: KeyId },
+    #[error("key {key} is an admin key and acts for no party: sign movements with an operator key of the party")]
+    NoParty { key: KeyId },
+    #[error("key {key} was revoked at seq {revoked_at}: sign with a current key")]
+    KeyRevoked { key: KeyId, revoked_at: u64 },
+    #[error("key {key} is registered with a different public key than the one that signed")]
+    KeyMismatch { key: KeyId },
+    #[error(
+        "signature by key {key} does not verify: the command was changed after signing or signed with another key"
+    )]
+    BadSignature { key: KeyId },
+    #[error("occurred_at {occurred_at} is more than {skew_max_s} s after the ledger time {now}: check the clock or the date")]
+    OccurredInFuture { occurred_at: DateTime<Utc>, now: DateTime<Utc>, skew_max_s: i64 },
+    #[error("occurred_at {occurred_at} is before {min}: check the date")]
+    OccurredTooEarly { occurred_at: DateTime<Utc>, min: DateTime<Utc> },
+    #[error("event {target} ({kind}) cannot be reversed: only movements can")]
+    NotReversible { target: EventId, kind: String },
+    #[error("event {target} was already reversed by {by}")]
+    AlreadyReversed { target: EventId, by: EventId },
+    #[error("source and destination are the same position {position}: nothing would move")]
+    SamePosition { position: PositionKey },
+    #[error("batch aborted: command {index} of the batch was rejected, so none of it was applied; fix that command and resend the batch")]
+    BatchAborted { index: usize },
+}
+
+/// The wire form of a rejection: a stable code and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RejectionInfo {
+    pub code: String,
+    pub message: String,
+}
+
+impl Rejection {
+    /// Stable machine-readable code; part of the wire contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotInitialised => "not_initialised",
+            Rejection::AlreadyInitialised => "already_initialised",
+            Rejection::InvalidId(_) => "invalid_id",
+            Rejection::BadQuantity { .. } => "bad_quantity",
+            Rejection::InvalidField { .. } => "invalid_field",
+            Rejection::UnknownMaterial { .. } => "unknown_material",
+            Rejection::UnknownPartner { .. } => "unknown_partner",
+            Rejection::Unknown { .. } => "unknown_reference",
+            Rejection::AlreadyRegistered { .. } => "already_registered",
+            Rejection::IdConflict { .. } => "id_conflict",
+            Rejection::InsufficientStock { .. } => "insufficient_stock",
+            Rejection::QuantityOverflow { .. } => "quantity_overflow",
+            Rejection::NotOwner { .. } => "not_owner",
+            Rejection::NotAdmin { .. } => "not_admin",
+            Rejection::NoParty { .. } => "no_party",
+            Rejection::KeyRevoked { .. } => "key_revoked",
+            Rejection::KeyMismatch { .. } => "key_mismatch",
+            Rejection::BadSignature { .. } => "bad_signature",
+            Rejection::OccurredInFuture { .. } => "occurred_in_future",
+            Rejection::OccurredTooEarly { .. } => "occurred_too_early",
+            Rejection::NotReversible { .. } => "not_reversible",
+            Rejection::AlreadyReversed { .. } => "already_reversed",
+            Rejection::SamePosition { .. } => "same_position",
+            Rejection::BatchAborted { .. } => "batch_aborted",
+        }
+    }
+
+    pub fn info(&self) -> RejectionInfo {
+        RejectionInfo { code: self.code().to_string(), message: self.to_string() }
+    }
+}

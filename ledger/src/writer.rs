@@ -1,0 +1,214 @@
+//! The group-commit write path: the only way records reach the log.
+//!
+//! ```text
+//! append() ─▶ [submit queue] ─▶ verifier thread ─▶ [verified queue] ─▶ writer thread ─▶ reply
+//!                               (Ed25519 batches       (decide in order, commit the
+//!                                on every core)         whole group, one fsync)
+//! ```
+//!
+//! Signature checks are CPU-bound, so they run before the writer, batched and spread over
+//! rayon's pool; while the writer waits on `fdatasync` the verifier prepares the next group.
+//! The writer drains everything pending into one group, so under load one fsync covers
+//! thousands of commands; under no load a single command commits alone at once.
+
+use crate::error::LedgerError;
+use crate::ledger::{Ledger, Outcome, Submission};
+use crate::signing::{self, SignedCommand};
+use crate::store::Store;
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use tokio::sync::{oneshot, watch};
+
+/// Submissions waiting for verification before callers are made to wait: bounds memory
+/// under overload (backpressure reaches callers as a slower `append`, never as loss).
+pub const SUBMIT_QUEUE_JOBS_MAX: usize = 1024;
+
+/// Verified submissions waiting for the writer. Small: the verifier should run at most a
+/// group or two ahead of the writer.
+pub const VERIFIED_QUEUE_GROUPS_MAX: usize = 2;
+
+/// Commands verified together: enough for every core to get several full Ed25519 batches.
+pub const VERIFY_GROUP_COMMANDS_MAX: usize = 2048;
+
+/// Commands per group commit. Bounds the latency of one group (decide + seal + fsync) to a
+/// few tens of milliseconds at the measured rates, and the memory of one sled batch.
+pub const GROUP_COMMANDS_MAX: usize = 4096;
+
+/// Why an append got no outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("the ledger has stopped: {reason}")]
+    Stopped { reason: String },
+}
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, AppendError>>;
+
+struct Job {
+    commands: Vec<SignedCommand>,
+    atomic: bool,
+    reply: Reply,
+}
+
+struct VerifiedJob {
+    submission: Submission,
+    reply: Reply,
+}
+
+/// A handle to a running ledger. Clone it freely; the ledger stops when [`LedgerHandle::shutdown`]
+/// is called (or every handle is dropped), after finishing the work already queued.
+#[derive(Clone)]
+pub struct LedgerHandle {
+    submit: Sender<Job>,
+    store: Store,
+    head: watch::Receiver<u64>,
+    threads: std::sync::Arc<std::sync::Mutex<Option<(JoinHandle<()>, JoinHandle<Result<(), LedgerError>>)>>>,
+}
+
+impl std::fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerHandle").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl LedgerHandle {
+    /// Starts the verifier and writer threads over an opened ledger.
+    pub fn start(ledger: Ledger) -> LedgerHandle {
+        let (submit, submitted) = bounded::<Job>(SUBMIT_QUEUE_JOBS_MAX);
+        let (verified_tx, verified_rx) = bounded::<Vec<VerifiedJob>>(VERIFIED_QUEUE_GROUPS_MAX);
+        let (head_tx, head) = watch::channel(ledger.state().head.seq);
+        let store = ledger.store().clone();
+        let verifier = std::thread::Builder::new()
+            .name("ledger-verifier".into())
+            .spawn(move || verify_loop(submitted, verified_tx))
+            .expect("spawn verifier thread");
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || write_loop(ledger, verified_rx, head_tx))
+            .expect("spawn writer thread");
+        LedgerHandle {
+            submit,
+            store,
+            head,
+            threads: std::sync::Arc::new(std::sync::Mutex::new(Some((verifier, writer)))),
+        }
+    }
+
+    /// Appends signed commands and waits until they are durable (or refused).
+    /// `atomic`: all apply or none; otherwise each command stands alone.
+    pub async fn append(&self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<Outcome>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { commands, atomic, reply };
+        // A full queue blocks briefly; do that off the async worker threads.
+        let submit = self.submit.clone();
+        let sent = tokio::task::spawn_blocking(move || submit.send(job).is_ok()).await.unwrap_or(false);
+        if !sent {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// [`LedgerHandle::append`] for callers outside an async runtime.
+    pub fn append_blocking(&self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<Outcome>, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit.send(Job { commands, atomic, reply }).map_err(|_| stopped())?;
+        answer.blocking_recv().unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// A read handle on the store (records, outbox cursor); safe beside the writer.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The committed head seq, updated after every durable group commit.
+    pub fn head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    /// Stops accepting work, finishes what is queued, writes a snapshot and waits for both
+    /// threads. Further appends on any clone get [`AppendError::Stopped`].
+    pub fn shutdown(self) -> Result<(), LedgerError> {
+        let threads = self.threads.lock().expect("threads lock").take();
+        drop(self.submit);
+        let Some((verifier, writer)) = threads else { return Ok(()) };
+        let _ = verifier.join();
+        writer.join().unwrap_or(Err(LedgerError::Stopped))
+    }
+}
+
+fn stopped() -> AppendError {
+    AppendError::Stopped { reason: "the writer is not running (shut down or failed); see the ledger's log".into() }
+}
+
+fn verify_loop(submitted: Receiver<Job>, verified: Sender<Vec<VerifiedJob>>) {
+    while let Ok(first) = submitted.recv() {
+        let mut jobs = vec![first];
+        let mut commands = jobs[0].commands.len();
+        while commands < VERIFY_GROUP_COMMANDS_MAX {
+            match submitted.try_recv() {
+                Ok(job) => {
+                    commands += job.commands.len();
+                    jobs.push(job);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.commands.len()).collect();
+        let mut all = Vec::with_capacity(commands);
+        let mut meta = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            all.extend(job.commands);
+            meta.push((job.atomic, job.reply));
+        }
+        let mut results = signing::verify_all(all).into_iter();
+        let group: Vec<VerifiedJob> = sizes
+            .into_iter()
+            .zip(meta)
+            .map(|(n, (atomic, reply))| VerifiedJob {
+                submission: Submission { commands: results.by_ref().take(n).collect(), atomic },
+                reply,
+            })
+            .collect();
+        if verified.send(group).is_err() {
+            return; // the writer stopped; dropping the replies tells the callers
+        }
+    }
+}
+
+fn write_loop(
+    mut ledger: Ledger,
+    verified: Receiver<Vec<VerifiedJob>>,
+    head: watch::Sender<u64>,
+) -> Result<(), LedgerError> {
+    while let Ok(first) = verified.recv() {
+        let mut jobs = first;
+        let mut commands: usize = jobs.iter().map(|j| j.submission.commands.len()).sum();
+        while commands < GROUP_COMMANDS_MAX {
+            match verified.try_recv() {
+                Ok(more) => {
+                    commands += more.iter().map(|j| j.submission.commands.len()).sum::<usize>();
+                    jobs.extend(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let (submissions, replies): (Vec<Submission>, Vec<Reply>) =
+            jobs.into_iter().map(|j| (j.submission, j.reply)).unzip();
+        match ledger.commit_group(submissions) {
+            Ok(outcomes) => {
+                head.send_replace(ledger.state().head.seq);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome)); // a caller that went away loses nothing
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; the ledger stops");
+                let reason = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
+                }
+                return Err(e);
+            }
+        }
+    }
+    ledger.snapshot()
+}
