@@ -26,6 +26,7 @@ pub mod merkle;
 pub mod record;
 pub mod signing;
 pub mod store;
+pub mod testkit;
 pub mod writer;
 
 pub use error::LedgerError;

@@ -84,8 +84,10 @@ pub fn decide(
         register(state, &command.action)?
     } else {
         let event = movement(state, &command.action, history)?;
-        check_effects(state, &event.effects())?;
-        authorise(key, &event.effects())?;
+        // Authority first: a key that may not touch a position learns nothing of its balance.
+        let effects = event.effects();
+        authorise(key, &effects)?;
+        check_effects(state, &effects)?;
         event
     };
     Ok(Decision::New(event))

@@ -1,0 +1,7 @@
+//! Integration tests of the ledger crate over real sled directories.
+
+mod crash;
+mod harness;
+mod model;
+mod rejections;
+mod scenario;
