@@ -27,6 +27,7 @@ pub mod record;
 pub mod signing;
 pub mod store;
 pub mod testkit;
+pub mod wire;
 pub mod writer;
 
 pub use error::LedgerError;

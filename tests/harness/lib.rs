@@ -1,1 +1,3 @@
+//! Test harness: real `nats-server` processes, temporary directories, the built binaries.
 
+pub mod nats;

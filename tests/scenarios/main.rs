@@ -1,1 +1,4 @@
+//! The one integration-test binary: black-box scenarios over real parts.
 
+mod schemas;
+mod services;

@@ -1,0 +1,1 @@
+//! Starting and stopping real `nats-server` processes (owned by the services work).

@@ -1,0 +1,1 @@
+//! Schemas agree with the Rust types (owned by the schemas work).

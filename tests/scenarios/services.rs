@@ -1,0 +1,1 @@
+//! Ledger and projector services over a real nats-server (owned by the services work).
