@@ -247,6 +247,9 @@ mod tests {
         check("0.5", Unit::Ozt, Ok(16)); // 15.5517384 -> 16
                                          // 0.125 ozt = 3.8879346 g -> 4
         check("0.125", Unit::Ozt, Ok(4));
+        // Exact halves exist only at multiples of 5^7 / 2 ozt: 312500 ozt = 9719836.5 g.
+        check("312500", Unit::Ozt, Ok(9_719_836)); // down to even
+        check("937500", Unit::Ozt, Ok(29_159_510)); // 29159509.5 -> up to even
         check("0.01", Unit::Ozt, Err("RoundsToZero"));
         check("0.0000001", Unit::Ozt, Err("TooPrecise"));
         assert_eq!(round_half_even(5, 2), 2);
