@@ -1,1 +1,82 @@
-fn main() {}
+//! `stockpile`: the operator's and auditor's command-line tool.
+//!
+//! Parse, pick a backend (embedded on `--data DIR`, or remote with `--nats URL`), dispatch,
+//! and map the outcome to an exit code: 0 success, 1 rejected by the ledger, 2 usage or
+//! operational error.
+
+mod args;
+mod client;
+mod commands;
+mod error;
+mod keystore;
+mod output;
+mod parse;
+
+use args::{Cli, KeysVerb, Verb};
+use clap::Parser;
+use client::{Backend, Embedded};
+use commands::Ctx;
+use error::{usage, CliError, Result};
+use keystore::Keystore;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(CliError::Rejected { count }) => {
+            eprintln!("{}: {count} command(s) rejected; nothing of them was written", output::bad("error"));
+            1
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", output::bad("error"));
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let keys = Keystore::new(&cli.keys);
+    match &cli.command {
+        Verb::Keys(KeysVerb::Generate { id, party, role }) => {
+            return commands::keys::generate(&keys, id, party.clone(), *role)
+        }
+        Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
+        Verb::Demo { dir } => return commands::demo::run(dir),
+        Verb::Watch { .. } if cli.nats.is_none() => {
+            return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"))
+        }
+        _ => {}
+    }
+    let create = matches!(cli.command, Verb::Init { .. });
+    let mut backend: Box<dyn Backend> =
+        match &cli.nats {
+            Some(url) => return Err(usage(format!(
+                "--nats {url}: the remote mode is not available in this build yet; use the embedded mode (--data DIR)"
+            ))),
+            None => Box::new(Embedded::open(&cli.data, create)?),
+        };
+    let result = dispatch(&cli, keys, backend.as_mut());
+    let closed = backend.close();
+    result.and(closed)
+}
+
+fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> {
+    let mut ctx = Ctx { keys, format: cli.format, backend };
+    match &cli.command {
+        Verb::Init { ledger, admin_key } => commands::demo::init(&mut ctx, ledger, admin_key),
+        Verb::Keys(KeysVerb::Revoke { id, reason, common }) => commands::register::revoke(&mut ctx, id, reason, common),
+        Verb::Register(verb) => commands::register::run(&mut ctx, verb),
+        Verb::Acquire(a) => commands::movements::acquire(&mut ctx, a),
+        Verb::Store(a) => commands::movements::store(&mut ctx, a),
+        Verb::Transfer(a) => commands::movements::transfer(&mut ctx, a),
+        Verb::Release(a) => commands::movements::release(&mut ctx, a),
+        Verb::Convert(a) => commands::movements::convert(&mut ctx, a),
+        Verb::Adjust(a) => commands::movements::adjust(&mut ctx, a),
+        Verb::Reverse(a) => commands::movements::reverse(&mut ctx, a),
+        Verb::Post(a) => commands::post::run(&mut ctx, a),
+        Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
+        Verb::History(a) => commands::query::history(&mut ctx, a),
+        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) => unreachable!("handled before a backend is opened"),
+    }
+}

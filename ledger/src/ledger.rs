@@ -145,6 +145,11 @@ impl Ledger {
         Ok(outcomes)
     }
 
+    /// Events committed since the last snapshot (or since open).
+    pub fn events_since_snapshot(&self) -> u64 {
+        self.events_since_snapshot
+    }
+
     /// Writes a snapshot of the current state now.
     pub fn snapshot(&mut self) -> Result<(), LedgerError> {
         self.store.save_snapshot(&self.state)?;

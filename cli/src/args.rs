@@ -1,0 +1,384 @@
+//! Command-line arguments (clap). Parsed into raw strings here, validated into domain types
+//! by the command modules, so every error message comes from one place.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "stockpile", version, about = "Record, move and report strategic stocks of critical raw materials")]
+pub struct Cli {
+    /// Talk to running services over NATS instead of the local data directory.
+    #[arg(long, global = true, env = "STOCKPILE_NATS_URL")]
+    pub nats: Option<String>,
+    /// Local data directory (embedded mode: ledger and projector run in this process).
+    #[arg(long, global = true, env = "STOCKPILE_DATA", default_value = "./stockpile-data")]
+    pub data: PathBuf,
+    /// Directory of key files (created with mode 0600).
+    #[arg(long, global = true, env = "STOCKPILE_KEYS", default_value = "./stockpile-keys")]
+    pub keys: PathBuf,
+    /// Output format where the output is data.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Verb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Create a ledger: an admin key and the genesis record.
+    Init {
+        /// A name for this ledger (e.g. the operating agency).
+        #[arg(long, default_value = "stockpile")]
+        ledger: String,
+        #[arg(long, default_value = "admin")]
+        admin_key: String,
+    },
+    /// Generate, list and revoke operator keys.
+    #[command(subcommand)]
+    Keys(KeysVerb),
+    /// Register parties, facilities, keys and reference figures (signed by an admin key).
+    #[command(subcommand)]
+    Register(RegisterVerb),
+    /// A party buys a new lot from outside the stockpile.
+    Acquire(AcquireArgs),
+    /// Move stock of one party from in-transit or a facility into a facility.
+    Store(StoreArgs),
+    /// Move stock from one party to another.
+    Transfer(TransferArgs),
+    /// Stock leaves the stockpile.
+    Release(ReleaseArgs),
+    /// Refine or upgrade a lot into a new lot.
+    Convert(ConvertArgs),
+    /// Correct a position after a stock-take or re-grade.
+    Adjust(AdjustArgs),
+    /// Compensate an earlier event (nothing is ever deleted).
+    Reverse(ReverseArgs),
+    /// Post commands from a JSON Lines file (`-` for stdin).
+    Post(PostArgs),
+    /// Holdings now or as of a date.
+    Holdings(HoldingsArgs),
+    /// The movements of a lot, party or facility.
+    History(HistoryArgs),
+    /// Live events over NATS, e.g. `NL.>` or `*.cobalt.*`.
+    Watch {
+        /// Subject filter below `stockpile.v1.events.`: `<partner>.<material>.<kind>`.
+        filter: String,
+    },
+    /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
+    Demo {
+        /// Where to build it; an earlier demo there is replaced, anything else is refused.
+        #[arg(long, default_value = "./stockpile-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysVerb {
+    /// Create a new Ed25519 key file (mode 0600). Register it with `register key`.
+    Generate {
+        #[arg(long)]
+        id: String,
+        /// The party an operator key acts for.
+        #[arg(long)]
+        party: Option<String>,
+        #[arg(long, value_enum, default_value_t = RoleArg::Operator)]
+        role: RoleArg,
+    },
+    /// List key files (never the secret part).
+    List,
+    /// Revoke a registered key from now on.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Operator,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegisterVerb {
+    Party {
+        id: String,
+        /// ISO 3166-1 alpha-2 code of the partner the party belongs to.
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        name: String,
+        /// public_authority, public_undertaking, mandated_operator or private.
+        #[arg(long)]
+        holder_type: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    Facility {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// ISO 3166-1 alpha-2 code of the country the site is in.
+        #[arg(long)]
+        country: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Register a generated key's public key.
+    Key {
+        id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Annual national consumption of a material (for "% of consumption").
+    Consumption(FigureArgs),
+    /// Annual net imports of a material (for days of cover).
+    NetImports(FigureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FigureArgs {
+    #[arg(long)]
+    pub partner: String,
+    #[arg(long)]
+    pub material: String,
+    #[arg(long)]
+    pub year: i32,
+    /// e.g. "1200 t"
+    #[arg(long)]
+    pub quantity: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options every posting verb takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Common {
+    /// Event id (the idempotency key). Default: generated.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Business time (RFC 3339 or YYYY-MM-DD). Default: now.
+    #[arg(long)]
+    pub occurred_at: Option<String>,
+    /// Key id or key file to sign with. Default: the party's key (admin key for registrations).
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub material: String,
+    #[arg(long)]
+    pub form: String,
+    /// Purity as ppm (`999500`) or percent (`99.95%`).
+    #[arg(long)]
+    pub purity: String,
+    /// Country of origin (ISO 3166-1 alpha-2).
+    #[arg(long)]
+    pub origin: String,
+    #[arg(long)]
+    pub party: String,
+    /// Facility id, or in_transit.
+    #[arg(long, default_value = "in_transit")]
+    pub at: String,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    /// e.g. "120.5 t", "500 kg", "1000 ozt"
+    #[arg(long)]
+    pub quantity: String,
+    #[arg(long)]
+    pub supplier: Option<String>,
+    #[arg(long)]
+    pub contract: Option<String>,
+    /// e.g. "1250000 EUR"
+    #[arg(long)]
+    pub price: Option<String>,
+    #[arg(long)]
+    pub certificate: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub party: String,
+    #[arg(long, default_value = "in_transit")]
+    pub from: String,
+    #[arg(long)]
+    pub to: String,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    #[arg(long)]
+    pub quantity: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub from_party: String,
+    #[arg(long)]
+    pub to_party: String,
+    /// Where the stock is now.
+    #[arg(long)]
+    pub at: String,
+    /// Where it goes (default: stays where it is).
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    /// Programme at the receiving side (default: the same).
+    #[arg(long)]
+    pub to_programme: Option<String>,
+    #[arg(long)]
+    pub quantity: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub party: String,
+    #[arg(long)]
+    pub at: String,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    #[arg(long)]
+    pub quantity: String,
+    /// emergency_drawdown, sale, rotation, loan, loss or donation.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub recipient: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub party: String,
+    #[arg(long)]
+    pub at: String,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    #[arg(long)]
+    pub consumed: String,
+    #[arg(long)]
+    pub new_lot: String,
+    #[arg(long)]
+    pub form: String,
+    #[arg(long)]
+    pub purity: String,
+    #[arg(long)]
+    pub produced: String,
+    /// Where the new lot is held (default: where the old one was).
+    #[arg(long)]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct AdjustArgs {
+    #[arg(long)]
+    pub lot: String,
+    #[arg(long)]
+    pub party: String,
+    #[arg(long)]
+    pub at: String,
+    #[arg(long, default_value = "national")]
+    pub programme: String,
+    #[arg(long, conflicts_with = "decrease", required_unless_present = "decrease")]
+    pub increase: Option<String>,
+    #[arg(long)]
+    pub decrease: Option<String>,
+    /// stock_take, regrade, measurement_correction, shrinkage or other.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub note: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReverseArgs {
+    /// The event id to compensate.
+    pub target: String,
+    #[arg(long)]
+    pub reason: String,
+    /// The party whose key signs (the one whose positions the reversal debits).
+    #[arg(long)]
+    pub party: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct PostArgs {
+    /// JSON Lines: one command (`{"id","occurred_at","action"}`) or signed command per line; `-` for stdin.
+    pub file: PathBuf,
+    /// All or nothing. Default: each line stands alone.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Sign unsigned lines with this key (default: the key of the party each line debits).
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldingsArgs {
+    /// End of this date (UTC), by business time.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Group by: partner, party, holder_type, material, form, facility, country, programme, lot.
+    #[arg(long, value_delimiter = ',', default_value = "partner,material")]
+    pub by: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub partner: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub party: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub material: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub programme: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub facility: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub holder_type: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long, group = "subject")]
+    pub lot: Option<String>,
+    #[arg(long, group = "subject")]
+    pub party: Option<String>,
+    #[arg(long, group = "subject")]
+    pub facility: Option<String>,
+}

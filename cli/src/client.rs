@@ -1,0 +1,86 @@
+//! One interface, two modes: [`Embedded`] runs the ledger in this process on a local data
+//! directory; the remote mode (`--nats URL`) talks to running services. Commands are written
+//! against [`Backend`] so both modes behave the same.
+
+use crate::error::{operational, usage, Result};
+use std::path::{Path, PathBuf};
+use stockpile_ledger::signing::SignedCommand;
+use stockpile_ledger::wire::AppendResult;
+use stockpile_ledger::{Ledger, LedgerHandle, LedgerOptions, SystemClock};
+use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector};
+
+pub trait Backend {
+    /// Appends signed commands; one result per command.
+    fn append(&mut self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<AppendResult>>;
+    /// Stored record bytes `from..=to` (fewer if the log is shorter).
+    fn records(&mut self, from: u64, to: u64) -> Result<Vec<Vec<u8>>>;
+    /// The committed head seq.
+    fn head(&mut self) -> Result<u64>;
+    /// Holdings now or as of a date, including every committed record.
+    fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings>;
+    /// Finishes outstanding work (embedded: stops the writer cleanly).
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// The ledger in this process.
+pub struct Embedded {
+    handle: LedgerHandle,
+    dir: PathBuf,
+    /// Opened on the first query: most verbs only append.
+    projector: Option<Projector>,
+}
+
+/// Where the ledger lives inside a data directory (the projector has its own subdirectory).
+pub fn ledger_dir(data: &Path) -> PathBuf {
+    data.join("ledger")
+}
+
+impl Embedded {
+    /// Opens an existing ledger; `create` allows a new one (for `init` and `demo`).
+    pub fn open(data: &Path, create: bool) -> Result<Embedded> {
+        let dir = ledger_dir(data);
+        if !create && !dir.join("db").exists() {
+            return Err(usage(format!(
+                "no ledger in {}: run `stockpile init` first, or pass --data DIR or --nats URL",
+                data.display()
+            )));
+        }
+        let ledger = Ledger::open(&dir, Box::new(SystemClock), LedgerOptions::default()).map_err(operational)?;
+        Ok(Embedded { handle: LedgerHandle::start(ledger), dir: data.to_path_buf(), projector: None })
+    }
+}
+
+impl Backend for Embedded {
+    fn append(&mut self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<AppendResult>> {
+        let outcomes = self.handle.append_blocking(commands, atomic).map_err(operational)?;
+        Ok(outcomes.into_iter().map(AppendResult::from).collect())
+    }
+
+    fn records(&mut self, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
+        self.handle.store().records(from, to).map_err(operational)
+    }
+
+    fn head(&mut self) -> Result<u64> {
+        Ok(*self.handle.head().borrow())
+    }
+
+    fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
+        if self.projector.is_none() {
+            self.projector = Some(Projector::open(&projector_dir(&self.dir)).map_err(operational)?);
+        }
+        let projector = self.projector.as_mut().expect("opened above");
+        let mut source = LedgerSource::following(self.handle.store().clone(), self.handle.head());
+        projector.catch_up(&mut source).map_err(operational)?;
+        projector.holdings(query).map_err(|e| usage(e.to_string()))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        drop(self.projector);
+        self.handle.shutdown().map_err(operational)
+    }
+}
+
+/// Where the projector keeps its views inside a data directory.
+pub fn projector_dir(data: &Path) -> PathBuf {
+    data.join("projector")
+}

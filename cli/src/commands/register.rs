@@ -1,0 +1,77 @@
+//! register party|facility|key|consumption|net-imports, and key revocation: admin commands.
+
+use super::{post_one, Ctx};
+use crate::args::{Common, FigureArgs, RegisterVerb};
+use crate::error::Result;
+use crate::parse::{self, enum_value};
+use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, MaterialId, PartyId};
+
+pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
+    match verb {
+        RegisterVerb::Party { id, partner, name, holder_type, common } => {
+            let action = Action::RegisterParty {
+                party: PartyId::new(id.as_str()),
+                partner: Country::new(partner.as_str()),
+                name: name.clone(),
+                holder_type: enum_value("holder type", holder_type)?,
+            };
+            post_one(ctx, common, None, action)
+        }
+        RegisterVerb::Facility { id, name, country, common } => {
+            let action = Action::RegisterFacility {
+                facility: FacilityId::new(id.as_str()),
+                name: name.clone(),
+                country: Country::new(country.as_str()),
+            };
+            post_one(ctx, common, None, action)
+        }
+        RegisterVerb::Key { id, common } => {
+            let file = ctx.keys.load(id)?;
+            let action = Action::RegisterKey {
+                key: KeyId::new(file.key.as_str()),
+                public_key: file.public_key.clone(),
+                role: file.role,
+                party: file.party.as_deref().map(PartyId::new),
+            };
+            post_one(ctx, common, None, action)
+        }
+        RegisterVerb::Consumption(f) => figure(ctx, FigureKind::Consumption, f),
+        RegisterVerb::NetImports(f) => figure(ctx, FigureKind::NetImports, f),
+    }
+}
+
+fn figure(ctx: &mut Ctx<'_>, kind: FigureKind, f: &FigureArgs) -> Result<()> {
+    let action = Action::RegisterFigure {
+        figure: kind,
+        partner: Country::new(f.partner.as_str()),
+        material: MaterialId::new(f.material.as_str()),
+        year: f.year,
+        quantity: parse::amount(&f.quantity)?,
+    };
+    post_one(ctx, &f.common, None, action)
+}
+
+pub fn revoke(ctx: &mut Ctx<'_>, id: &str, reason: &str, common: &Common) -> Result<()> {
+    let target = ctx.keys.load(id)?;
+    // An operator may revoke its own party's key with another key of that party.
+    let party = target.party.clone();
+    let action = Action::RevokeKey { key: KeyId::new(id), reason: reason.to_string() };
+    let signer_party = if common.key.is_some() { None } else { party.as_deref() };
+    let result = match signer_party {
+        Some(p) if ctx.keys.list()?.iter().any(|k| k.party.as_deref() == Some(p) && k.key != id && !k.revoked) => {
+            let mut c = common.clone();
+            c.key = ctx
+                .keys
+                .list()?
+                .into_iter()
+                .find(|k| k.party.as_deref() == Some(p) && k.key != id && !k.revoked)
+                .map(|k| k.key);
+            post_one(ctx, &c, None, action)
+        }
+        _ => post_one(ctx, common, None, action),
+    };
+    if result.is_ok() {
+        ctx.keys.mark_revoked(id)?;
+    }
+    result
+}

@@ -1,0 +1,37 @@
+//! `cargo bench -p stockpile-ledger`: durable signed appends with 1, 16 and 64 submitters,
+//! replay, and raw sled baselines of the same record bytes, all in one run.
+//!
+//! `BENCH_EVENTS` sets the events per append scenario (default 200,000).
+
+use stockpile_ledger::bench::{self, Rate};
+
+fn main() {
+    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let mut rates: Vec<Rate> = Vec::new();
+    let mut replay_dir = None;
+    for submitters in [1usize, 16, 64] {
+        // One submitter waits for an fsync per event: measure fewer so the run stays short.
+        let n = if submitters == 1 { events.min(5_000) } else { events };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workload = bench::prepare_appends(dir.path(), submitters, n);
+        let rate = bench::appends(dir.path(), workload);
+        eprintln!("{:<60} {:>10.0} events/s", rate.name, rate.per_second);
+        rates.push(rate);
+        replay_dir = Some(dir);
+    }
+    let dir = replay_dir.expect("a run");
+    let replay = bench::replay_rate(dir.path());
+    eprintln!("{:<60} {:>10.0} events/s", replay.name, replay.per_second);
+    rates.push(replay);
+    let records = bench::sample_records(dir.path(), 20_000);
+    let seal = bench::seal_rate(&records);
+    eprintln!("{:<60} {:>10.0} events/s", seal.name, seal.per_second);
+    rates.push(seal);
+    for (batch, fsync, n) in [(1, false, 5_000), (1, true, 5_000), (256, false, 20_000), (256, true, 20_000)] {
+        let raw_dir = tempfile::tempdir().expect("tempdir");
+        let rate = bench::raw_sled(raw_dir.path(), &records[..n.min(records.len())], batch, fsync);
+        eprintln!("{:<60} {:>10.0} events/s", rate.name, rate.per_second);
+        rates.push(rate);
+    }
+    println!("{}", serde_json::to_string_pretty(&rates).expect("rates encode"));
+}

@@ -1,0 +1,170 @@
+//! Measurements of the write and replay paths, beside raw sled baselines of the same bytes,
+//! measured in the same run. Used by `cargo bench -p stockpile-ledger` (and `stockpile bench`).
+//!
+//! What each figure is bound by:
+//! - appends with one submitter: one fsync per command (nothing else to group with);
+//! - appends with many submitters: Ed25519 verification (before the writer, on every core)
+//!   and the writer's decide + seal + canonical JSON, with one fsync per group;
+//! - replay: JSON decoding of the stored records and `apply`.
+
+use crate::domain::{Action, Form, LotId, Programme, Unit};
+use crate::ledger::{replay, Ledger, LedgerOptions, Outcome};
+use crate::record::Sealed;
+use crate::signing::SignedCommand;
+use crate::store::Store;
+use crate::testkit::{amount, at, command, holding, lot, ManualClock, World};
+use crate::writer::LedgerHandle;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// One measured figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rate {
+    pub name: String,
+    pub events: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+}
+
+impl Rate {
+    fn new(name: impl Into<String>, events: u64, started: Instant) -> Rate {
+        let seconds = started.elapsed().as_secs_f64();
+        Rate { name: name.into(), events, seconds, per_second: events as f64 / seconds }
+    }
+}
+
+/// A ledger with the test world and one 1,000 t lot per submitter, ready for `events`
+/// pre-signed store commands (1 kg each, nl-vlissingen → nl-rotterdam, alternating back).
+pub struct AppendWorkload {
+    pub commands: Vec<Vec<SignedCommand>>,
+}
+
+fn open(dir: &Path) -> Ledger {
+    let clock = ManualClock::new(at("2026-06-01T00:00:00Z"));
+    Ledger::open(dir, Box::new(clock), LedgerOptions::default()).expect("open ledger for benchmark")
+}
+
+/// Builds the ledger in `dir` and signs the workload (signing is the client's cost, not measured).
+pub fn prepare_appends(dir: &Path, submitters: usize, events: usize) -> AppendWorkload {
+    let world = World::new();
+    let handle = LedgerHandle::start(open(dir));
+    let t = at("2026-05-01T00:00:00Z");
+    let mut setup = world.setup(t);
+    let covra = world.key("nl-covra");
+    for s in 0..submitters {
+        setup.push(covra.sign(command(
+            &format!("bench-acq-{s}"),
+            t,
+            Action::Acquire {
+                lot: lot(&format!("bench-lot-{s}"), "cobalt", Form::Metal, 998_000, "CD"),
+                to: holding("nl-covra", "nl-vlissingen", Programme::National),
+                quantity: amount("1000", Unit::T),
+                supplier: None,
+                contract: None,
+                price: None,
+            },
+        )));
+    }
+    let out = handle.append_blocking(setup, true).expect("setup");
+    assert!(out.iter().all(|o| matches!(o, Outcome::Appended { .. })), "benchmark setup rejected: {out:?}");
+    handle.shutdown().expect("shutdown after setup");
+    let per = events / submitters.max(1);
+    let commands = (0..submitters)
+        .into_par_iter()
+        .map(|s| {
+            (0..per)
+                .map(|i| {
+                    let (from, to) =
+                        if i % 2 == 0 { ("nl-vlissingen", "nl-rotterdam") } else { ("nl-rotterdam", "nl-vlissingen") };
+                    covra.sign(command(
+                        &format!("bench-{s}-{i}"),
+                        t,
+                        Action::Store {
+                            lot: LotId::new(format!("bench-lot-{s}")),
+                            party: "nl-covra".into(),
+                            programme: Programme::National,
+                            from: holding("x", from, Programme::National).location,
+                            to: to.into(),
+                            quantity: amount("1", Unit::Kg),
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .collect();
+    AppendWorkload { commands }
+}
+
+/// Durable, signed appends/s: each submitter sends one command at a time and waits for its
+/// acknowledgement (after fsync) before sending the next.
+pub fn appends(dir: &Path, workload: AppendWorkload) -> Rate {
+    let submitters = workload.commands.len();
+    let handle = LedgerHandle::start(open(dir));
+    let total: usize = workload.commands.iter().map(Vec::len).sum();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for commands in workload.commands {
+            let handle = handle.clone();
+            scope.spawn(move || {
+                for c in commands {
+                    let out = handle.append_blocking(vec![c], false).expect("append");
+                    assert!(matches!(out[0], Outcome::Appended { .. }), "benchmark command rejected: {out:?}");
+                }
+            });
+        }
+    });
+    let rate = Rate::new(format!("signed durable appends, {submitters} submitters"), total as u64, started);
+    handle.shutdown().expect("shutdown");
+    rate
+}
+
+/// Rebuilds state from the log of `dir`, from seq 1.
+pub fn replay_rate(dir: &Path) -> Rate {
+    let store = Store::open(dir).expect("open store");
+    let started = Instant::now();
+    let state = replay(&store).expect("replay");
+    Rate::new("replay (rebuild state from the log)", state.head.seq, started)
+}
+
+/// The stored bytes of `n` records of the log in `dir`, for the raw baselines.
+pub fn sample_records(dir: &Path, n: u64) -> Vec<Vec<u8>> {
+    let store = Store::open(dir).expect("open store");
+    store.records(1, n).expect("read records")
+}
+
+/// Raw sled: one insert + `flush` per record (sled's flush, which is not a full fsync),
+/// and the same followed by `fdatasync` (what durability actually costs).
+pub fn raw_sled(dir: &Path, records: &[Vec<u8>], batch: usize, fsync: bool) -> Rate {
+    let db = sled::Config::new().path(dir).flush_every_ms(None).open().expect("open raw sled");
+    let file = std::fs::File::open(dir.join("db")).expect("open sled data file");
+    let started = Instant::now();
+    for (i, chunk) in records.chunks(batch.max(1)).enumerate() {
+        let mut b = sled::Batch::default();
+        for (j, r) in chunk.iter().enumerate() {
+            b.insert(&((i * batch + j) as u64).to_be_bytes(), r.as_slice());
+        }
+        db.apply_batch(b).expect("insert");
+        db.flush().expect("flush");
+        if fsync {
+            file.sync_data().expect("fdatasync");
+        }
+    }
+    let what = if fsync { "insert + flush + fdatasync" } else { "insert + flush" };
+    Rate::new(format!("raw sled {what}, batches of {batch}"), records.len() as u64, started)
+}
+
+/// Sealing alone (canonical JSON + SHA-256) of already-decoded records, per second.
+pub fn seal_rate(records: &[Vec<u8>]) -> Rate {
+    let bodies: Vec<crate::record::RecordBody> =
+        records.iter().map(|r| crate::record::decode(r).expect("decode").body).collect();
+    let started = Instant::now();
+    let mut total = 0usize;
+    for b in &bodies {
+        let s: Sealed = b.seal();
+        total += s.bytes.len();
+    }
+    assert!(total > 0);
+    Rate::new("seal (canonical JSON + SHA-256)", bodies.len() as u64, started)
+}
