@@ -95,7 +95,9 @@ pub enum KeysVerb {
     List,
     /// Revoke a registered key from now on.
     Revoke {
-        id: String,
+        /// The key to revoke.
+        #[arg(value_name = "KEY")]
+        key_id: String,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -112,7 +114,8 @@ pub enum RoleArg {
 #[derive(Debug, Subcommand)]
 pub enum RegisterVerb {
     Party {
-        id: String,
+        /// The new party's id.
+        party: String,
         /// ISO 3166-1 alpha-2 code of the partner the party belongs to.
         #[arg(long)]
         partner: String,
@@ -125,7 +128,8 @@ pub enum RegisterVerb {
         common: Common,
     },
     Facility {
-        id: String,
+        /// The new facility's id.
+        facility: String,
         #[arg(long)]
         name: String,
         /// ISO 3166-1 alpha-2 code of the country the site is in.
@@ -136,7 +140,9 @@ pub enum RegisterVerb {
     },
     /// Register a generated key's public key.
     Key {
-        id: String,
+        /// The id of a generated key file.
+        #[arg(value_name = "KEY")]
+        key_id: String,
         #[command(flatten)]
         common: Common,
     },
@@ -381,4 +387,13 @@ pub struct HistoryArgs {
     pub party: Option<String>,
     #[arg(long, group = "subject")]
     pub facility: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn argument_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -49,13 +49,14 @@ fn run(cli: Cli) -> Result<()> {
         _ => {}
     }
     let create = matches!(cli.command, Verb::Init { .. });
-    let mut backend: Box<dyn Backend> =
-        match &cli.nats {
-            Some(url) => return Err(usage(format!(
+    let mut backend: Box<dyn Backend> = match &cli.nats {
+        Some(url) => {
+            return Err(usage(format!(
                 "--nats {url}: the remote mode is not available in this build yet; use the embedded mode (--data DIR)"
-            ))),
-            None => Box::new(Embedded::open(&cli.data, create)?),
-        };
+            )))
+        }
+        None => Box::new(Embedded::open(&cli.data, create)?),
+    };
     let result = dispatch(&cli, keys, backend.as_mut());
     let closed = backend.close();
     result.and(closed)
@@ -65,7 +66,9 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
     let mut ctx = Ctx { keys, format: cli.format, backend };
     match &cli.command {
         Verb::Init { ledger, admin_key } => commands::demo::init(&mut ctx, ledger, admin_key),
-        Verb::Keys(KeysVerb::Revoke { id, reason, common }) => commands::register::revoke(&mut ctx, id, reason, common),
+        Verb::Keys(KeysVerb::Revoke { key_id, reason, common }) => {
+            commands::register::revoke(&mut ctx, key_id, reason, common)
+        }
         Verb::Register(verb) => commands::register::run(&mut ctx, verb),
         Verb::Acquire(a) => commands::movements::acquire(&mut ctx, a),
         Verb::Store(a) => commands::movements::store(&mut ctx, a),

@@ -8,7 +8,7 @@ use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, M
 
 pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
     match verb {
-        RegisterVerb::Party { id, partner, name, holder_type, common } => {
+        RegisterVerb::Party { party: id, partner, name, holder_type, common } => {
             let action = Action::RegisterParty {
                 party: PartyId::new(id.as_str()),
                 partner: Country::new(partner.as_str()),
@@ -17,7 +17,7 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             };
             post_one(ctx, common, None, action)
         }
-        RegisterVerb::Facility { id, name, country, common } => {
+        RegisterVerb::Facility { facility: id, name, country, common } => {
             let action = Action::RegisterFacility {
                 facility: FacilityId::new(id.as_str()),
                 name: name.clone(),
@@ -25,7 +25,7 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             };
             post_one(ctx, common, None, action)
         }
-        RegisterVerb::Key { id, common } => {
+        RegisterVerb::Key { key_id: id, common } => {
             let file = ctx.keys.load(id)?;
             let action = Action::RegisterKey {
                 key: KeyId::new(file.key.as_str()),

@@ -1,0 +1,533 @@
+//! Black-box tests of the `stockpile` binary in its embedded mode: every verb, the demo,
+//! `post` of a file, and each rejection path with its message, exit code and unchanged holdings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use stockpile_tests::bins::binary;
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(binary("stockpile"))
+            .arg("--data")
+            .arg(self.data())
+            .arg("--keys")
+            .arg(self.keys())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("STOCKPILE_NATS_URL")
+            .output()
+            .expect("run stockpile")
+    }
+
+    /// Runs and expects exit code `code`; returns stdout.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "stockpile {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        stdout + &stderr
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args)
+    }
+
+    /// Holdings as JSON rows: (key values joined by '/', gross grams, contained grams).
+    fn holdings(&self, by: &str) -> Vec<(String, i64, i64)> {
+        let out = self.run(&["--format", "json", "holdings", "--by", by]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("holdings JSON");
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let key = by.split(',').map(|d| r["key"][d].as_str().unwrap_or("-").to_string());
+                (
+                    key.collect::<Vec<_>>().join("/"),
+                    r["totals"]["gross_g"].as_i64().unwrap(),
+                    r["totals"]["contained_g"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A ledger with parties nl-mod (NL) and de-bw (DE), two facilities, keys, and 10 t cobalt.
+fn setup() -> Cli {
+    let c = Cli::new();
+    c.ok(&["init", "--ledger", "test"]);
+    c.ok(&[
+        "register",
+        "party",
+        "nl-mod",
+        "--partner",
+        "NL",
+        "--name",
+        "Defensie",
+        "--holder-type",
+        "public_authority",
+    ]);
+    c.ok(&[
+        "register",
+        "party",
+        "de-bw",
+        "--partner",
+        "DE",
+        "--name",
+        "Bundeswehr",
+        "--holder-type",
+        "public_authority",
+    ]);
+    c.ok(&["register", "facility", "nl-depot", "--name", "Depot", "--country", "NL"]);
+    c.ok(&["register", "facility", "de-depot", "--name", "Lager", "--country", "DE"]);
+    c.ok(&["keys", "generate", "--id", "nl-mod-ops", "--party", "nl-mod"]);
+    c.ok(&["keys", "generate", "--id", "de-bw-ops", "--party", "de-bw"]);
+    c.ok(&["register", "key", "nl-mod-ops"]);
+    c.ok(&["register", "key", "de-bw-ops"]);
+    c.ok(&[
+        "acquire",
+        "--lot",
+        "co-1",
+        "--material",
+        "cobalt",
+        "--form",
+        "metal",
+        "--purity",
+        "99.8%",
+        "--origin",
+        "CD",
+        "--party",
+        "nl-mod",
+        "--quantity",
+        "10 t",
+        "--id",
+        "acq-co-1",
+        "--occurred-at",
+        "2026-01-10",
+    ]);
+    c.ok(&[
+        "store",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--to",
+        "nl-depot",
+        "--quantity",
+        "10 t",
+        "--occurred-at",
+        "2026-01-12",
+    ]);
+    c
+}
+
+#[test]
+fn every_verb_in_embedded_mode() {
+    let c = setup();
+    c.ok(&[
+        "register",
+        "consumption",
+        "--partner",
+        "NL",
+        "--material",
+        "cobalt",
+        "--year",
+        "2025",
+        "--quantity",
+        "900 t",
+    ]);
+    c.ok(&[
+        "register",
+        "net-imports",
+        "--partner",
+        "NL",
+        "--material",
+        "cobalt",
+        "--year",
+        "2025",
+        "--quantity",
+        "950 t",
+    ]);
+    c.ok(&[
+        "transfer",
+        "--lot",
+        "co-1",
+        "--from-party",
+        "nl-mod",
+        "--to-party",
+        "de-bw",
+        "--at",
+        "nl-depot",
+        "--to",
+        "de-depot",
+        "--to-programme",
+        "NATO",
+        "--quantity",
+        "2500 kg",
+        "--id",
+        "xfer-1",
+        "--occurred-at",
+        "2026-02-01",
+    ]);
+    c.ok(&[
+        "release",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--at",
+        "nl-depot",
+        "--quantity",
+        "1 t",
+        "--reason",
+        "emergency_drawdown",
+        "--recipient",
+        "industry",
+        "--occurred-at",
+        "2026-03-01",
+    ]);
+    c.ok(&[
+        "convert",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--at",
+        "nl-depot",
+        "--consumed",
+        "2 t",
+        "--new-lot",
+        "co-ox-1",
+        "--form",
+        "oxide",
+        "--purity",
+        "730000",
+        "--produced",
+        "2.7 t",
+        "--occurred-at",
+        "2026-03-05",
+    ]);
+    c.ok(&[
+        "adjust",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--at",
+        "nl-depot",
+        "--decrease",
+        "15 kg",
+        "--reason",
+        "stock_take",
+        "--note",
+        "count",
+        "--occurred-at",
+        "2026-03-31",
+    ]);
+    // nl-mod cannot reverse the transfer (it would debit de-bw); de-bw can.
+    let refused = c.expect(1, &["reverse", "xfer-1", "--reason", "mistake", "--party", "nl-mod"]);
+    assert!(refused.contains("not_owner"), "{refused}");
+    c.ok(&["reverse", "xfer-1", "--reason", "mistake", "--party", "de-bw", "--occurred-at", "2026-04-01"]);
+    // 10 t − 1 t − 2 t − 15 kg = 6.985 t cobalt at 99.8 %; 2.7 t oxide at 73 %.
+    let rows = c.holdings("party,lot,facility");
+    assert_eq!(
+        rows,
+        vec![
+            ("nl-mod/co-1/nl-depot".to_string(), 6_985_000, 6_971_030),
+            ("nl-mod/co-ox-1/nl-depot".to_string(), 2_700_000, 1_971_000),
+        ]
+    );
+    // As of 2026-02-15 the transfer to Germany had happened and nothing else.
+    let out = c.run(&["--format", "json", "holdings", "--as-of", "2026-02-15", "--by", "partner"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"][0]["key"]["partner"], "DE");
+    assert_eq!(v["rows"][0]["totals"]["gross_g"], 2_500_000);
+    assert_eq!(v["rows"][1]["totals"]["gross_g"], 7_500_000);
+    let csv = c.ok(&["--format", "csv", "holdings", "--by", "material"]);
+    assert!(csv.starts_with("material,gross_g,contained_g,positions\ncobalt,9685000,8942030,2\n"), "{csv}");
+    let table = c.ok(&["holdings", "--by", "material"]);
+    assert!(table.contains("cobalt") && table.contains("9.685"), "{table}");
+    let history = c.ok(&["history", "--lot", "co-1"]);
+    for kind in ["acquire", "store", "transfer", "release", "convert", "adjust", "reverse"] {
+        assert!(history.contains(kind), "history lacks {kind}: {history}");
+    }
+    let keys = c.ok(&["keys", "list"]);
+    assert!(keys.contains("nl-mod-ops") && !keys.contains("secret"), "{keys}");
+    c.ok(&["keys", "generate", "--id", "nl-mod-2", "--party", "nl-mod"]);
+    c.ok(&["register", "key", "nl-mod-2"]);
+    c.ok(&["keys", "revoke", "nl-mod-2", "--reason", "rotated"]);
+    assert!(c.ok(&["keys", "list"]).contains("revoked"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(c.keys().join("nl-mod-ops.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "key files must be private");
+}
+
+#[test]
+fn rejections_say_what_is_wrong_exit_1_and_change_nothing() {
+    let c = setup();
+    let before = c.holdings("party,lot,facility");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-1",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity",
+                "11 t",
+                "--reason",
+                "sale",
+                "--recipient",
+                "x",
+            ],
+            1,
+            "requested 11000000 g, available 10000000 g",
+        ),
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-9",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity",
+                "1 t",
+                "--reason",
+                "sale",
+                "--recipient",
+                "x",
+            ],
+            1,
+            "unknown lot \"co-9\"",
+        ),
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-1",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity",
+                "1 t",
+                "--reason",
+                "sale",
+                "--recipient",
+                "x",
+                "--key",
+                "de-bw-ops",
+            ],
+            1,
+            "may not move stock of party nl-mod",
+        ),
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-1",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity",
+                "0.5 g",
+                "--reason",
+                "sale",
+                "--recipient",
+                "x",
+            ],
+            2,
+            "finer than a gram",
+        ),
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-1",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity=-1 t",
+                "--reason",
+                "sale",
+                "--recipient",
+                "x",
+            ],
+            2,
+            "negative",
+        ),
+        (
+            vec![
+                "release",
+                "--lot",
+                "co-1",
+                "--party",
+                "nl-mod",
+                "--at",
+                "nl-depot",
+                "--quantity",
+                "1 t",
+                "--reason",
+                "whim",
+                "--recipient",
+                "x",
+            ],
+            2,
+            "unknown release reason",
+        ),
+        (
+            vec![
+                "acquire",
+                "--lot",
+                "x-1",
+                "--material",
+                "unobtainium",
+                "--form",
+                "metal",
+                "--purity",
+                "999000",
+                "--origin",
+                "US",
+                "--party",
+                "nl-mod",
+                "--quantity",
+                "1 t",
+            ],
+            1,
+            "unknown material",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let out = c.expect(code, &args);
+        assert!(out.contains(message), "stockpile {args:?}: expected {message:?} in {out}");
+        assert_eq!(c.holdings("party,lot,facility"), before, "stockpile {args:?} changed holdings");
+    }
+    // A revoked key is refused from its revocation on.
+    c.ok(&["keys", "generate", "--id", "nl-old", "--party", "nl-mod"]);
+    c.ok(&["register", "key", "nl-old"]);
+    c.ok(&["keys", "revoke", "nl-old", "--reason", "lost", "--key", "admin"]);
+    let out = c.expect(
+        1,
+        &[
+            "release",
+            "--lot",
+            "co-1",
+            "--party",
+            "nl-mod",
+            "--at",
+            "nl-depot",
+            "--quantity",
+            "1 t",
+            "--reason",
+            "sale",
+            "--recipient",
+            "x",
+            "--key",
+            "nl-old",
+        ],
+    );
+    assert!(out.contains("was revoked at seq"), "{out}");
+    assert_eq!(c.holdings("party,lot,facility"), before);
+    // A malformed line in a post file: nothing of the file is posted.
+    let file = c.dir.path().join("bad.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{{\"id\": \"p-2\", \"occurred_at\": \"2026-02-01T00:00:00Z\", \"action\": {{\"kind\": \"release\"\n",
+            release_line("p-1", "1")
+        ),
+    )
+    .unwrap();
+    let out = c.expect(2, &["post", file.to_str().unwrap()]);
+    assert!(out.contains("line 2") && out.contains("nothing was posted"), "{out}");
+    assert_eq!(c.holdings("party,lot,facility"), before);
+    // No ledger: a usage error that says what to do.
+    let nowhere =
+        Command::new(binary("stockpile")).args(["--data", "/nonexistent/stockpile", "holdings"]).output().unwrap();
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("stockpile init"));
+}
+
+fn release_line(id: &str, kg: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "occurred_at": "2026-02-01T00:00:00Z",
+        "action": {
+            "kind": "release", "lot": "co-1",
+            "from": {"party": "nl-mod", "location": "nl-depot", "programme": "national"},
+            "quantity": {"amount": kg, "unit": "kg"}, "reason": "rotation", "recipient": "market"
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn post_a_file_per_line_and_atomically() {
+    let c = setup();
+    let file = c.dir.path().join("releases.jsonl");
+    // 2,000 releases of 1 kg and one overdraw: per line, the overdraw alone is refused.
+    let mut lines: Vec<String> = (0..2_000).map(|i| release_line(&format!("r-{i}"), "1")).collect();
+    lines.push(release_line("too-much", "9000"));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = c.expect(1, &["post", file.to_str().unwrap()]);
+    assert!(out.contains("2001 command(s)") && out.contains("2000 appended, 0 duplicate, 1 rejected"), "{out}");
+    assert_eq!(c.holdings("lot"), vec![("co-1".to_string(), 8_000_000, 7_984_000)]);
+    // Posting the same file again: every line is a duplicate, nothing changes.
+    let out = c.expect(1, &["post", file.to_str().unwrap()]);
+    assert!(out.contains("0 appended, 2000 duplicate, 1 rejected"), "{out}");
+    // Atomic: one overdraw aborts the whole file.
+    let atomic = c.dir.path().join("atomic.jsonl");
+    std::fs::write(&atomic, [release_line("a-1", "1"), release_line("a-2", "9000")].join("\n")).unwrap();
+    let out = c.expect(1, &["post", "--atomic", atomic.to_str().unwrap()]);
+    assert!(out.contains("batch aborted"), "{out}");
+    assert_eq!(c.holdings("lot"), vec![("co-1".to_string(), 8_000_000, 7_984_000)]);
+}
+
+#[test]
+fn the_demo_builds_and_prints_holdings_from_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let run = |d: &Path| {
+        Command::new(binary("stockpile")).args(["demo", "--dir"]).arg(d).env("NO_COLOR", "1").output().unwrap()
+    };
+    let out = run(&demo);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in
+        ["gallium", "germanium", "tungsten", "platinum", "copper", "mandated_operator", "private", "TOTAL", "Next, try"]
+    {
+        assert!(text.contains(needle), "demo output lacks {needle}: {text}");
+    }
+    // Running it again replaces its own directory; a foreign directory is refused.
+    assert!(run(&demo).status.success());
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("precious.txt"), "keep me").unwrap();
+    let out = run(&foreign);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(foreign.join("precious.txt").exists());
+}
