@@ -242,7 +242,7 @@ impl Ledger {
             prev_hash,
         };
         body.scope = scope(&self.state, &body.event);
-        let record = body.seal();
+        let record = body.seal_with_command(&verified.canonical);
         let applied =
             Applied { seq, hash: record.hash, recorded_at: now, event_id: &event_id, digest: body.command_digest };
         self.state
@@ -351,42 +351,75 @@ fn snapshot_matches_log(store: &Store, state: &State) -> Result<bool, LedgerErro
     Ok(crate::canonical::parse_hex(raw.hash) == Some(state.head.hash))
 }
 
+/// Frames decoded together: a few MiB, so every core gets work and memory stays bounded.
+pub const REPLAY_FRAMES_PER_BATCH: usize = 64;
+
+/// What replay needs from a stored record: its hash (computed over the stored body bytes), its
+/// link, and the event. The signed command is skipped, not decoded: `apply` does not need it
+/// (an audit verifies signatures separately).
+struct ReplayRecord {
+    seq: u64,
+    hash: Hash,
+    prev_hash: Hash,
+    body: record::ReplayBody,
+}
+
+fn decode_for_replay(bytes: &[u8]) -> Result<ReplayRecord, String> {
+    let raw: record::RawRecord<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let hash = crate::canonical::sha256(raw.body.get().as_bytes());
+    if crate::canonical::parse_hex(raw.hash) != Some(hash) {
+        return Err("record hash does not match its body".into());
+    }
+    let body: record::ReplayBody = serde_json::from_str(raw.body.get()).map_err(|e| e.to_string())?;
+    Ok(ReplayRecord { seq: body.seq, hash, prev_hash: body.prev_hash, body })
+}
+
 /// Replays every record after `state.head` into `state`, checking the chain as it goes.
+/// Records are decoded and hashed in parallel, a batch of frames at a time, and applied in
+/// order on this thread.
 pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> {
-    let mut expected = state.head.seq + 1;
-    let mut prev: Hash = state.head.hash;
-    let mut failure: Option<LedgerError> = None;
-    store.scan(expected, |seq, bytes| {
-        let mut step = || -> Result<Hash, LedgerError> {
+    use rayon::prelude::*;
+    let first = state.head.seq + 1;
+    let mut frames = store.frames_from(first)?;
+    loop {
+        let batch: Vec<(u64, sled::IVec)> =
+            frames.by_ref().take(REPLAY_FRAMES_PER_BATCH).collect::<Result<_, LedgerError>>()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let decoded: Vec<Vec<(u64, Result<ReplayRecord, String>)>> = batch
+            .par_iter()
+            .map(|(start, frame)| {
+                frame
+                    .split(|b| *b == b'\n')
+                    .enumerate()
+                    .map(|(i, line)| (start + i as u64, line))
+                    .filter(|(seq, _)| *seq >= first)
+                    .map(|(seq, line)| (seq, decode_for_replay(line)))
+                    .collect()
+            })
+            .collect();
+        for (seq, result) in decoded.into_iter().flatten() {
             let corrupt = |what: String| LedgerError::Corrupt { seq, what };
-            let (_, hash) = record::check_link(bytes, expected, &prev).map_err(|e| corrupt(e.to_string()))?;
-            let rec = record::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+            let rec = result.map_err(corrupt)?;
+            let expected = state.head.seq + 1;
+            if rec.seq != expected || seq != expected {
+                return Err(corrupt(format!("expected seq {expected}, found {}", rec.seq)));
+            }
+            let prev = if expected == 1 { GENESIS_PREV_HASH } else { state.head.hash };
+            if rec.prev_hash != prev {
+                return Err(corrupt("prev_hash does not match the hash of the record before".into()));
+            }
             let b = &rec.body;
             let applied = Applied {
-                seq: b.seq,
-                hash,
+                seq: rec.seq,
+                hash: rec.hash,
                 recorded_at: b.recorded_at,
                 event_id: &b.event_id,
                 digest: b.command_digest,
             };
             state.apply(&applied, &b.event).map_err(|v| corrupt(v.to_string()))?;
-            Ok(hash)
-        };
-        match step() {
-            Ok(hash) => {
-                prev = hash;
-                expected += 1;
-                true
-            }
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
         }
-    })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct SignedCommand {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub signed: SignedCommand,
+    /// Canonical JSON of `signed.command`, as signed (reused when the record is sealed).
+    pub canonical: Vec<u8>,
     /// SHA-256 of the canonical command: the idempotency fingerprint.
     pub digest: Hash,
     pub signer: Signer,
@@ -110,16 +112,18 @@ fn prepare(signed: &SignedCommand) -> Result<Prepared, Rejection> {
     Ok(Prepared { message, digest, key, signature: Signature::from_bytes(&sig_bytes) })
 }
 
-fn verified(signed: SignedCommand, digest: Hash) -> Verified {
+fn verified(signed: SignedCommand, p: Prepared) -> Verified {
     let signer = Signer { key: signed.key.clone(), public_key: signed.public_key.clone() };
-    Verified { signed, digest, signer }
+    let mut canonical = p.message;
+    canonical.drain(..SIGNING_DOMAIN.len());
+    Verified { signed, canonical, digest: p.digest, signer }
 }
 
 /// Verifies one signed command.
 pub fn verify(signed: SignedCommand) -> Result<Verified, Rejection> {
     let p = prepare(&signed)?;
     p.key.verify_strict(&p.message, &p.signature).map_err(|_| Rejection::BadSignature { key: signed.key.clone() })?;
-    Ok(verified(signed, p.digest))
+    Ok(verified(signed, p))
 }
 
 /// Verifies many signed commands: in batches of [`VERIFY_BATCH_COMMANDS_MAX`], spread over
@@ -161,7 +165,7 @@ fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
                     .verify_strict(&p.message, &p.signature)
                     .map_err(|_| Rejection::BadSignature { key: signed.key.clone() })?;
             }
-            Ok(verified(signed, p.digest))
+            Ok(verified(signed, p))
         })
         .collect()
 }

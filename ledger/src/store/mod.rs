@@ -60,13 +60,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, LedgerError> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::io("create", dir, e))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_BYTES)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(dir)?;
         let data_path = dir.join("db");
         let data_file =
             File::options().read(true).open(&data_path).map_err(|e| LedgerError::io("open", &data_path, e))?;
@@ -204,6 +198,39 @@ impl Store {
     pub fn set_outbox_cursor(&self, seq: u64) -> Result<(), LedgerError> {
         self.meta.insert(META_OUTBOX_CURSOR, &seq.to_be_bytes())?;
         self.sync()
+    }
+}
+
+/// How long `open` waits for sled's directory lock. sled releases it when the last handle
+/// of a previous instance in this process is dropped, which its background I/O threads can
+/// delay by a few milliseconds after a close; another process holding it is a real conflict.
+pub const LOCK_WAIT_MS: u64 = 2_000;
+
+fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_BYTES)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(LedgerError::Unusable {
+                    path: dir.to_path_buf(),
+                    what: format!("{e}: another process has this ledger open; stop it first"),
+                })
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
