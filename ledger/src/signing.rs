@@ -21,6 +21,10 @@ pub const SIGNING_DOMAIN: &[u8] = b"stockpile.v1.command\n";
 /// make the fallback (re-checking one by one after a bad signature) more expensive.
 pub const VERIFY_BATCH_COMMANDS_MAX: usize = 64;
 
+/// Smallest batch a group is split into to keep every core busy: below this, batching
+/// gains little over verifying one by one.
+pub const VERIFY_BATCH_COMMANDS_MIN: usize = 8;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedCommand {
@@ -105,11 +109,35 @@ fn prepare(signed: &SignedCommand) -> Result<Prepared, Rejection> {
     let bad = || Rejection::BadSignature { key: signed.key.clone() };
     signed.key.check()?;
     let key_bytes: [u8; 32] = hex::decode(&signed.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| bad())?;
+    let key = decompressed(&key_bytes).ok_or_else(bad)?;
     let sig_bytes: [u8; 64] = hex::decode(&signed.signature).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
     let message = signing_message(&signed.command);
     let digest = canonical::sha256(&message[SIGNING_DOMAIN.len()..]);
     Ok(Prepared { message, digest, key, signature: Signature::from_bytes(&sig_bytes) })
+}
+
+/// Distinct public keys remembered per verifying thread. A ledger has a few keys per party;
+/// decompressing a key costs about as much as a quarter of a verification, so each thread
+/// keeps the ones it saw, up to this many (then starts over).
+pub const KEY_CACHE_ENTRIES_MAX: usize = 4_096;
+
+fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    thread_local! {
+        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(k) = cache.get(bytes) {
+            return Some(*k);
+        }
+        let key = VerifyingKey::from_bytes(bytes).ok()?;
+        if cache.len() >= KEY_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(*bytes, key);
+        Some(key)
+    })
 }
 
 fn verified(signed: SignedCommand, p: Prepared) -> Verified {
@@ -131,11 +159,15 @@ pub fn verify(signed: SignedCommand) -> Result<Verified, Rejection> {
 /// signature costs its batch a second pass and rejects only itself.
 pub fn verify_all(commands: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
     let mut out: Vec<Result<Verified, Rejection>> = Vec::with_capacity(commands.len());
+    // Every core gets a share even of a small group; batches shrink (down to
+    // VERIFY_BATCH_COMMANDS_MIN) before a core is left idle.
+    let per_core = commands.len().div_ceil(rayon::current_num_threads().max(1));
+    let size = per_core.clamp(VERIFY_BATCH_COMMANDS_MIN, VERIFY_BATCH_COMMANDS_MAX);
     let chunks: Vec<Vec<SignedCommand>> = {
         let mut chunks = Vec::new();
         let mut it = commands.into_iter().peekable();
         while it.peek().is_some() {
-            chunks.push(it.by_ref().take(VERIFY_BATCH_COMMANDS_MAX).collect());
+            chunks.push(it.by_ref().take(size).collect());
         }
         chunks
     };
