@@ -25,6 +25,7 @@ pub mod error;
 pub mod ledger;
 pub mod merkle;
 pub mod record;
+pub mod service;
 pub mod signing;
 pub mod store;
 pub mod testkit;

@@ -44,6 +44,9 @@ pub enum AppendError {
     Stopped { reason: String },
 }
 
+/// The verifier and writer threads, joined on shutdown.
+type Threads = (JoinHandle<()>, JoinHandle<Result<(), LedgerError>>);
+
 type Reply = oneshot::Sender<Result<Vec<Outcome>, AppendError>>;
 
 struct Job {
@@ -64,7 +67,7 @@ pub struct LedgerHandle {
     submit: Sender<Job>,
     store: Store,
     head: watch::Receiver<u64>,
-    threads: std::sync::Arc<std::sync::Mutex<Option<(JoinHandle<()>, JoinHandle<Result<(), LedgerError>>)>>>,
+    threads: std::sync::Arc<std::sync::Mutex<Option<Threads>>>,
 }
 
 impl std::fmt::Debug for LedgerHandle {

@@ -67,7 +67,7 @@ pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
     let (gross, contained) =
         if format == Format::Csv { ("gross_g", "contained_g") } else { ("gross_t", "contained_t") };
     let mut headers: Vec<&str> = dims.clone();
-    headers.extend([gross, contained, "positions"]);
+    headers.extend([gross, contained]);
     let figure = |g: i64| {
         if format == Format::Csv {
             g.to_string()
@@ -85,7 +85,7 @@ pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
         .iter()
         .map(|r| {
             let mut row: Vec<String> = r.key.0.iter().map(|(_, v)| key_text(v)).collect();
-            row.extend([figure(r.totals.gross_g), figure(r.totals.contained_g), r.totals.positions.to_string()]);
+            row.extend([figure(r.totals.gross_g), figure(r.totals.contained_g)]);
             row
         })
         .collect();
@@ -101,7 +101,7 @@ pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
                 r.insert(0, String::new());
             }
         }
-        total.extend([figure(h.total.gross_g), figure(h.total.contained_g), h.total.positions.to_string()]);
+        total.extend([figure(h.total.gross_g), figure(h.total.contained_g)]);
         rows.push(total);
         output::table(&mut out, &headers, &rows)
     };

@@ -134,10 +134,8 @@ impl State {
             return Err(violation("event id used twice".into()));
         }
         self.apply_registry(event, at.seq, undo).map_err(violation)?;
-        self.apply_effects(event).map_err(violation).and_then(|touched| {
-            undo.extend(touched);
-            Ok(())
-        })?;
+        let touched = self.apply_effects(event).map_err(violation)?;
+        undo.extend(touched);
         if let Event::Reversed { target, .. } = event {
             let entry = self.events.get_mut(target).ok_or_else(|| violation(format!("reverses unknown {target}")))?;
             undo.push(Undo::Event(target.clone(), Some(entry.clone())));

@@ -137,12 +137,10 @@ impl Store {
         let start = self.frame_start(from)?.unwrap_or(from);
         for item in self.log.range(start.to_be_bytes()..) {
             let (key, frame) = item?;
-            let mut seq = frame_seq(&key)?;
-            for line in frame.split(|b| *b == b'\n') {
+            for (seq, line) in (frame_seq(&key)?..).zip(frame.split(|b| *b == b'\n')) {
                 if seq >= from && !visit(seq, line) {
                     return Ok(());
                 }
-                seq += 1;
             }
         }
         Ok(())

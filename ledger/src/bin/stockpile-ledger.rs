@@ -1,0 +1,82 @@
+//! `stockpile-ledger serve --nats URL --data DIR [--replicas N]`: the ledger service.
+//!
+//! Parses arguments, logs to stderr (`RUST_LOG`, default `info`), and runs
+//! [`stockpile_ledger::service::run`] until ctrl-c or SIGTERM. Exit code 0 after a clean
+//! shutdown, 1 when the service could not start or failed, 2 for bad arguments (clap).
+
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use stockpile_ledger::service::{self, config::STREAM_REPLICAS_DEFAULT, ServiceConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "stockpile-ledger", version, about = "The stockpile ledger service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the ledger in DIR over NATS: stockpile.v1.ledger.{append,range}, and publish
+    /// every record to the STOCKPILE_EVENTS stream.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// NATS server URL; several separated by commas.
+    #[arg(long, env = "STOCKPILE_NATS_URL")]
+    nats: String,
+    /// The ledger's data directory (created if missing).
+    #[arg(long, env = "STOCKPILE_DATA")]
+    data: PathBuf,
+    /// Replicas of the STOCKPILE_EVENTS stream (3 on a JetStream cluster).
+    #[arg(long, default_value_t = STREAM_REPLICAS_DEFAULT, value_parser = clap::value_parser!(u8).range(1..=5).map(usize::from))]
+    replicas: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("stockpile-ledger: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Command::Serve(args) = cli.command;
+    let mut config = ServiceConfig::new(args.nats, args.data);
+    config.stream_replicas = args.replicas;
+    match runtime.block_on(service::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stockpile-ledger: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on ctrl-c (SIGINT) or SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,89 @@
+//! What the service is told at start: where NATS is, where the data lives, and the limits
+//! every request is held to.
+
+use std::path::PathBuf;
+
+/// Bytes of one `ledger.append` request. A signed command is 0.5–1 KiB, so this holds a
+/// full batch of [`APPEND_COMMANDS_MAX`] commands; it stays below nats-server's default
+/// `max_payload` (1 MiB) so an oversized request reaches the service and gets a typed
+/// error instead of being dropped by the server.
+pub const APPEND_REQUEST_BYTES_MAX: usize = 768 << 10;
+
+/// Commands in one `ledger.append` request. A quarter of the writer's group
+/// ([`crate::writer::GROUP_COMMANDS_MAX`]), so one caller's batch never fills a group commit
+/// alone and other callers' commands share its fsync; bigger imports are sent as several
+/// requests (the CLI pipelines them).
+pub const APPEND_COMMANDS_MAX: usize = 1024;
+
+/// Bytes of one `ledger.range` request: it has three small integer fields.
+pub const RANGE_REQUEST_BYTES_MAX: usize = 4 << 10;
+
+/// Records in one `ledger.range` page. Gap repair asks for a few records; an audit export
+/// pages through the whole log, and 1,024 records (~1 MiB of work) per round trip keeps
+/// that fast without holding much in memory.
+pub const RANGE_PAGE_RECORDS_MAX: u32 = 1024;
+
+/// Bytes of records in one `ledger.range` page. Half of nats-server's default `max_payload`
+/// (1 MiB), leaving room for the reply's envelope; a page always holds at least one record.
+pub const RANGE_PAGE_BYTES_MAX: usize = 512 << 10;
+
+/// Requests handled at once, over both endpoints. Enough that the group-commit writer sees
+/// hundreds of callers' commands per fsync (its submit queue holds 1,024 jobs); few enough
+/// that the requests' memory stays bounded (typical requests are a few KiB; the worst case
+/// is this times [`APPEND_REQUEST_BYTES_MAX`]). Beyond it, requests wait in the subscription.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+
+/// Replicas of the `STOCKPILE_EVENTS` stream: one on a single nats-server; three on the
+/// production cluster (design §9).
+pub const STREAM_REPLICAS_DEFAULT: usize = 1;
+
+/// Everything [`super::run`] needs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// One NATS URL, or several separated by commas (the client fails over between them and
+    /// the servers a cluster announces).
+    pub nats_url: String,
+    /// The ledger's data directory (a sled store). Used by [`super::run`]; [`super::serve`]
+    /// is given an already running ledger.
+    pub data_dir: PathBuf,
+    /// Replicas of the `STOCKPILE_EVENTS` stream.
+    pub stream_replicas: usize,
+    pub limits: Limits,
+}
+
+impl ServiceConfig {
+    /// A config with the default limits and one stream replica.
+    pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> ServiceConfig {
+        ServiceConfig {
+            nats_url: nats_url.into(),
+            data_dir: data_dir.into(),
+            stream_replicas: STREAM_REPLICAS_DEFAULT,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Bounds on requests. The defaults are the named constants of this module; tests lower
+/// them to reach a limit cheaply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub append_request_bytes_max: usize,
+    pub append_commands_max: usize,
+    pub range_request_bytes_max: usize,
+    pub range_page_records_max: u32,
+    pub range_page_bytes_max: usize,
+    pub requests_in_flight_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            append_request_bytes_max: APPEND_REQUEST_BYTES_MAX,
+            append_commands_max: APPEND_COMMANDS_MAX,
+            range_request_bytes_max: RANGE_REQUEST_BYTES_MAX,
+            range_page_records_max: RANGE_PAGE_RECORDS_MAX,
+            range_page_bytes_max: RANGE_PAGE_BYTES_MAX,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+        }
+    }
+}

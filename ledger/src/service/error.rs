@@ -1,0 +1,59 @@
+//! Errors of the service, split by who handles them: a [`RequestError`] is answered to the
+//! caller who sent a bad request and the service goes on; a [`ServiceError`] stops the
+//! service and is reported by `main`.
+
+use crate::error::LedgerError;
+use crate::wire::{ErrorBody, ErrorReply};
+
+/// Why the service could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot connect to NATS at {url}: {reason}: check --nats and that nats-server is running")]
+    Connect { url: String, reason: String },
+    #[error("cannot create or update the JetStream stream {stream}: {reason}: check that JetStream is enabled (nats-server -js) and that the replica count fits the cluster")]
+    Stream { stream: &'static str, reason: String },
+    #[error("cannot register the NATS micro service {name}: {reason}")]
+    Register { name: &'static str, reason: String },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("a service task failed: {0}")]
+    Task(String),
+}
+
+/// A whole request refused: nothing was done, the caller gets a [`crate::wire::ErrorReply`]
+/// with [`RequestError::code`] and the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the request is not a valid {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("the request has {bytes} bytes, more than the {max} allowed: split it into smaller requests")]
+    TooLarge { bytes: usize, max: usize },
+    #[error("the request has {count} commands, more than the {max} allowed: split it into batches of at most {max}")]
+    TooManyCommands { count: usize, max: usize },
+    #[error(
+        "the reply would have {bytes} bytes, more than the {max} NATS allows in one message: ask for fewer records"
+    )]
+    ReplyTooLarge { bytes: usize, max: usize },
+    #[error("the ledger is unavailable: {reason}: retry later; nothing was written")]
+    Unavailable { reason: String },
+    #[error("the ledger failed to read its log: {reason}: retry later, and tell the operator")]
+    Internal { reason: String },
+}
+
+impl RequestError {
+    /// The stable, machine-matchable code carried on the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::Malformed { .. } => "malformed_request",
+            RequestError::TooLarge { .. } => "request_too_large",
+            RequestError::TooManyCommands { .. } => "too_many_commands",
+            RequestError::ReplyTooLarge { .. } => "reply_too_large",
+            RequestError::Unavailable { .. } => "unavailable",
+            RequestError::Internal { .. } => "internal",
+        }
+    }
+
+    pub fn to_reply(&self) -> ErrorReply {
+        ErrorReply { error: ErrorBody { code: self.code().to_string(), message: self.to_string() } }
+    }
+}

@@ -1,0 +1,137 @@
+//! The ledger's NATS adapter: the only module besides the binary that touches NATS.
+//!
+//! ```text
+//! stockpile.v1.ledger.append ─┐                        ┌─▶ group-commit writer ─▶ sled (fsync)
+//! stockpile.v1.ledger.range  ─┴─▶ endpoints (≤ N tasks) ┤                              │ head
+//! $SRV.PING|INFO|STATS        ─▶ micro service          └─▶ store (reads)              ▼
+//!                                             outbox ─▶ JetStream STOCKPILE_EVENTS (in seq order)
+//! ```
+//!
+//! - [`run`]: opens the ledger in the data directory and serves until shutdown — what the
+//!   `stockpile-ledger serve` binary calls.
+//! - [`serve`]: serves a ledger that is already running (the embedded handle stays usable
+//!   beside it — tests append through it while NATS is down).
+//! - [`endpoints`]: request/reply as a NATS micro service, requests handled concurrently.
+//! - [`outbox`]: publishes every committed record to `STOCKPILE_EVENTS`, in order, exactly
+//!   once in the stream.
+//! - [`subjects`] and [`stream`]: every subject, header and stream setting, in one place.
+//!
+//! **Boundary:** the writer never waits on NATS. An append is acknowledged when it is durable;
+//! publication follows, and catches up after an outage.
+
+pub mod config;
+mod endpoints;
+pub mod error;
+pub mod outbox;
+mod range;
+mod shutdown;
+pub mod stream;
+pub mod subjects;
+
+mod append;
+
+pub use config::{Limits, ServiceConfig};
+pub use error::{RequestError, ServiceError};
+
+use crate::ledger::{Ledger, LedgerOptions, SystemClock};
+use crate::LedgerHandle;
+use std::future::Future;
+
+/// Requests waiting in the client beyond those in flight. Past this the NATS client drops
+/// requests for this subscriber (their callers time out and resend; event ids make a resend
+/// safe) instead of letting a flood grow the service's memory without bound.
+pub const SUBSCRIPTION_PENDING_MESSAGES_MAX: usize = 4096;
+
+/// Longest wait for the answer to a request the service itself sends: the JetStream API
+/// calls of the outbox (stream create, info, message get). JetStream answers them in
+/// milliseconds; one sent to a server that dies is never answered, and the outbox should
+/// then retry soon (against the new leader) rather than wait out the client's default 10 s.
+pub const NATS_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the ledger in `config.data_dir`, serves it over NATS until `shutdown` completes,
+/// then stops the ledger cleanly (queued work finished, a snapshot written).
+pub async fn run(config: ServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
+    let dir = config.data_dir.clone();
+    let ledger =
+        tokio::task::spawn_blocking(move || Ledger::open(&dir, Box::new(SystemClock), LedgerOptions::default()))
+            .await
+            .map_err(|e| ServiceError::Task(e.to_string()))??;
+    tracing::info!(data = %config.data_dir.display(), head = ledger.state().head.seq, "ledger opened");
+    let handle = LedgerHandle::start(ledger);
+    let served = serve(&config, handle.clone(), shutdown).await;
+    let stopped =
+        tokio::task::spawn_blocking(move || handle.shutdown()).await.map_err(|e| ServiceError::Task(e.to_string()))?;
+    served?;
+    stopped?;
+    tracing::info!("ledger stopped");
+    Ok(())
+}
+
+/// Serves a running ledger over NATS until `shutdown` completes: registers the micro
+/// service, creates or updates the `STOCKPILE_EVENTS` stream and runs the outbox. Fails
+/// at once when NATS cannot be reached or the stream cannot be set up; after that, NATS
+/// outages are ridden out (the client reconnects, the outbox retries).
+///
+/// On shutdown: stops taking requests, finishes those in flight, lets the outbox settle
+/// its acks and write its cursor. The ledger itself is left running for the caller.
+pub async fn serve(
+    config: &ServiceConfig,
+    ledger: LedgerHandle,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServiceError> {
+    let client = connect(&config.nats_url).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    stream::ensure_events_stream(&js, config.stream_replicas).await?;
+    let endpoints = endpoints::register(&client).await?;
+    let (stop_sender, stop) = shutdown::channel();
+
+    let outbox = outbox::Outbox::new(
+        client.clone(),
+        ledger.store().clone(),
+        ledger.head(),
+        stop.clone(),
+        config.stream_replicas,
+    )?;
+    let outbox = tokio::spawn(outbox.run());
+    let mut requests = tokio::spawn(endpoints.serve(client.clone(), ledger, config.limits.clone(), stop.clone()));
+    tracing::info!(nats = %config.nats_url, "serving {} and {}", subjects::APPEND, subjects::RANGE);
+
+    let early = tokio::select! {
+        () = shutdown => None,
+        ended = &mut requests => Some(ended),
+    };
+    tracing::info!("shutting down");
+    stop_sender.stop();
+    let requests = match early {
+        Some(ended) => ended,
+        None => requests.await,
+    };
+    let outbox = outbox.await;
+    if let Err(e) = client.flush().await {
+        tracing::warn!(error = %e, "flushing NATS at shutdown");
+    }
+    requests.map_err(|e| ServiceError::Task(e.to_string()))??;
+    outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
+    Ok(())
+}
+
+/// Connects to NATS: `url` is one URL or several separated by commas.
+async fn connect(url: &str) -> Result<async_nats::Client, ServiceError> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let options = async_nats::ConnectOptions::new()
+        .name(subjects::SERVICE_NAME)
+        .subscription_capacity(SUBSCRIPTION_PENDING_MESSAGES_MAX)
+        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS: appends go on, publication waits")
+                }
+                other => tracing::warn!(event = %other, "NATS"),
+            }
+        });
+    async_nats::connect_with_options(servers, options)
+        .await
+        .map_err(|e| ServiceError::Connect { url: url.to_string(), reason: e.to_string() })
+}

@@ -1,0 +1,64 @@
+//! Subjects and headers of the ledger's part of the NATS contract (DESIGN.md §7). Every
+//! name the service puts on the wire is here, once.
+
+/// The micro-service name: `$SRV.PING.stockpile-ledger` and friends answer under it.
+pub const SERVICE_NAME: &str = "stockpile-ledger";
+
+/// `ledger.append`: a batch of signed commands → sequence numbers, or a typed error.
+pub const APPEND: &str = "stockpile.v1.ledger.append";
+
+/// `ledger.range`: records `from..=to` as stored, for gap repair and audit.
+pub const RANGE: &str = "stockpile.v1.ledger.range";
+
+/// The JetStream stream every record is published to.
+pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
+
+/// The subjects of [`EVENTS_STREAM`]: `stockpile.v1.events.<partner>.<material>.<kind>`.
+pub const EVENTS_SUBJECTS: &str = "stockpile.v1.events.>";
+
+/// Header: the record's event id. JetStream drops a second message with the same id
+/// within the stream's duplicate window.
+pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
+/// Header: the record's ledger sequence number, decimal.
+pub const HEADER_SEQ: &str = "Stockpile-Seq";
+/// Header: the record's hash (SHA-256 of its canonical body), lower-case hex.
+pub const HEADER_HASH: &str = "Stockpile-Hash";
+
+/// The token used for a part of the subject the record does not have (an admin key
+/// registration concerns no partner; a party registration concerns no material).
+pub const ABSENT_TOKEN: &str = "_";
+
+/// The subject of one record: `stockpile.v1.events.<partner>.<material>.<kind>`.
+///
+/// - `partner`: the first of the record's `scope.partners` (sorted, so a transfer between
+///   DE and NL goes to `DE`; partner feeds, not this subject, give each side its copy);
+/// - `material`: `scope.material`;
+/// - `kind`: the command kind (`acquire`, `register_party`, …).
+///
+/// A part that is absent, or that is not a safe subject token (ids are checked when a
+/// command is decided, so this is defence in depth), becomes [`ABSENT_TOKEN`].
+pub fn event_subject(partner: Option<&str>, material: Option<&str>, kind: &str) -> String {
+    format!("stockpile.v1.events.{}.{}.{}", token(partner), token(material), token(Some(kind)))
+}
+
+fn token(part: Option<&str>) -> &str {
+    match part {
+        Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => t,
+        _ => ABSENT_TOKEN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_use_the_placeholder_for_absent_or_unsafe_parts() {
+        let check = |p, m, k, expect: &str| assert_eq!(event_subject(p, m, k), expect);
+        check(Some("NL"), Some("cobalt"), "acquire", "stockpile.v1.events.NL.cobalt.acquire");
+        check(None, None, "genesis", "stockpile.v1.events._._.genesis");
+        check(Some("DE"), None, "register_party", "stockpile.v1.events.DE._.register_party");
+        check(Some("N.L"), Some("a>b"), "store", "stockpile.v1.events._._.store");
+        check(Some(""), Some("x y"), "*", "stockpile.v1.events._._._");
+    }
+}

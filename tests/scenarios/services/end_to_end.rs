@@ -1,0 +1,108 @@
+//! (a) Signed commands over NATS → appended → every record on `STOCKPILE_EVENTS`, in order,
+//! on its subject, with its headers and its stored bytes; `ledger.range` pages the same
+//! bytes. (e) The micro service answers `$SRV.PING`, `INFO` and `STATS`.
+
+use super::*;
+use stockpile_tests::nats::NatsServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_over_nats_reach_the_stream_in_order_byte_for_byte() {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let service = InProcess::serve(config(&nats.url()), open_ledger(data.path()));
+    let client = client(&nats.url()).await;
+    wait_until_serving(&client).await;
+    let world = World::new();
+
+    let setup = setup_commands(&world);
+    let setup_len = setup.len() as u64;
+    let results = append(&client, setup, true).await;
+    let seqs: Vec<u64> = results.iter().map(seq_of).collect();
+    assert_eq!(seqs, (1..=setup_len).collect::<Vec<_>>(), "an atomic batch appends in order");
+    assert!(results.iter().all(|r| matches!(r, AppendResult::Appended { .. })));
+
+    // Twenty requests in flight at once; together they take the next 500 seqs.
+    const REQUESTS: usize = 20;
+    const PER_REQUEST: usize = 25;
+    let batches = (0..REQUESTS).map(|r| acquires(&world, r * PER_REQUEST, PER_REQUEST));
+    let replies = futures::future::join_all(batches.map(|batch| append(&client, batch, false))).await;
+    let mut seqs: Vec<u64> = replies.iter().flatten().map(seq_of).collect();
+    seqs.sort_unstable();
+    let head = setup_len + (REQUESTS * PER_REQUEST) as u64;
+    assert_eq!(seqs, (setup_len + 1..=head).collect::<Vec<_>>(), "gap-free seqs, one per command");
+
+    // Resending a command returns its original seq and writes nothing.
+    let again = append(&client, acquires(&world, 0, 1), false).await;
+    assert_eq!(again[0], AppendResult::Duplicate { seq: seq_of(&replies[0][0]), event_id: "acq-0".into() });
+    assert_eq!(*service.ledger.head().borrow(), head);
+
+    let records = stored_records(&service.ledger);
+    assert_eq!(expected_subject(&records[0]), "stockpile.v1.events._._.genesis", "absent parts are `_`");
+    let first_acquire = &records[setup_len as usize];
+    assert_eq!(expected_subject(first_acquire), "stockpile.v1.events.NL.cobalt.acquire");
+    check_stream_mirrors(&client, &records).await;
+    wait_for_cursor(&service.ledger, head).await;
+
+    // ledger.range: the same bytes, in pages.
+    assert!(records_via_range(&client).await == records, "range returns the stored bytes");
+    let page = range(&client, RangeRequest { from: 3, to: Some(10), limit: Some(4) }).await;
+    assert_eq!(page.records.len(), 4);
+    assert_eq!(page.records[0].get().as_bytes(), records[2].as_slice());
+    assert_eq!((page.head, page.next), (head, Some(7)));
+    let tail = range(&client, RangeRequest { from: head - 1, to: Some(head + 50), limit: None }).await;
+    assert_eq!((tail.records.len(), tail.next), (2, None), "a range past the head ends at the head");
+    let beyond = range(&client, RangeRequest { from: head + 1, to: None, limit: None }).await;
+    assert_eq!((beyond.records.len(), beyond.head, beyond.next), (0, head, None));
+
+    let ledger = service.stop().await;
+    assert_eq!(ledger.store().outbox_cursor().expect("cursor"), head, "the cursor is written after the acks");
+    ledger.shutdown().expect("the ledger stops cleanly");
+}
+
+async fn range(client: &async_nats::Client, request: RangeRequest) -> RangeReply {
+    let reply = super::request(client, subjects::RANGE, serde_json::to_vec(&request).expect("encode")).await;
+    serde_json::from_slice(&reply)
+        .unwrap_or_else(|e| panic!("not a range reply ({e}): {}", String::from_utf8_lossy(&reply)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn micro_service_answers_ping_info_and_stats() {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let service = InProcess::serve(config(&nats.url()), open_ledger(data.path()));
+    let client = client(&nats.url()).await;
+    wait_until_serving(&client).await;
+
+    let ping = request(&client, "$SRV.PING.stockpile-ledger", Vec::new()).await;
+    let ping: serde_json::Value = serde_json::from_slice(&ping).expect("PING reply is JSON");
+    assert_eq!(ping["type"], "io.nats.micro.v1.ping_response");
+    assert_eq!(ping["name"], "stockpile-ledger");
+    // The unnamed PING reaches every service; ours answers it too.
+    let any = request(&client, "$SRV.PING", Vec::new()).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&any).expect("JSON")["name"], "stockpile-ledger");
+
+    let info = request(&client, "$SRV.INFO.stockpile-ledger", Vec::new()).await;
+    let info: serde_json::Value = serde_json::from_slice(&info).expect("INFO reply is JSON");
+    let mut endpoints: Vec<&str> = info["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| e["subject"].as_str().expect("subject"))
+        .collect();
+    endpoints.sort_unstable();
+    assert_eq!(endpoints, ["stockpile.v1.ledger.append", "stockpile.v1.ledger.range"]);
+
+    let bad = request(&client, subjects::RANGE, b"{}".to_vec()).await;
+    assert_eq!(error_reply(&bad).error.code, "malformed_request");
+    let stats = request(&client, "$SRV.STATS.stockpile-ledger", Vec::new()).await;
+    let stats: serde_json::Value = serde_json::from_slice(&stats).expect("STATS reply is JSON");
+    let range_stats = stats["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["subject"] == "stockpile.v1.ledger.range")
+        .expect("range endpoint stats");
+    assert_eq!(range_stats["num_requests"], 1);
+
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}

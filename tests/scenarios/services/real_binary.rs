@@ -1,0 +1,146 @@
+//! The real `stockpile-ledger` binary: killed with SIGKILL in the middle of a stream of
+//! appends, restarted over the same data directory. Every acknowledged command survived
+//! (resending it returns its seq), the stream ends equal to the log read back through
+//! `ledger.range`, and SIGTERM stops the binary cleanly.
+
+use super::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use stockpile_tests::nats::NatsServer;
+
+/// Commands per request of the background appender.
+const PER_REQUEST: usize = 5;
+/// Requests the appender sends at most.
+const REQUESTS_MAX: usize = 400;
+/// Acknowledged requests before the kill.
+const KILL_AFTER: usize = 30;
+
+/// `target/<profile>/stockpile-ledger`, next to this test's `deps/` directory. Cargo builds
+/// it for `cargo test --workspace` (or `cargo build -p stockpile-ledger --bins`), not for a
+/// test of this package alone.
+fn ledger_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("stockpile-ledger"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the stockpile-ledger binary was not found near {}: build it with `cargo build -p stockpile-ledger --bins` (cargo test --workspace builds it)",
+                exe.display()
+            )
+        })
+}
+
+/// A running `stockpile-ledger serve`; killed on drop, its log printed if the test fails.
+struct LedgerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl LedgerProcess {
+    fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
+        let child = Command::new(ledger_binary())
+            .args(["serve", "--nats", nats_url, "--data"])
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("run stockpile-ledger");
+        LedgerProcess { child, log: log.to_path_buf() }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: sending a signal to our own child process, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "stockpile-ledger did not exit within {CATCH_UP_TIMEOUT:?} of SIGTERM");
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!("--- stockpile-ledger log {}:\n{tail}\n---", self.log.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_killed_mid_stream_restarts_and_the_stream_equals_the_log() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
+    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
+    let client = client(&nats.url()).await;
+    wait_until_serving(&client).await;
+    let world = World::new();
+    append(&client, setup_commands(&world), true).await;
+
+    // A stream of appends in the background; the process dies in the middle of it.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let appender = tokio::spawn({
+        let (client, acked) = (client.clone(), acked.clone());
+        async move {
+            let world = World::new();
+            let mut done: Vec<(usize, Vec<u64>)> = Vec::new();
+            for i in 0..REQUESTS_MAX {
+                let body = AppendRequest { commands: acquires(&world, i * PER_REQUEST, PER_REQUEST), atomic: false };
+                let sent = client.request(subjects::APPEND, serde_json::to_vec(&body).expect("encode").into());
+                let Ok(Ok(reply)) = tokio::time::timeout(REPLY_TIMEOUT, sent).await else { break };
+                let Ok(reply) = serde_json::from_slice::<AppendReply>(&reply.payload) else { break };
+                done.push((i, reply.results.iter().map(seq_of).collect()));
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            done
+        }
+    });
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    while acked.load(Ordering::SeqCst) < KILL_AFTER {
+        assert!(Instant::now() < deadline, "the appender did not get {KILL_AFTER} replies in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::task::block_in_place(|| process.kill());
+    let done = appender.await.expect("the appender");
+    assert!(done.len() >= KILL_AFTER && done.len() < REQUESTS_MAX, "killed mid-stream ({} acked)", done.len());
+
+    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
+    wait_until_serving(&client).await;
+    // Everything acknowledged before the kill is there: a resend returns the same seqs.
+    for (i, seqs) in &done {
+        let again = append(&client, acquires(&world, i * PER_REQUEST, PER_REQUEST), false).await;
+        assert!(again.iter().all(|r| matches!(r, AppendResult::Duplicate { .. })), "request {i}: {again:?}");
+        assert_eq!(&again.iter().map(seq_of).collect::<Vec<_>>(), seqs, "request {i} kept its seqs");
+    }
+    append(&client, acquires(&world, 10_000, 50), false).await;
+
+    let records = records_via_range(&client).await;
+    check_stream_mirrors(&client, &records).await;
+    let status = tokio::task::block_in_place(|| process.terminate());
+    assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(text.contains("ledger stopped"), "a clean shutdown is logged");
+}
