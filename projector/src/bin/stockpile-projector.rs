@@ -1,0 +1,45 @@
+//! `stockpile-projector serve --nats URL --data DIR`: folds the ledger's event stream into
+//! holdings views and answers `stockpile.v1.holdings.query`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use stockpile_projector::service::{run, ProjectorConfig};
+
+#[derive(Parser)]
+#[command(name = "stockpile-projector", version, about = "Holdings views over the stockpile ledger's event stream")]
+struct Cli {
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Follow STOCKPILE_EVENTS and serve holdings queries until ctrl-c.
+    Serve {
+        #[arg(long, env = "STOCKPILE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// The projector's own data directory.
+        #[arg(long, default_value = "./stockpile-projector-data")]
+        data: PathBuf,
+        /// Durable consumer name (one per projector that keeps its own views).
+        #[arg(long, default_value = "stockpile-projector")]
+        durable: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let Verb::Serve { nats, data, durable } = Cli::parse().command;
+    let config = ProjectorConfig { durable, ..ProjectorConfig::new(nats, data) };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = run(config, shutdown).await {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}

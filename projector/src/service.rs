@@ -1,0 +1,282 @@
+//! The projector's NATS adapter: the only module of this crate that touches NATS.
+//!
+//! ```text
+//! JetStream STOCKPILE_EVENTS ─▶ durable pull consumer ─▶ Projector::ingest ─▶ sled views
+//!        (stream seq = ledger seq)      │ gap? ─▶ stockpile.v1.ledger.range (repair)
+//! stockpile.v1.holdings.query ─▶ Reader::holdings ─▶ reply
+//! ```
+//!
+//! The stream is a replica, not the record: before a record is folded the fold checks that
+//! its seq is the next one and its `prev_hash` names the last folded record. A record past
+//! the head (a gap) is repaired from the ledger's `range` API first, never skipped; a record
+//! at or below the head (a redelivery) is acknowledged and ignored. Messages are
+//! acknowledged only after their page is persisted, so a crash redelivers, never loses.
+
+use crate::projector::{Projector, ProjectorError, Reader};
+use crate::query::HoldingsQuery;
+use crate::source::StoredRecord;
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use futures::StreamExt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use stockpile_ledger::wire::{ErrorBody, ErrorReply, RangeReply, RangeRequest};
+
+/// The holdings query subject (request/reply).
+pub const HOLDINGS_QUERY: &str = "stockpile.v1.holdings.query";
+/// The ledger's range subject, for gap repair.
+pub const LEDGER_RANGE: &str = "stockpile.v1.ledger.range";
+/// The stream the ledger's outbox publishes every record to.
+pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
+/// Queue group of holdings responders: several projectors share the queries.
+pub const QUERY_QUEUE_GROUP: &str = "stockpile-projector";
+
+/// Messages fetched per pull: one fold page, so a fetch is folded and persisted at once.
+pub const FETCH_MESSAGES_MAX: usize = crate::projector::PAGE_RECORDS;
+/// How long one pull waits for messages before the loop checks for shutdown again.
+pub const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+/// How long the consumer waits for an ack before redelivering. Longer than a page takes to
+/// fold and persist (milliseconds), short enough that a crashed projector's messages come
+/// back quickly to its successor.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for a `ledger.range` answer during gap repair.
+pub const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest holdings query accepted, in bytes: a query is a few hundred bytes.
+pub const QUERY_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub nats_url: String,
+    /// The projector's own data directory (its sled views).
+    pub data_dir: PathBuf,
+    /// Durable consumer name: one per projector instance that keeps its own views.
+    pub durable: String,
+}
+
+impl ProjectorConfig {
+    pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> ProjectorConfig {
+        ProjectorConfig { nats_url: nats_url.into(), data_dir: data_dir.into(), durable: "stockpile-projector".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    #[error(transparent)]
+    Projector(#[from] ProjectorError),
+    #[error("gap repair from the ledger failed: {0}")]
+    Repair(String),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+fn js_err(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::JetStream(e.to_string())
+}
+
+/// Opens the projector in `config.data_dir`, follows the stream and answers holdings
+/// queries until `shutdown` completes.
+pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
+    let client = async_nats::connect(&config.nats_url)
+        .await
+        .map_err(|e| ServiceError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
+    let dir = config.data_dir.clone();
+    let projector = tokio::task::spawn_blocking(move || Projector::open(&dir))
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))??;
+    tracing::info!(head = projector.head().seq, "projector opened");
+    // The responder lives exactly as long as `run`: aborted on return *and* when `run`'s
+    // own task is dropped or aborted, so a dead projector never keeps answering queries
+    // from views that no longer move.
+    let _queries = AbortOnDrop(tokio::spawn(answer_queries(client.clone(), projector.reader())));
+    follow(&client, &config, projector, shutdown).await
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn follow(
+    client: &async_nats::Client,
+    config: &ProjectorConfig,
+    mut projector: Projector,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServiceError> {
+    let js = jetstream::new(client.clone());
+    tokio::pin!(shutdown);
+    // The stream may not exist yet (the ledger creates it): stay stoppable while waiting.
+    let consumer = tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        c = consumer(&js, config, projector.head().seq) => c?,
+    };
+    loop {
+        let fetched = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            f = consumer.fetch().max_messages(FETCH_MESSAGES_MAX).expires(FETCH_EXPIRES).messages() => f,
+        };
+        let mut batch = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                // NATS is down or the stream is moving leaders: wait, then pull again.
+                tracing::warn!(error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let mut messages = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => messages.push(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "message fetch error");
+                    break;
+                }
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        projector = fold_messages(client, projector, &messages).await?;
+        for m in &messages {
+            if let Err(e) = m.ack().await {
+                // An unacknowledged message comes back and is ignored as already folded.
+                tracing::warn!(error = %e, "ack failed");
+            }
+        }
+    }
+}
+
+async fn consumer(
+    js: &jetstream::Context,
+    config: &ProjectorConfig,
+    head: u64,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, ServiceError> {
+    let stream = loop {
+        match js.get_stream(EVENTS_STREAM).await {
+            Ok(s) => break s,
+            // The ledger creates the stream; a projector started first waits for it.
+            Err(e) => {
+                tracing::info!(error = %e, "waiting for stream {EVENTS_STREAM}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let config = pull::Config {
+        durable_name: Some(config.durable.clone()),
+        description: Some("stockpile projector: folds every record into holdings views".into()),
+        // A new consumer starts after what the views already hold; an existing one resumes
+        // from its ack floor (redeliveries at or below the head are ignored).
+        deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: head + 1 },
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        max_deliver: -1,
+        max_ack_pending: (FETCH_MESSAGES_MAX * 4) as i64,
+        max_batch: FETCH_MESSAGES_MAX as i64,
+        ..Default::default()
+    };
+    stream.get_or_create_consumer(&config.durable_name.clone().unwrap_or_default(), config).await.map_err(js_err)
+}
+
+/// Folds the fetched records, repairing any gap before them from the ledger.
+async fn fold_messages(
+    client: &async_nats::Client,
+    projector: Projector,
+    messages: &[jetstream::Message],
+) -> Result<Projector, ServiceError> {
+    let mut records: Vec<(u64, StoredRecord)> = Vec::with_capacity(messages.len());
+    for m in messages {
+        let seq = m.info().map(|i| i.stream_sequence).map_err(js_err)?;
+        records.push((seq, m.payload.to_vec()));
+    }
+    records.sort_by_key(|(s, _)| *s);
+    // Walk the batch in seq order: skip what is folded (redeliveries, a seq twice), and
+    // fill every hole — before the batch or inside it — from the ledger, never from trust.
+    let mut next = projector.head().seq + 1;
+    let mut page: Vec<StoredRecord> = Vec::with_capacity(records.len());
+    for (seq, record) in records {
+        if seq < next {
+            continue;
+        }
+        if seq > next {
+            tracing::warn!(from = next, to = seq - 1, "gap in the stream; repairing from the ledger");
+            page.extend(repair(client, next, seq - 1).await?);
+        }
+        page.push(record);
+        next = seq + 1;
+    }
+    if page.is_empty() {
+        return Ok(projector);
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut projector = projector;
+        projector.ingest(&page)?;
+        Ok::<_, ServiceError>(projector)
+    })
+    .await
+    .map_err(|e| ServiceError::Task(e.to_string()))?
+}
+
+/// Records `from..=to` as the ledger stored them, through `ledger.range` (paged).
+async fn repair(client: &async_nats::Client, from: u64, to: u64) -> Result<Vec<StoredRecord>, ServiceError> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let request = serde_json::to_vec(&RangeRequest { from: next, to: Some(to), limit: None }).expect("encodes");
+        let reply = tokio::time::timeout(RANGE_TIMEOUT, client.request(LEDGER_RANGE, request.into()))
+            .await
+            .map_err(|_| ServiceError::Repair("ledger.range timed out".into()))?
+            .map_err(|e| ServiceError::Repair(e.to_string()))?;
+        let page: RangeReply = serde_json::from_slice(&reply.payload)
+            .map_err(|e| ServiceError::Repair(format!("unexpected range reply: {e}")))?;
+        if page.records.is_empty() {
+            return Err(ServiceError::Repair(format!("the ledger has no record {next} (head {})", page.head)));
+        }
+        next += page.records.len() as u64;
+        out.extend(page.records.into_iter().map(|r| r.get().as_bytes().to_vec()));
+    }
+    Ok(out)
+}
+
+fn error_reply(code: &str, message: String) -> Vec<u8> {
+    serde_json::to_vec(&ErrorReply { error: ErrorBody { code: code.into(), message } }).expect("encodes")
+}
+
+/// Answers `stockpile.v1.holdings.query` from the views, until the task is aborted.
+async fn answer_queries(client: async_nats::Client, reader: Reader) {
+    let mut subscription = match client.queue_subscribe(HOLDINGS_QUERY, QUERY_QUEUE_GROUP.into()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot subscribe to {HOLDINGS_QUERY}");
+            return;
+        }
+    };
+    while let Some(msg) = subscription.next().await {
+        let Some(reply) = msg.reply.clone() else { continue };
+        let body = if msg.payload.len() > QUERY_BYTES_MAX {
+            error_reply("request_too_large", format!("a holdings query is at most {QUERY_BYTES_MAX} bytes"))
+        } else {
+            match serde_json::from_slice::<HoldingsQuery>(&msg.payload) {
+                Err(e) => error_reply("malformed_request", format!("not a holdings query: {e}")),
+                Ok(query) => {
+                    let reader = reader.clone();
+                    match tokio::task::spawn_blocking(move || reader.holdings(&query)).await {
+                        Ok(Ok(h)) => serde_json::to_vec(&h).expect("holdings encode"),
+                        Ok(Err(e)) => error_reply("invalid_query", e.to_string()),
+                        Err(e) => error_reply("unavailable", e.to_string()),
+                    }
+                }
+            }
+        };
+        if let Err(e) = client.publish(reply, body.into()).await {
+            tracing::warn!(error = %e, "cannot send a holdings reply");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the projector over real ledgers in temporary directories.
+
+mod chain;
+mod follow;
+mod generator;
+mod harness;
+mod model;
+mod persistence;
+mod scenario;
