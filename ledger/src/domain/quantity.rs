@@ -200,10 +200,10 @@ fn round_half_even(numerator: u128, divisor: u128) -> u128 {
     }
 }
 
-/// Grams as tonnes text with exactly `decimals` places, rounded half to even (for display and
-/// reports; the exact figure is always the grams).
+/// Grams as tonnes text with exactly `decimals` places (at most 6: a gram), rounded half to
+/// even (for display and reports; the exact figure is always the grams).
 pub fn format_tonnes(grams: u64, decimals: u32) -> String {
-    assert!(decimals <= 6, "tonnes have at most 6 decimals (1 g)");
+    let decimals = decimals.min(6);
     let divisor = 10u128.pow(6 - decimals);
     let scaled = round_half_even(u128::from(grams), divisor);
     let unit = 10u128.pow(decimals);

@@ -1,7 +1,7 @@
 //! The ledger's state: everything `decide` needs, derived purely from the log by `apply`.
 
 use super::command::{Direction, FigureKind};
-use super::event::{Event, FlowKind};
+use super::event::{Effects, Event, FlowKind};
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use chrono::{DateTime, Utc};
@@ -134,14 +134,15 @@ impl State {
             return Err(violation("event id used twice".into()));
         }
         self.apply_registry(event, at.seq, undo).map_err(violation)?;
-        let touched = self.apply_effects(event).map_err(violation)?;
+        let effects = event.effects();
+        let touched = self.apply_effects(&effects).map_err(violation)?;
         undo.extend(touched);
         if let Event::Reversed { target, .. } = event {
             let entry = self.events.get_mut(target).ok_or_else(|| violation(format!("reverses unknown {target}")))?;
             undo.push(Undo::Event(target.clone(), Some(entry.clone())));
             entry.reversed_by = Some(at.event_id.clone());
         }
-        let movement = !event.effects().postings.is_empty() && !matches!(event, Event::Reversed { .. });
+        let movement = !effects.postings.is_empty() && !matches!(event, Event::Reversed { .. });
         undo.push(Undo::Event(at.event_id.clone(), None));
         self.events
             .insert(at.event_id.clone(), EventEntry { seq: at.seq, digest: at.digest, movement, reversed_by: None });
@@ -193,8 +194,7 @@ impl State {
     }
 
     /// Applies postings and flows. On error nothing is changed (all checks run first).
-    fn apply_effects(&mut self, event: &Event) -> Result<Vec<Undo>, String> {
-        let effects = event.effects();
+    fn apply_effects(&mut self, effects: &Effects) -> Result<Vec<Undo>, String> {
         let mut touched = Vec::new();
         // Compute every new value first, then write: an invariant failure changes nothing.
         let mut new_positions: Vec<(PositionKey, u64)> = Vec::new();
