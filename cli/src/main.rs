@@ -11,6 +11,7 @@ mod error;
 mod keystore;
 mod output;
 mod parse;
+mod remote;
 
 use args::{Cli, KeysVerb, Verb};
 use clap::Parser;
@@ -43,18 +44,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
-        Verb::Watch { .. } if cli.nats.is_none() => {
-            return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"))
+        Verb::Watch { filter } => {
+            let Some(url) = &cli.nats else {
+                return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
+            };
+            return remote::Remote::connect(url)?.watch(filter);
         }
         _ => {}
     }
     let create = matches!(cli.command, Verb::Init { .. });
     let mut backend: Box<dyn Backend> = match &cli.nats {
-        Some(url) => {
-            return Err(usage(format!(
-                "--nats {url}: the remote mode is not available in this build yet; use the embedded mode (--data DIR)"
-            )))
-        }
+        Some(url) => Box::new(remote::Remote::connect(url)?),
         None => Box::new(Embedded::open(&cli.data, create)?),
     };
     let result = dispatch(&cli, keys, backend.as_mut());

@@ -1,5 +1,6 @@
 //! The one integration-test binary: black-box scenarios over real parts.
 
 mod cli;
+mod cli_remote;
 mod schemas;
 mod services;

@@ -12,6 +12,7 @@ mod crash;
 mod end_to_end;
 mod harness_checks;
 mod outage;
+mod projector;
 mod real_binary;
 
 use async_nats::jetstream;

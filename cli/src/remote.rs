@@ -1,0 +1,205 @@
+//! [`Remote`]: the [`Backend`] over NATS (`--nats URL`), talking to a running ledger service
+//! (`stockpile.v1.ledger.append`, `.range`) and projector (`stockpile.v1.holdings.query`).
+//! The CLI is synchronous: the backend owns a current-thread tokio runtime and blocks on it.
+
+use crate::client::Backend;
+use crate::error::{operational, usage, Result};
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+use stockpile_ledger::signing::SignedCommand;
+use stockpile_ledger::wire::{AppendReply, AppendRequest, AppendResult, ErrorReply, RangeReply, RangeRequest};
+use stockpile_projector::{Holdings, HoldingsQuery};
+
+const APPEND: &str = "stockpile.v1.ledger.append";
+const RANGE: &str = "stockpile.v1.ledger.range";
+const HOLDINGS: &str = "stockpile.v1.holdings.query";
+const EVENTS_PREFIX: &str = "stockpile.v1.events.";
+
+/// Commands per append request: the ledger service's limit (`APPEND_COMMANDS_MAX`).
+pub const APPEND_CHUNK_COMMANDS_MAX: usize = 1024;
+/// Bytes per append request, below the service's `APPEND_REQUEST_BYTES_MAX` (768 KiB) with
+/// room for the envelope, so a long `post` file is split rather than refused.
+pub const APPEND_CHUNK_BYTES_MAX: usize = 700 << 10;
+/// How long to wait for the first connection: a missing server is reported, not awaited.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one reply. An append of a full batch commits in milliseconds; this is
+/// for a loaded machine, and a lost reply is reported rather than waited on for ever.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the projector to fold the ledger's head before answering holdings.
+pub const PROJECTOR_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two holdings queries while the projector catches up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
+
+pub struct Remote {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+}
+
+impl Remote {
+    /// Connects to `url` (comma-separated servers allowed); an unreachable server is an
+    /// operational error (exit 2) naming the URL.
+    pub fn connect(url: &str) -> Result<Remote> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
+        let servers: Vec<&str> = url.split(',').map(str::trim).collect();
+        let options = async_nats::ConnectOptions::new()
+            .name("stockpile-cli")
+            .connection_timeout(CONNECT_TIMEOUT)
+            .request_timeout(Some(REPLY_TIMEOUT));
+        let client = runtime
+            .block_on(options.connect(servers))
+            .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}")))?;
+        Ok(Remote { url: url.to_string(), runtime, client })
+    }
+
+    /// Sends one request; a reply that is an [`ErrorReply`] becomes an operational error.
+    fn request<T: serde::de::DeserializeOwned>(&self, subject: &str, body: Vec<u8>, who: &str) -> Result<T> {
+        let reply = self.runtime.block_on(self.client.request(subject.to_string(), body.into())).map_err(|e| {
+            operational(match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    format!("no {who} answers on {subject} at {}: is it running?", self.url)
+                }
+                _ => format!("{subject} at {}: {e}", self.url),
+            })
+        })?;
+        if let Ok(error) = serde_json::from_slice::<ErrorReply>(&reply.payload) {
+            return Err(operational(format!(
+                "{who} refused the request ({}): {}",
+                error.error.code, error.error.message
+            )));
+        }
+        serde_json::from_slice(&reply.payload).map_err(|e| operational(format!("unexpected reply on {subject}: {e}")))
+    }
+
+    fn range(&self, request: RangeRequest) -> Result<RangeReply> {
+        self.request(RANGE, serde_json::to_vec(&request).expect("encodes"), "ledger service")
+    }
+
+    /// Prints one line per record published on `stockpile.v1.events.<filter>` until ctrl-c:
+    /// `seq subject kind event_id`.
+    pub fn watch(&self, filter: &str) -> Result<()> {
+        let subject = format!("{EVENTS_PREFIX}{filter}");
+        self.runtime.block_on(async {
+            let mut subscription = self
+                .client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| usage(format!("cannot watch {subject}: {e}")))?;
+            // The subscription is registered once the server has seen it: flush first, so
+            // nothing published after "watching" is printed is missed.
+            self.client.flush().await.map_err(|e| operational(format!("{}: {e}", self.url)))?;
+            eprintln!("watching {subject} on {} (ctrl-c to stop)", self.url);
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => return Ok(()),
+                    message = subscription.next() => match message {
+                        Some(m) => println!("{}", watch_line(m.subject.as_str(), &m.payload)),
+                        None => return Err(operational(format!("the connection to {} closed", self.url))),
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// `seq subject kind event_id` of a published record (`?` for what the payload lacks).
+fn watch_line(subject: &str, payload: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+    let body = &value["body"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| "?".into());
+    let seq = body["seq"].as_u64().map_or_else(|| "?".to_string(), |s| s.to_string());
+    format!("{seq} {subject} {} {}", text(&body["kind"]), text(&body["event_id"]))
+}
+
+/// Splits commands into requests of at most [`APPEND_CHUNK_COMMANDS_MAX`] commands and
+/// about [`APPEND_CHUNK_BYTES_MAX`] bytes (a single larger command goes alone, and the
+/// service answers it with its typed error).
+fn chunks(commands: Vec<SignedCommand>) -> Vec<Vec<SignedCommand>> {
+    let mut out: Vec<Vec<SignedCommand>> = Vec::new();
+    let mut bytes = 0;
+    for command in commands {
+        let size = serde_json::to_vec(&command).map_or(0, |b| b.len() + 1);
+        let full =
+            out.last().is_none_or(|c| c.len() >= APPEND_CHUNK_COMMANDS_MAX || bytes + size > APPEND_CHUNK_BYTES_MAX);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        out.last_mut().expect("pushed above").push(command);
+    }
+    out
+}
+
+impl Backend for Remote {
+    fn append(&mut self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<AppendResult>> {
+        let chunks = chunks(commands);
+        if atomic && chunks.len() > 1 {
+            return Err(usage(format!(
+                "an atomic batch must fit one request ({APPEND_CHUNK_COMMANDS_MAX} commands, \
+                 {APPEND_CHUNK_BYTES_MAX} bytes) in remote mode; split the file or drop --atomic"
+            )));
+        }
+        let mut results = Vec::new();
+        for chunk in chunks {
+            let count = chunk.len();
+            let body = serde_json::to_vec(&AppendRequest { commands: chunk, atomic }).expect("encodes");
+            let reply: AppendReply = self.request(APPEND, body, "ledger service")?;
+            if reply.results.len() != count {
+                return Err(operational(format!(
+                    "the ledger answered {} results for {count} commands",
+                    reply.results.len()
+                )));
+            }
+            results.extend(reply.results);
+        }
+        Ok(results)
+    }
+
+    fn records(&mut self, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
+        let mut records = Vec::new();
+        let mut next = Some(from.max(1));
+        while let Some(from) = next.filter(|f| *f <= to) {
+            let page = self.range(RangeRequest { from, to: Some(to), limit: None })?;
+            records.extend(page.records.iter().map(|r| r.get().as_bytes().to_vec()));
+            next = page.next;
+        }
+        Ok(records)
+    }
+
+    fn head(&mut self) -> Result<u64> {
+        // A range past any head is empty and carries the head.
+        Ok(self.range(RangeRequest { from: u64::MAX, to: None, limit: None })?.head)
+    }
+
+    /// Waits (bounded) until the projector has folded the ledger's head, so an answer right
+    /// after an append includes it, as in the embedded mode.
+    fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
+        let head = self.head()?;
+        let body = serde_json::to_vec(query).expect("encodes");
+        let deadline = Instant::now() + PROJECTOR_CATCH_UP_TIMEOUT;
+        loop {
+            let answer: Holdings = self.request(HOLDINGS, body.clone(), "projector")?;
+            if answer.seq >= head {
+                return Ok(answer);
+            }
+            if Instant::now() >= deadline {
+                return Err(operational(format!(
+                    "the projector at {} is at record {}, behind the ledger's head {head}, after {}s",
+                    self.url,
+                    answer.seq,
+                    PROJECTOR_CATCH_UP_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(CATCH_UP_POLL);
+        }
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        let Remote { runtime, client, url } = *self;
+        runtime.block_on(client.flush()).map_err(|e| operational(format!("{url}: {e}")))?;
+        Ok(())
+    }
+}
