@@ -283,145 +283,49 @@ fn every_verb_in_embedded_mode() {
 fn rejections_say_what_is_wrong_exit_1_and_change_nothing() {
     let c = setup();
     let before = c.holdings("party,lot,facility");
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-1",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity",
-                "11 t",
-                "--reason",
-                "sale",
-                "--recipient",
-                "x",
-            ],
-            1,
-            "requested 11000000 g, available 10000000 g",
-        ),
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-9",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity",
-                "1 t",
-                "--reason",
-                "sale",
-                "--recipient",
-                "x",
-            ],
-            1,
-            "unknown lot \"co-9\"",
-        ),
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-1",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity",
-                "1 t",
-                "--reason",
-                "sale",
-                "--recipient",
-                "x",
-                "--key",
-                "de-bw-ops",
-            ],
-            1,
-            "may not move stock of party nl-mod",
-        ),
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-1",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity",
-                "0.5 g",
-                "--reason",
-                "sale",
-                "--recipient",
-                "x",
-            ],
-            2,
-            "finer than a gram",
-        ),
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-1",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity=-1 t",
-                "--reason",
-                "sale",
-                "--recipient",
-                "x",
-            ],
-            2,
-            "negative",
-        ),
-        (
-            vec![
-                "release",
-                "--lot",
-                "co-1",
-                "--party",
-                "nl-mod",
-                "--at",
-                "nl-depot",
-                "--quantity",
-                "1 t",
-                "--reason",
-                "whim",
-                "--recipient",
-                "x",
-            ],
-            2,
-            "unknown release reason",
-        ),
-        (
-            vec![
-                "acquire",
-                "--lot",
-                "x-1",
-                "--material",
-                "unobtainium",
-                "--form",
-                "metal",
-                "--purity",
-                "999000",
-                "--origin",
-                "US",
-                "--party",
-                "nl-mod",
-                "--quantity",
-                "1 t",
-            ],
-            1,
-            "unknown material",
-        ),
+    // A release of co-1 from nl-mod at nl-depot, with one argument changed or added.
+    let release = |changes: &[(&'static str, &'static str)]| -> Vec<String> {
+        let mut args = vec![("--lot", "co-1"), ("--party", "nl-mod"), ("--at", "nl-depot"), ("--quantity", "1 t")];
+        args.extend([("--reason", "sale"), ("--recipient", "x")]);
+        for (flag, value) in changes {
+            match args.iter_mut().find(|(f, _)| f == flag) {
+                Some(slot) => slot.1 = value,
+                None => args.push((flag, value)),
+            }
+        }
+        // `--flag=value`, so values such as "-1 t" stay values.
+        std::iter::once("release".to_string()).chain(args.into_iter().map(|(f, v)| format!("{f}={v}"))).collect()
+    };
+    let acquire_unknown: Vec<String> = [
+        "acquire",
+        "--lot",
+        "x-1",
+        "--material",
+        "unobtainium",
+        "--form",
+        "metal",
+        "--purity",
+        "999000",
+        "--origin",
+        "US",
+        "--party",
+        "nl-mod",
+        "--quantity",
+        "1 t",
+    ]
+    .map(String::from)
+    .to_vec();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (release(&[("--quantity", "11 t")]), 1, "requested 11000000 g, available 10000000 g"),
+        (release(&[("--lot", "co-9")]), 1, "unknown lot \"co-9\""),
+        (release(&[("--key", "de-bw-ops")]), 1, "may not move stock of party nl-mod"),
+        (release(&[("--quantity", "0.5 g")]), 2, "finer than a gram"),
+        (release(&[("--quantity", "-1 t")]), 2, "negative"),
+        (release(&[("--reason", "whim")]), 2, "unknown release reason"),
+        (acquire_unknown, 1, "unknown material"),
     ];
     for (args, code, message) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = c.expect(code, &args);
         assert!(out.contains(message), "stockpile {args:?}: expected {message:?} in {out}");
         assert_eq!(c.holdings("party,lot,facility"), before, "stockpile {args:?} changed holdings");
@@ -430,26 +334,8 @@ fn rejections_say_what_is_wrong_exit_1_and_change_nothing() {
     c.ok(&["keys", "generate", "--id", "nl-old", "--party", "nl-mod"]);
     c.ok(&["register", "key", "nl-old"]);
     c.ok(&["keys", "revoke", "nl-old", "--reason", "lost", "--key", "admin"]);
-    let out = c.expect(
-        1,
-        &[
-            "release",
-            "--lot",
-            "co-1",
-            "--party",
-            "nl-mod",
-            "--at",
-            "nl-depot",
-            "--quantity",
-            "1 t",
-            "--reason",
-            "sale",
-            "--recipient",
-            "x",
-            "--key",
-            "nl-old",
-        ],
-    );
+    let revoked = release(&[("--key", "nl-old")]);
+    let out = c.expect(1, &revoked.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.contains("was revoked at seq"), "{out}");
     assert_eq!(c.holdings("party,lot,facility"), before);
     // A malformed line in a post file: nothing of the file is posted.

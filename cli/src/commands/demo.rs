@@ -22,6 +22,7 @@ use stockpile_ledger::domain::{
     HolderType, Holding, KeyId, KeyRole, Location, LotId, LotSpec, MaterialId, PartyId, Programme, ReleaseReason, Unit,
 };
 use stockpile_ledger::signing::OperatorKey;
+use stockpile_ledger::testkit::{holding as at, lot};
 
 /// Marks a directory as the demo's own, so a rerun may replace it and nothing else.
 const DEMO_MARKER: &str = ".stockpile-demo";
@@ -84,21 +85,6 @@ fn t(date: &str) -> DateTime<Utc> {
 
 fn q(text: &str, unit: Unit) -> Amount {
     Amount::new(text, unit)
-}
-
-fn at(party: &str, location: &str, programme: Programme) -> Holding {
-    Holding { party: PartyId::new(party), location: crate::parse::location(location), programme }
-}
-
-fn lot(id: &str, material: &str, form: Form, purity_ppm: u32, origin: &str) -> LotSpec {
-    LotSpec {
-        id: LotId::new(id),
-        material: MaterialId::new(material),
-        form,
-        purity_ppm,
-        origin: Country::new(origin),
-        certificate: None,
-    }
 }
 
 impl Story {
