@@ -2,5 +2,6 @@
 
 mod cli;
 mod cli_remote;
+mod partner;
 mod schemas;
 mod services;
