@@ -35,6 +35,8 @@ pub const QUERY_QUEUE_GROUP: &str = "stockpile-projector";
 pub const FETCH_MESSAGES_MAX: usize = crate::projector::PAGE_RECORDS;
 /// How long one pull waits for messages before the loop checks for shutdown again.
 pub const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+/// How long past [`FETCH_EXPIRES`] a pull may stay open before the projector stops waiting.
+pub const FETCH_GRACE: Duration = Duration::from_secs(1);
 /// How long the consumer waits for an ack before redelivering. Longer than a page takes to
 /// fold and persist (milliseconds), short enough that a crashed projector's messages come
 /// back quickly to its successor.
@@ -132,11 +134,19 @@ async fn follow(
             }
         };
         let mut messages = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => messages.push(m),
-                Err(e) => {
+        // The server ends a pull at its expiry; should that end-of-batch signal be lost (a
+        // busy or restarting server), stop waiting on our own clock and fold what arrived.
+        let give_up = tokio::time::Instant::now() + FETCH_EXPIRES + FETCH_GRACE;
+        loop {
+            match tokio::time::timeout_at(give_up, batch.next()).await {
+                Ok(Some(Ok(m))) => messages.push(m),
+                Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "message fetch error");
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!("pull did not end at its expiry; folding what arrived");
                     break;
                 }
             }
