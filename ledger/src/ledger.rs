@@ -264,7 +264,7 @@ fn abort_all(mut outcomes: Vec<Outcome>, bad: usize, total: usize) -> Vec<Outcom
 }
 
 /// Who an event concerns: the partners of every party it touches, and the lot's material.
-fn scope(state: &State, event: &Event) -> Scope {
+pub(crate) fn scope(state: &State, event: &Event) -> Scope {
     let mut partners = Vec::new();
     let mut material = None;
     let mut party = |p: &domain::PartyId| {

@@ -18,6 +18,7 @@
 //!    sled with one `fdatasync`;
 //! 5. only then is the caller answered with its sequence number.
 
+pub mod audit;
 pub mod bench;
 pub mod canonical;
 pub mod domain;

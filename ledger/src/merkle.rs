@@ -471,6 +471,59 @@ pub fn verify_consistency(
     }
 }
 
+/// The right edge of an append-only tree: the roots of its perfect subtrees, largest first
+/// (a "compact range"). Enough to append and to compute the root, in O(log n) memory, which
+/// is what a ledger needs to sign checkpoints and a verifier to check them as it streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// One root per set bit of `size`, from the most significant bit down.
+    nodes: Vec<Digest>,
+}
+
+impl Frontier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A frontier as stored: `nodes` must hold one root per set bit of `size`.
+    pub fn from_parts(size: u64, nodes: Vec<Digest>) -> Option<Self> {
+        (nodes.len() == size.count_ones() as usize).then_some(Frontier { size, nodes })
+    }
+
+    pub fn nodes(&self) -> &[Digest] {
+        &self.nodes
+    }
+
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Appends a leaf hash: merges equal-sized subtrees like a binary counter carries.
+    pub fn push(&mut self, leaf: Digest) {
+        let mut node = leaf;
+        let mut carry = self.size;
+        while carry & 1 == 1 {
+            let left = self.nodes.pop().expect("one node per set bit");
+            node = node_hash(&left, &node);
+            carry >>= 1;
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+
+    /// `MTH` of the leaves pushed so far: the subtrees folded from the smallest one.
+    pub fn root(&self) -> Digest {
+        let mut it = self.nodes.iter().rev();
+        let Some(last) = it.next() else { return empty_root() };
+        it.fold(*last, |right, left| node_hash(left, &right))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -883,6 +936,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn frontier_root_equals_the_full_log_at_every_size() {
+        let mut log = MerkleLog::new();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.root(), empty_root());
+        for i in 0u32..300 {
+            let leaf = leaf_hash(&i.to_be_bytes());
+            log.push(leaf);
+            frontier.push(leaf);
+            assert_eq!(frontier.root(), log.root(), "size {}", i + 1);
+            let stored = Frontier::from_parts(frontier.len(), frontier.nodes().to_vec()).expect("well formed");
+            assert_eq!(stored, frontier);
+        }
+        assert!(Frontier::from_parts(3, vec![empty_root()]).is_none(), "3 leaves need two subtree roots");
     }
 
     #[test]

@@ -178,7 +178,9 @@ pub fn verify_all(commands: Vec<SignedCommand>) -> Vec<Result<Verified, Rejectio
     out
 }
 
-fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
+/// Verifies one batch on this thread (one Ed25519 batch; culprits re-checked one by one).
+/// For callers that spread batches over cores themselves.
+pub fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
     let prepared: Vec<Result<Prepared, Rejection>> = chunk.iter().map(prepare).collect();
     let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
     let messages: Vec<&[u8]> = ok.iter().map(|p| p.message.as_slice()).collect();

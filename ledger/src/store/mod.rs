@@ -7,6 +7,8 @@
 //! - `meta`: small counters kept beside the log (the outbox cursor).
 //! - `snapshots`: the derived state at some seq, in chunks, so opening a large ledger does
 //!   not replay it from the start.
+//! - `checkpoints`: key = big-endian tree size, value = a signed checkpoint and the Merkle
+//!   frontier at that size (see [`crate::audit::checkpoint`]).
 //!
 //! Durability: sled 0.34's `flush()` ends in `sync_file_range`, which flushes neither the
 //! device cache nor metadata. [`Store::commit`] therefore ends in a real `fdatasync` of
@@ -47,6 +49,7 @@ pub struct Store {
     log: sled::Tree,
     meta: sled::Tree,
     snapshots: sled::Tree,
+    checkpoints: sled::Tree,
     /// sled's data file, opened again so the commit path can `fdatasync` it.
     data_file: Arc<File>,
 }
@@ -71,6 +74,7 @@ impl Store {
             log: db.open_tree("log")?,
             meta: db.open_tree("meta")?,
             snapshots: db.open_tree("snapshots")?,
+            checkpoints: db.open_tree("checkpoints")?,
             db,
             data_file: Arc::new(data_file),
         };
@@ -190,6 +194,30 @@ impl Store {
             ),
             None => 0,
         })
+    }
+
+    /// Stores a checkpoint entry under its tree size and makes it durable.
+    pub fn put_checkpoint(&self, tree_size: u64, entry: &[u8]) -> Result<(), LedgerError> {
+        self.checkpoints.insert(tree_size.to_be_bytes(), entry)?;
+        self.sync()
+    }
+
+    /// Every stored checkpoint entry with a tree size of at most `up_to`, in order.
+    pub fn checkpoints(&self, up_to: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let mut out = Vec::new();
+        for item in self.checkpoints.range(..=up_to.to_be_bytes()) {
+            let (key, value) = item?;
+            out.push((frame_seq(&key)?, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The checkpoint entry with the largest tree size.
+    pub fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
+        match self.checkpoints.last()? {
+            Some((key, value)) => Ok(Some((frame_seq(&key)?, value.to_vec()))),
+            None => Ok(None),
+        }
     }
 
     /// Advances the durable outbox cursor (the last seq known published).

@@ -1,5 +1,6 @@
 //! Integration tests of the ledger crate over real sled directories.
 
+mod audit;
 mod crash;
 mod harness;
 mod model;

@@ -6,6 +6,7 @@ use super::harness::Harness;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet};
+use stockpile_ledger::audit::{checkpoint, LedgerKey};
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::{
     Action, AdjustReason, ConvertInto, Direction, EventId, Form, Holding, LotId, PositionKey, Programme, ReleaseReason,
@@ -13,6 +14,7 @@ use stockpile_ledger::domain::{
 };
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::testkit::{amount, at, command, deterministic_key, holding, lot};
+use stockpile_ledger::Clock as _;
 use stockpile_ledger::{LedgerOptions, Outcome};
 
 const PARTIES: [&str; 3] = ["nl-covra", "nl-mod", "de-rohstoff"];
@@ -249,7 +251,20 @@ fn random_action(rng: &mut ChaCha8Rng, model: &Model, step: usize) -> Action {
     }
 }
 
-fn run_seed(seed: u64) {
+/// A ledger with a random history of `STEPS` batches (checked against the model as it goes),
+/// with a signed checkpoint every [`CHECKPOINT_EVERY_STEPS`] steps.
+pub fn random_ledger(seed: u64) -> Harness {
+    run_seed(seed)
+}
+
+pub const CHECKPOINT_EVERY_STEPS: usize = 25;
+
+/// The ledger key the model test signs checkpoints with.
+pub fn ledger_key() -> LedgerKey {
+    LedgerKey::from_secret([42; 32])
+}
+
+fn run_seed(seed: u64) -> Harness {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Snapshots every few events, so reopenings exercise snapshot + tail recovery.
     let mut h = Harness::with_options(LedgerOptions { snapshot_every_events: 1 + seed % 9 });
@@ -329,6 +344,11 @@ fn run_seed(seed: u64) {
             history.push((signed, signer));
         }
         compare(&ctx, &h, &model);
+        if step % CHECKPOINT_EVERY_STEPS == CHECKPOINT_EVERY_STEPS - 1 {
+            let head = h.state().head.seq;
+            checkpoint::create(h.ledger.as_ref().unwrap().store(), &ledger_key(), head, h.clock.now())
+                .expect("checkpoint");
+        }
         if rng.gen_range(0..10) == 0 {
             h.reopen();
             compare(&ctx, &h, &model);
@@ -339,6 +359,7 @@ fn run_seed(seed: u64) {
     // The generator must exercise every path, or the test proves little.
     assert!(counts.iter().all(|c| *c > 0), "seed {seed}: appended/duplicate/rejected = {counts:?}");
     assert!(counts[0] * 4 > counts[2], "seed {seed}: too few commands applied: {counts:?}");
+    h
 }
 
 fn check_outcomes(ctx: &str, predicted: &[Predicted], outcomes: &[Outcome]) {

@@ -1,0 +1,272 @@
+//! Signed checkpoints: `{tree_size, root, recorded_at, key, signature}`.
+//!
+//! A checkpoint is the ledger's signed statement "my log has `tree_size` records and this is
+//! the RFC 6962 Merkle root over their hashes". An auditor who keeps one can later prove that
+//! any record was in the log at that size (inclusion) and that the log only grew since
+//! (consistency), without trusting the operator.
+//!
+//! The ledger signs with its own Ed25519 key, kept in the ledger directory
+//! ([`KEY_FILE`], mode 0600) and created with the first checkpoint. What is signed:
+//! [`CHECKPOINT_DOMAIN`] followed by the canonical JSON of every field but `signature`.
+//! The stored entry also keeps the Merkle [`Frontier`] at that size, so the next checkpoint
+//! hashes only the records added since.
+
+use crate::canonical::{self, hex_hash, Hash};
+use crate::error::LedgerError;
+use crate::merkle::{leaf_hash, Frontier};
+use crate::record::RawRecord;
+use crate::store::Store;
+use chrono::{DateTime, SubsecRound, Utc};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Prefix of every signed checkpoint: never valid as a command signature, nor the reverse.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"stockpile.v1.checkpoint\n";
+
+/// The ledger's checkpoint signing key, in the ledger directory.
+pub const KEY_FILE: &str = "checkpoint.key";
+
+/// A signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Records covered: seqs `1..=tree_size`.
+    pub tree_size: u64,
+    /// RFC 6962 root over the leaves `leaf_hash(record hash)` of those records.
+    #[serde(with = "hex_hash")]
+    pub root: Hash,
+    pub recorded_at: DateTime<Utc>,
+    /// The ledger's Ed25519 public key, lower-case hex.
+    pub key: String,
+    /// Ed25519 signature, lower-case hex.
+    pub signature: String,
+}
+
+/// What the signature covers.
+#[derive(Serialize)]
+struct SignedPart<'a> {
+    tree_size: u64,
+    #[serde(with = "hex_hash")]
+    root: Hash,
+    recorded_at: &'a DateTime<Utc>,
+    key: &'a str,
+}
+
+/// Why a checkpoint is not good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a checkpoint: {0}")]
+    Malformed(String),
+    #[error("the checkpoint is not in canonical form")]
+    NotCanonical,
+    #[error("the checkpoint's key is not an Ed25519 public key in lower-case hex")]
+    BadKey,
+    #[error("the checkpoint's signature does not verify under its key")]
+    BadSignature,
+}
+
+impl Checkpoint {
+    fn message(&self) -> Vec<u8> {
+        let part =
+            SignedPart { tree_size: self.tree_size, root: self.root, recorded_at: &self.recorded_at, key: &self.key };
+        let mut message = CHECKPOINT_DOMAIN.to_vec();
+        message.extend_from_slice(&canonical::to_vec(&part).expect("checkpoints hold no floats"));
+        message
+    }
+
+    /// Checks the signature under the key the checkpoint names. Whether that key is the
+    /// ledger's is the auditor's decision (pin it with the ledger's published key).
+    pub fn verify_signature(&self) -> Result<(), CheckpointError> {
+        let key: [u8; 32] = lower_hex(&self.key).ok_or(CheckpointError::BadKey)?;
+        let key = VerifyingKey::from_bytes(&key).map_err(|_| CheckpointError::BadKey)?;
+        let signature: [u8; 64] = lower_hex(&self.signature).ok_or(CheckpointError::BadSignature)?;
+        key.verify_strict(&self.message(), &Signature::from_bytes(&signature))
+            .map_err(|_| CheckpointError::BadSignature)
+    }
+
+    /// The export line: `{"checkpoint":{…}}`, canonical.
+    pub fn to_line(&self) -> Vec<u8> {
+        canonical::to_vec(&Line { checkpoint: self.clone() }).expect("checkpoints hold no floats")
+    }
+
+    /// Parses an export line strictly: the bytes must be exactly the canonical encoding of
+    /// what they decode to, so no byte of a checkpoint line can change unnoticed.
+    pub fn from_line(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let line: Line = serde_json::from_slice(bytes).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        if line.checkpoint.to_line() != bytes {
+            return Err(CheckpointError::NotCanonical);
+        }
+        Ok(line.checkpoint)
+    }
+
+    /// Parses a checkpoint file: the export line, or the bare checkpoint object (pretty or
+    /// not), as `stockpile audit checkpoint` prints it.
+    pub fn from_file_text(text: &str) -> Result<Checkpoint, CheckpointError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        let inner = value.get("checkpoint").cloned().unwrap_or(value);
+        serde_json::from_value(inner).map_err(|e| CheckpointError::Malformed(e.to_string()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    checkpoint: Checkpoint,
+}
+
+/// What the store keeps per checkpoint: the checkpoint and the frontier at its size.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    checkpoint: Checkpoint,
+    frontier: Vec<String>,
+}
+
+fn lower_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+/// The ledger's checkpoint signing key. Never printed: `Debug` shows only the public key.
+pub struct LedgerKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for LedgerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerKey").field("public_key", &self.public_key_hex()).finish_non_exhaustive()
+    }
+}
+
+impl LedgerKey {
+    pub fn from_secret(secret: [u8; 32]) -> LedgerKey {
+        LedgerKey { signing: SigningKey::from_bytes(&secret) }
+    }
+
+    /// The key in `dir/checkpoint.key`, created (mode 0600, never overwritten) if missing.
+    pub fn load_or_create(dir: &Path) -> Result<LedgerKey, LedgerError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = lower_hex::<32>(text.trim()).ok_or_else(|| LedgerError::Unusable {
+                    path: path.clone(),
+                    what: "not a checkpoint key (64 lower-case hex characters)".into(),
+                })?;
+                Ok(LedgerKey::from_secret(secret))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = LedgerKey { signing: SigningKey::generate(&mut rand::rngs::OsRng) };
+                let mut file = std::fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| LedgerError::io("create", &path, e))?;
+                writeln!(file, "{}", hex::encode(key.signing.to_bytes()))
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| LedgerError::io("write", &path, e))?;
+                Ok(key)
+            }
+            Err(e) => Err(LedgerError::io("read", &path, e)),
+        }
+    }
+
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.signing.verifying_key().as_bytes())
+    }
+
+    pub fn sign(&self, tree_size: u64, root: Hash, recorded_at: DateTime<Utc>) -> Checkpoint {
+        let mut checkpoint = Checkpoint {
+            tree_size,
+            root,
+            recorded_at: recorded_at.trunc_subsecs(6),
+            key: self.public_key_hex(),
+            signature: String::new(),
+        };
+        checkpoint.signature = hex::encode(self.signing.sign(&checkpoint.message()).to_bytes());
+        checkpoint
+    }
+}
+
+/// Signs and stores a checkpoint over records `1..=up_to` (at most the committed head), or
+/// returns the stored one when nothing was added since. Only records after the last stored
+/// checkpoint are read.
+pub fn create(store: &Store, key: &LedgerKey, up_to: u64, now: DateTime<Utc>) -> Result<Checkpoint, LedgerError> {
+    let (mut frontier, last) = match store.last_checkpoint()? {
+        Some((size, bytes)) => {
+            let entry = decode_entry(size, &bytes)?;
+            if size == up_to {
+                return Ok(entry.0);
+            }
+            if size > up_to {
+                return Err(LedgerError::Corrupt {
+                    seq: up_to,
+                    what: format!("a checkpoint covers {size} records but the log holds {up_to}"),
+                });
+            }
+            (entry.1, Some(entry.0))
+        }
+        None => (Frontier::new(), None),
+    };
+    let from = frontier.len() + 1;
+    let mut failure = None;
+    store.scan(from, |seq, bytes| {
+        if seq > up_to {
+            return false;
+        }
+        match record_hash(bytes) {
+            Some(hash) => frontier.push(leaf_hash(&hash)),
+            None => failure = Some(seq),
+        }
+        failure.is_none()
+    })?;
+    if let Some(seq) = failure {
+        return Err(LedgerError::Corrupt { seq, what: "stored record has no valid hash".into() });
+    }
+    if frontier.len() != up_to {
+        return Err(LedgerError::Corrupt {
+            seq: frontier.len() + 1,
+            what: format!("the log ends at {} but a checkpoint was asked for {up_to}", frontier.len()),
+        });
+    }
+    // Checkpoint time never goes back, whatever the clock says.
+    let now = match &last {
+        Some(c) if c.recorded_at > now => c.recorded_at,
+        _ => now,
+    };
+    let checkpoint = key.sign(up_to, frontier.root(), now);
+    let entry =
+        Entry { checkpoint: checkpoint.clone(), frontier: frontier.nodes().iter().map(canonical::hex).collect() };
+    store.put_checkpoint(up_to, &serde_json::to_vec(&entry).expect("entries encode"))?;
+    Ok(checkpoint)
+}
+
+/// Every stored checkpoint with a tree size of at most `up_to`, in order.
+pub fn stored(store: &Store, up_to: u64) -> Result<Vec<Checkpoint>, LedgerError> {
+    store.checkpoints(up_to)?.into_iter().map(|(size, bytes)| Ok(decode_entry(size, &bytes)?.0)).collect()
+}
+
+fn decode_entry(size: u64, bytes: &[u8]) -> Result<(Checkpoint, Frontier), LedgerError> {
+    let corrupt = |what: String| LedgerError::Corrupt { seq: size, what: format!("stored checkpoint: {what}") };
+    let entry: Entry = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let nodes: Option<Vec<Hash>> = entry.frontier.iter().map(|h| canonical::parse_hex(h)).collect();
+    let frontier = nodes
+        .and_then(|n| Frontier::from_parts(size, n))
+        .ok_or_else(|| corrupt("frontier does not match the tree size".into()))?;
+    if entry.checkpoint.tree_size != size || frontier.root() != entry.checkpoint.root {
+        return Err(corrupt("frontier and checkpoint disagree".into()));
+    }
+    Ok((entry.checkpoint, frontier))
+}
+
+/// The hash a stored record carries.
+pub fn record_hash(bytes: &[u8]) -> Option<Hash> {
+    let raw: RawRecord<'_> = serde_json::from_slice(bytes).ok()?;
+    canonical::parse_hex(raw.hash)
+}

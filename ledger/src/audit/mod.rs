@@ -1,0 +1,18 @@
+//! The auditor's toolkit: signed checkpoints over the Merkle tree of record hashes, the
+//! export, offline verification by re-execution, and inclusion and consistency proofs.
+//!
+//! - [`checkpoint`]: `{tree_size, root, recorded_at, key, signature}`, signed by the
+//!   ledger's own key and stored beside the log.
+//! - [`export`]: the log as JSON Lines (stored records, byte for byte, with the checkpoints
+//!   between them), from a store or a file.
+//! - [`verify`]: checks an export or a store by re-running the ledger's pure core on every
+//!   signed command; names the first bad seq.
+//! - [`proof`]: inclusion and consistency proofs, checked against checkpoints.
+
+pub mod checkpoint;
+pub mod export;
+pub mod proof;
+pub mod verify;
+
+pub use checkpoint::{Checkpoint, LedgerKey};
+pub use verify::{verify, Options, Problem, Summary, VerifyError};

@@ -1,0 +1,365 @@
+//! Offline verification: re-execute the ledger on the signed commands and compare.
+//!
+//! The verifier trusts nothing but the signatures. For every record, in order, it checks
+//! 1. the line is the record's exact canonical bytes, and its hash covers its body;
+//! 2. its seq follows, its `prev_hash` names the record before, ledger time never goes back;
+//! 3. the command's Ed25519 signature verifies (in batches, on every core);
+//! 4. `decide` — the ledger's own pure core — run on the state replayed so far, with the
+//!    record's ledger time as `now`, accepts the signed command (the key was registered, not
+//!    revoked, and may move that stock; the balance sufficed) and decides exactly the event,
+//!    scope, actor and digest the record holds; then `apply` folds it;
+//!
+//! and every checkpoint line: its tree size is the number of records before it, its root is
+//! the RFC 6962 root over their hashes, and its signature verifies under the ledger key
+//! (the one pinned by the auditor, or else the first one seen, which all others must match).
+//! An export must end with a checkpoint over all its records, so records cut from the end
+//! are caught like any other. At the end, conservation is checked over the replayed state.
+//!
+//! The first problem stops verification and names its seq: the seq the line's position
+//! says it should have, whatever the (possibly damaged) line claims.
+
+use super::checkpoint::{Checkpoint, CheckpointError};
+use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
+use crate::canonical::{self, Hash};
+use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
+use crate::merkle::{leaf_hash, Digest, Frontier};
+use crate::record::{self, RawRecord, Record, GENESIS_PREV_HASH};
+use crate::signing::{self, Verified, VERIFY_BATCH_COMMANDS_MAX};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// What the auditor brings.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The ledger's checkpoint key (lower-case hex), as published by the operator. Without
+    /// it the first checkpoint's key is taken, and the summary names it for comparison.
+    pub ledger_key: Option<String>,
+}
+
+/// A verified export.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub records: u64,
+    pub checkpoints: u64,
+    /// Command signatures verified (one per record).
+    pub signatures: u64,
+    pub head_hash: Hash,
+    /// Merkle root over all records (equal to the last checkpoint's).
+    pub root: Digest,
+    /// The key every checkpoint was signed with.
+    pub ledger_key: String,
+    /// Whether that key was pinned by the auditor or taken from the export.
+    pub key_pinned: bool,
+    /// The state replayed from the export: what the ledger's state was at its head.
+    pub state: State,
+}
+
+/// The first problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("seq {seq} (line {line}): {problem}")]
+pub struct VerifyError {
+    /// The first bad seq: where the log stops being trustworthy.
+    pub seq: u64,
+    /// Line of the input (1-based) that shows it; 0 when the input ended.
+    pub line: u64,
+    pub problem: Problem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("the line is neither a record nor a checkpoint")]
+    NotALine,
+    #[error("not a record: {0}")]
+    Malformed(String),
+    #[error("the record's hash does not match its body")]
+    HashMismatch,
+    #[error("the record's bytes are not the canonical encoding of its content")]
+    NotCanonical,
+    #[error("expected seq {expected}, found seq {found}: a record is missing, repeated or out of order")]
+    SeqGap { expected: u64, found: u64 },
+    #[error("prev_hash does not name the record before")]
+    PrevHash,
+    #[error("recorded_at {found} is before the previous record's {previous}")]
+    ClockBackwards { previous: DateTime<Utc>, found: DateTime<Utc> },
+    #[error("the command's signature does not verify: {0}")]
+    Signature(Rejection),
+    #[error("the ledger would not have recorded this command: {0}")]
+    Rejected(Rejection),
+    #[error("the command was already recorded at seq {0}: a replayed command is not a new event")]
+    Replayed(u64),
+    #[error("the record's {0} is not what the ledger decides from the signed command")]
+    Mismatch(&'static str),
+    #[error("the event does not apply to the state: {0}")]
+    DoesNotApply(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(CheckpointError),
+    #[error("a checkpoint over {tree_size} records follows record {records}")]
+    CheckpointMisplaced { tree_size: u64, records: u64 },
+    #[error("the checkpoint's root is not the Merkle root of the records before it")]
+    CheckpointRoot,
+    #[error("the checkpoint is signed by {found}, not the ledger key {expected}")]
+    CheckpointKey { expected: String, found: String },
+    #[error("the input holds no records")]
+    Empty,
+    #[error("records from this seq on are not covered by a checkpoint: the end of the log is unproven (audit export always ends with one)")]
+    UncoveredTail,
+    #[error("the replayed state breaks conservation: {0}")]
+    Conservation(String),
+    #[error("reading the input: {0}")]
+    Read(#[from] LinesError),
+}
+
+/// A line after the parallel stage.
+enum Parsed {
+    Record(Box<Record>, Result<Verified, Problem>),
+    Checkpoint(Result<Checkpoint, CheckpointError>),
+    Bad(Problem),
+}
+
+/// Verifies everything `lines` holds; `progress` gets the records verified so far.
+pub fn verify(lines: &mut dyn Lines, options: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, VerifyError> {
+    let mut v = Verifier::new(options);
+    loop {
+        let chunk = lines.next_chunk(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
+        if chunk.is_empty() {
+            break;
+        }
+        let parsed = parse_chunk(&chunk);
+        for item in parsed {
+            v.line += 1;
+            v.step(item, lines)?;
+        }
+        progress(v.records);
+    }
+    v.finish()
+}
+
+struct Verifier {
+    state: State,
+    frontier: Frontier,
+    records: u64,
+    checkpoints: u64,
+    covered: u64,
+    head: Hash,
+    last_recorded: Option<DateTime<Utc>>,
+    key: Option<String>,
+    key_pinned: bool,
+    line: u64,
+}
+
+impl Verifier {
+    fn new(options: &Options) -> Verifier {
+        Verifier {
+            state: State::default(),
+            frontier: Frontier::new(),
+            records: 0,
+            checkpoints: 0,
+            covered: 0,
+            head: GENESIS_PREV_HASH,
+            last_recorded: None,
+            key: options.ledger_key.clone(),
+            key_pinned: options.ledger_key.is_some(),
+            line: 0,
+        }
+    }
+
+    fn fail_at(&self, seq: u64, problem: Problem) -> VerifyError {
+        VerifyError { seq, line: self.line, problem }
+    }
+
+    /// A problem with the next record.
+    fn fail(&self, problem: Problem) -> VerifyError {
+        self.fail_at(self.records + 1, problem)
+    }
+
+    fn step(&mut self, item: Parsed, lines: &dyn Lines) -> Result<(), VerifyError> {
+        match item {
+            Parsed::Bad(problem) => Err(self.fail(problem)),
+            Parsed::Checkpoint(Err(e)) => Err(self.fail_at(self.records, Problem::Checkpoint(e))),
+            Parsed::Checkpoint(Ok(c)) => self.checkpoint(c),
+            Parsed::Record(record, verified) => {
+                let verified = verified.map_err(|p| self.fail(p))?;
+                self.record(*record, verified, lines).map_err(|p| self.fail(p))
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, c: Checkpoint) -> Result<(), VerifyError> {
+        if c.tree_size != self.records {
+            let problem = Problem::CheckpointMisplaced { tree_size: c.tree_size, records: self.records };
+            let seq = if c.tree_size > self.records { self.records + 1 } else { c.tree_size.max(1) };
+            return Err(self.fail_at(seq, problem));
+        }
+        let at = c.tree_size;
+        if c.root != self.frontier.root() {
+            return Err(self.fail_at(at, Problem::CheckpointRoot));
+        }
+        match &self.key {
+            Some(k) if *k != c.key => {
+                return Err(self.fail_at(at, Problem::CheckpointKey { expected: k.clone(), found: c.key.clone() }))
+            }
+            Some(_) => {}
+            None => self.key = Some(c.key.clone()),
+        }
+        c.verify_signature().map_err(|e| self.fail_at(at, Problem::Checkpoint(e)))?;
+        self.checkpoints += 1;
+        self.covered = c.tree_size;
+        Ok(())
+    }
+
+    fn record(&mut self, record: Record, verified: Verified, lines: &dyn Lines) -> Result<(), Problem> {
+        let expected = self.records + 1;
+        let body = &record.body;
+        if body.seq != expected {
+            return Err(Problem::SeqGap { expected, found: body.seq });
+        }
+        if body.prev_hash != self.head {
+            return Err(Problem::PrevHash);
+        }
+        if let Some(previous) = self.last_recorded.filter(|p| *p > body.recorded_at) {
+            return Err(Problem::ClockBackwards { previous, found: body.recorded_at });
+        }
+        let history = LinesHistory { lines, error: RefCell::new(None) };
+        let decision = domain::decide(
+            &self.state,
+            &verified.signed.command,
+            &verified.signer,
+            &verified.digest,
+            body.recorded_at,
+            &history,
+        );
+        if let Some(e) = history.error.into_inner() {
+            return Err(e);
+        }
+        let event = match decision {
+            Ok(Decision::New(event)) => event,
+            Ok(Decision::Duplicate { seq }) => return Err(Problem::Replayed(seq)),
+            Err(rejection) => return Err(Problem::Rejected(rejection)),
+        };
+        if event != body.event {
+            return Err(Problem::Mismatch("event"));
+        }
+        if body.kind != verified.signed.command.action.kind() {
+            return Err(Problem::Mismatch("kind"));
+        }
+        if body.key != verified.signer.key {
+            return Err(Problem::Mismatch("key"));
+        }
+        if body.command_digest != verified.digest {
+            return Err(Problem::Mismatch("command_digest"));
+        }
+        if body.actor != self.state.keys.get(&verified.signer.key).and_then(|k| k.party.clone()) {
+            return Err(Problem::Mismatch("actor"));
+        }
+        if body.scope != crate::ledger::scope(&self.state, &event) {
+            return Err(Problem::Mismatch("scope"));
+        }
+        let applied = Applied {
+            seq: expected,
+            hash: record.hash,
+            recorded_at: body.recorded_at,
+            event_id: &body.event_id,
+            digest: body.command_digest,
+        };
+        self.state.apply(&applied, &event).map_err(|v| Problem::DoesNotApply(v.to_string()))?;
+        self.frontier.push(leaf_hash(&record.hash));
+        self.head = record.hash;
+        self.last_recorded = Some(body.recorded_at);
+        self.records = expected;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Summary, VerifyError> {
+        if self.records == 0 {
+            return Err(self.fail_at(1, Problem::Empty));
+        }
+        if self.covered < self.records {
+            return Err(self.fail_at(self.covered + 1, Problem::UncoveredTail));
+        }
+        if let Err(what) = self.state.check_conservation() {
+            return Err(self.fail_at(self.records, Problem::Conservation(what)));
+        }
+        Ok(Summary {
+            records: self.records,
+            checkpoints: self.checkpoints,
+            signatures: self.records,
+            head_hash: self.head,
+            root: self.frontier.root(),
+            ledger_key: self.key.unwrap_or_default(),
+            key_pinned: self.key_pinned,
+            state: self.state,
+        })
+    }
+}
+
+/// Earlier events for reversals, read back from the input.
+struct LinesHistory<'a> {
+    lines: &'a dyn Lines,
+    error: RefCell<Option<Problem>>,
+}
+
+impl History for LinesHistory<'_> {
+    fn event_at(&self, seq: u64) -> Option<Event> {
+        let found = self.lines.record(seq).map_err(Problem::Read).and_then(|bytes| match bytes {
+            Some(b) => record::decode(&b).map(|r| Some(r.body.event)).map_err(|e| Problem::Malformed(e.to_string())),
+            None => Ok(None),
+        });
+        found.unwrap_or_else(|e| {
+            *self.error.borrow_mut() = Some(e);
+            None
+        })
+    }
+}
+
+/// The order-independent work, on every core: decode, canonical form, hash, signatures.
+fn parse_chunk(chunk: &[Vec<u8>]) -> Vec<Parsed> {
+    chunk.par_chunks(VERIFY_BATCH_COMMANDS_MAX).flat_map_iter(parse_batch).collect()
+}
+
+fn parse_batch(lines: &[Vec<u8>]) -> Vec<Parsed> {
+    let mut decoded: Vec<Result<Record, Parsed>> = lines.iter().map(|l| decode_line(l)).collect();
+    let commands: Vec<_> = decoded.iter().filter_map(|d| d.as_ref().ok()).map(|r| r.body.command.clone()).collect();
+    let mut verified = signing::verify_chunk(commands).into_iter();
+    decoded
+        .drain(..)
+        .zip(lines)
+        .map(|(d, line)| match d {
+            Err(parsed) => parsed,
+            Ok(record) => {
+                let v = verified.next().expect("one result per command");
+                let checked = check_bytes(&record, v, line);
+                Parsed::Record(Box::new(record), checked)
+            }
+        })
+        .collect()
+}
+
+fn decode_line(line: &[u8]) -> Result<Record, Parsed> {
+    if line.starts_with(RECORD_PREFIX) {
+        record::decode(line).map_err(|e| Parsed::Bad(Problem::Malformed(e.to_string())))
+    } else if line.starts_with(b"{\"checkpoint\":") {
+        Err(Parsed::Checkpoint(Checkpoint::from_line(line)))
+    } else {
+        Err(Parsed::Bad(Problem::NotALine))
+    }
+}
+
+/// The line must be exactly the sealed record (canonical body, its hash, lower-case hex), and
+/// its command's signature must verify.
+fn check_bytes(record: &Record, verified: Result<Verified, Rejection>, line: &[u8]) -> Result<Verified, Problem> {
+    let hash_ok = || {
+        let raw: Option<RawRecord<'_>> = serde_json::from_slice(line).ok();
+        raw.is_some_and(|r| canonical::parse_hex(r.hash) == Some(canonical::sha256(r.body.get().as_bytes())))
+    };
+    match verified {
+        Ok(v) => {
+            if record.body.seal_with_command(&v.canonical).bytes != line {
+                return Err(if hash_ok() { Problem::NotCanonical } else { Problem::HashMismatch });
+            }
+            Ok(v)
+        }
+        Err(rejection) if hash_ok() => Err(Problem::Signature(rejection)),
+        Err(_) => Err(Problem::HashMismatch),
+    }
+}
