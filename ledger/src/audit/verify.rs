@@ -63,7 +63,7 @@ pub struct VerifyError {
     pub seq: u64,
     /// Line of the input (1-based) that shows it; 0 when the input ended.
     pub line: u64,
-    pub problem: Problem,
+    pub problem: Box<Problem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,7 @@ pub enum Problem {
 
 /// A line after the parallel stage.
 enum Parsed {
-    Record(Box<Record>, Result<Verified, Problem>),
+    Record(Box<(Record, Result<Verified, Problem>)>),
     Checkpoint(Result<Checkpoint, CheckpointError>),
     Bad(Problem),
 }
@@ -165,7 +165,7 @@ impl Verifier {
     }
 
     fn fail_at(&self, seq: u64, problem: Problem) -> VerifyError {
-        VerifyError { seq, line: self.line, problem }
+        VerifyError { seq, line: self.line, problem: Box::new(problem) }
     }
 
     /// A problem with the next record.
@@ -178,9 +178,10 @@ impl Verifier {
             Parsed::Bad(problem) => Err(self.fail(problem)),
             Parsed::Checkpoint(Err(e)) => Err(self.fail_at(self.records, Problem::Checkpoint(e))),
             Parsed::Checkpoint(Ok(c)) => self.checkpoint(c),
-            Parsed::Record(record, verified) => {
+            Parsed::Record(parsed) => {
+                let (record, verified) = *parsed;
                 let verified = verified.map_err(|p| self.fail(p))?;
-                self.record(*record, verified, lines).map_err(|p| self.fail(p))
+                self.record(record, verified, lines).map_err(|p| self.fail(p))
             }
         }
     }
@@ -329,7 +330,7 @@ fn parse_batch(lines: &[Vec<u8>]) -> Vec<Parsed> {
             Ok(record) => {
                 let v = verified.next().expect("one result per command");
                 let checked = check_bytes(&record, v, line);
-                Parsed::Record(Box::new(record), checked)
+                Parsed::Record(Box::new((record, checked)))
             }
         })
         .collect()

@@ -51,7 +51,7 @@ fn exports_of_random_histories_verify_by_re_execution() {
         // Another ledger's key is refused.
         let other = Options { ledger_key: Some("ab".repeat(32)) };
         let err = verify_bytes(&bytes, &other).expect_err("a foreign ledger key");
-        assert!(matches!(err.problem, Problem::CheckpointKey { .. }), "{err}");
+        assert!(matches!(*err.problem, Problem::CheckpointKey { .. }), "{err}");
     }
 }
 
