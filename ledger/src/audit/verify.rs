@@ -319,30 +319,44 @@ fn parse_chunk(chunk: &[Vec<u8>]) -> Vec<Parsed> {
 }
 
 fn parse_batch(lines: &[Vec<u8>]) -> Vec<Parsed> {
-    let mut decoded: Vec<Result<Record, Parsed>> = lines.iter().map(|l| decode_line(l)).collect();
-    let commands: Vec<_> = decoded.iter().filter_map(|d| d.as_ref().ok()).map(|r| r.body.command.clone()).collect();
+    let decoded: Vec<Decoded> = lines.iter().map(|l| decode_line(l)).collect();
+    let commands: Vec<_> = decoded
+        .iter()
+        .filter_map(|d| match d {
+            Decoded::Record(r) => Some(r.body.command.clone()),
+            Decoded::Other(_) => None,
+        })
+        .collect();
     let mut verified = signing::verify_chunk(commands).into_iter();
     decoded
-        .drain(..)
+        .into_iter()
         .zip(lines)
         .map(|(d, line)| match d {
-            Err(parsed) => parsed,
-            Ok(record) => {
+            Decoded::Other(parsed) => parsed,
+            Decoded::Record(record) => {
                 let v = verified.next().expect("one result per command");
                 let checked = check_bytes(&record, v, line);
-                Parsed::Record(Box::new((record, checked)))
+                Parsed::Record(Box::new((*record, checked)))
             }
         })
         .collect()
 }
 
-fn decode_line(line: &[u8]) -> Result<Record, Parsed> {
+enum Decoded {
+    Record(Box<Record>),
+    Other(Parsed),
+}
+
+fn decode_line(line: &[u8]) -> Decoded {
     if line.starts_with(RECORD_PREFIX) {
-        record::decode(line).map_err(|e| Parsed::Bad(Problem::Malformed(e.to_string())))
+        match record::decode(line) {
+            Ok(r) => Decoded::Record(Box::new(r)),
+            Err(e) => Decoded::Other(Parsed::Bad(Problem::Malformed(e.to_string()))),
+        }
     } else if line.starts_with(b"{\"checkpoint\":") {
-        Err(Parsed::Checkpoint(Checkpoint::from_line(line)))
+        Decoded::Other(Parsed::Checkpoint(Checkpoint::from_line(line)))
     } else {
-        Err(Parsed::Bad(Problem::NotALine))
+        Decoded::Other(Parsed::Bad(Problem::NotALine))
     }
 }
 
