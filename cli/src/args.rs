@@ -71,6 +71,9 @@ pub enum Verb {
         /// Subject filter below `stockpile.v1.events.`: `<partner>.<material>.<kind>`.
         filter: String,
     },
+    /// Auditor tools: checkpoints, export, offline verification, proofs, point-in-time replay.
+    #[command(subcommand)]
+    Audit(AuditVerb),
     /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
     Demo {
         /// Where to build it; an earlier demo there is replaced, anything else is refused.
@@ -377,6 +380,66 @@ pub struct HoldingsArgs {
     pub facility: Vec<String>,
     #[arg(long, value_delimiter = ',')]
     pub holder_type: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditVerb {
+    /// Sign a checkpoint over the whole log now (tree size, Merkle root) and print it.
+    Checkpoint {
+        /// Also write it to this file (for `audit check` later).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Export the log with its checkpoints to JSON Lines (ends with a checkpoint at the head).
+    Export {
+        /// Where to write (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Verify an export (or the local data directory): chain, signatures, re-execution, checkpoints.
+    Verify {
+        /// An export file; without it, the ledger in --data DIR.
+        file: Option<PathBuf>,
+        /// The ledger's published checkpoint key (hex) to pin; otherwise the export's is named.
+        #[arg(long)]
+        ledger_key: Option<String>,
+    },
+    /// Prove that record SEQ is in the tree of a checkpoint (default: the latest).
+    Prove {
+        #[arg(long)]
+        seq: u64,
+        #[arg(long)]
+        tree_size: Option<u64>,
+    },
+    /// Prove that the tree of OLD records is a prefix of the tree of NEW (default: the latest).
+    Consistency {
+        #[arg(long)]
+        old: u64,
+        #[arg(long)]
+        new: Option<u64>,
+    },
+    /// Check a proof offline against checkpoint files.
+    Check {
+        /// The proof, as `audit prove` or `audit consistency` printed it.
+        proof: PathBuf,
+        /// The checkpoint of the proof's tree size (the new one, for consistency).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// For a consistency proof: the checkpoint of the old tree size.
+        #[arg(long)]
+        old_checkpoint: Option<PathBuf>,
+        /// Pin the ledger's checkpoint key (hex).
+        #[arg(long)]
+        ledger_key: Option<String>,
+    },
+    /// Holdings as they were on a date, from an export alone (verified first).
+    Replay {
+        /// The export file.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        holdings: HoldingsArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,5 @@
-//! CLI outcomes mapped to exit codes: 0 success, 1 the ledger rejected something, 2 usage or
+//! CLI outcomes mapped to exit codes: 0 success, 1 the ledger rejected something (or an audit
+//! check failed), 2 usage or
 //! operational error (bad arguments, unreadable file, no server).
 
 #[derive(Debug, thiserror::Error)]
@@ -9,6 +10,9 @@ pub enum CliError {
     /// Something around the ledger failed (files, storage, network).
     #[error("{0}")]
     Operational(String),
+    /// An audit check found a problem (a bad record, checkpoint or proof).
+    #[error("{0}")]
+    AuditFailed(String),
     /// The ledger refused `count` command(s); the messages were already printed.
     #[error("{count} command(s) rejected; nothing of them was written")]
     Rejected { count: usize },
@@ -17,7 +21,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Rejected { .. } => 1,
+            CliError::Rejected { .. } | CliError::AuditFailed(_) => 1,
             CliError::Usage(_) | CliError::Operational(_) => 2,
         }
     }

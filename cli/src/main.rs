@@ -44,6 +44,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
+        Verb::Audit(verb) => {
+            if cli.nats.is_some() {
+                return Err(usage(
+                    "audit works on a local data directory (--data DIR) or an export file; over NATS, export with \
+                     `stockpile --data DIR audit export` on the ledger's host",
+                ));
+            }
+            return commands::audit::run(&cli.data, cli.format, verb);
+        }
         Verb::Watch { filter } => {
             let Some(url) = &cli.nats else {
                 return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
@@ -80,6 +89,8 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
-        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) => unreachable!("handled before a backend is opened"),
+        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) | Verb::Audit(_) => {
+            unreachable!("handled before a backend is opened")
+        }
     }
 }

@@ -106,7 +106,11 @@ impl Source for LedgerSource {
     }
 }
 
-/// An export file: JSON Lines, one stored record per line, in sequence order.
+/// How a checkpoint line of an audit export begins.
+const CHECKPOINT_PREFIX: &[u8] = b"{\"checkpoint\":";
+
+/// An export file: JSON Lines, one stored record per line, in sequence order (the signed
+/// checkpoints of an audit export between them are skipped: folding needs only records).
 #[derive(Debug)]
 pub struct ExportSource<R> {
     reader: R,
@@ -178,6 +182,10 @@ impl<R: BufRead> Source for ExportSource<R> {
         let mut out = Vec::new();
         while out.len() < max {
             let Some(line) = self.next_line()? else { break };
+            // Signed checkpoints sit between the records of an audit export.
+            if line.starts_with(CHECKPOINT_PREFIX) {
+                continue;
+            }
             if self.seq_of(&line)? > after {
                 out.push(line);
             }

@@ -1,6 +1,7 @@
 //! One module per verb family. Each builds domain commands from arguments, signs them with
 //! the right key and hands them to a [`Backend`].
 
+pub mod audit;
 pub mod demo;
 pub mod keys;
 pub mod movements;

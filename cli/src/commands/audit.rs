@@ -1,0 +1,269 @@
+//! `audit`: what an auditor runs. Works on a local data directory (the ledger's store, opened
+//! directly) or on an export file alone; nothing here writes to the log.
+
+use crate::args::{AuditVerb, Format};
+use crate::client::ledger_dir;
+use crate::error::{operational, usage, CliError, Result};
+use crate::output;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use stockpile_ledger::audit::export::{self, FileLines, Lines, StoreLines};
+use stockpile_ledger::audit::proof::{self, ConsistencyProof, InclusionProof};
+use stockpile_ledger::audit::{checkpoint, verify, Checkpoint, LedgerKey, Options, Problem, VerifyError};
+use stockpile_ledger::canonical;
+use stockpile_ledger::store::Store;
+use stockpile_projector::{ExportSource, Source as _, Views, PAGE_RECORDS};
+
+pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
+    match verb {
+        AuditVerb::Checkpoint { output } => {
+            let (store, _) = open_store(data)?;
+            let c = checkpoint_now(&store, data)?;
+            let text = serde_json::to_string_pretty(&c).expect("checkpoints encode");
+            if let Some(path) = output {
+                write_file(path, &text)?;
+            }
+            println!("{text}");
+            Ok(())
+        }
+        AuditVerb::Export { output } => export_to(data, output.as_deref()),
+        AuditVerb::Verify { file, ledger_key } => {
+            let options = Options { ledger_key: ledger_key.clone() };
+            let summary = match file {
+                Some(path) => {
+                    let mut lines = FileLines::open(path).map_err(operational)?;
+                    run_verify(&mut lines, &options, None)?
+                }
+                None => {
+                    let (store, head) = open_store(data)?;
+                    let mut lines = StoreLines::new(store, head).map_err(operational)?;
+                    run_verify(&mut lines, &options, Some(head))?
+                }
+            };
+            print_summary(format, &summary);
+            Ok(())
+        }
+        AuditVerb::Prove { seq, tree_size } => {
+            let (store, _) = open_store(data)?;
+            let size = match tree_size {
+                Some(s) => *s,
+                None => latest_checkpoint(&store)?.tree_size,
+            };
+            let p = proof::prove_inclusion(&store, *seq, size).map_err(|e| usage(e.to_string()))?;
+            println!("{}", serde_json::to_string_pretty(&Proof::Inclusion(p)).expect("proofs encode"));
+            Ok(())
+        }
+        AuditVerb::Consistency { old, new } => {
+            let (store, _) = open_store(data)?;
+            let new = match new {
+                Some(s) => *s,
+                None => latest_checkpoint(&store)?.tree_size,
+            };
+            let p = proof::prove_consistency(&store, *old, new).map_err(|e| usage(e.to_string()))?;
+            println!("{}", serde_json::to_string_pretty(&Proof::Consistency(p)).expect("proofs encode"));
+            Ok(())
+        }
+        AuditVerb::Check { proof, checkpoint, old_checkpoint, ledger_key } => {
+            check(proof, checkpoint, old_checkpoint.as_deref(), ledger_key.as_deref())
+        }
+        AuditVerb::Replay { from, holdings } => {
+            let query = super::query::build_query(holdings)?;
+            let mut lines = FileLines::open(from).map_err(operational)?;
+            run_verify(&mut lines, &Options::default(), None)?;
+            // Fold the verified export in memory: the projector's pure fold, no store.
+            let mut views = Views::new();
+            let mut source = ExportSource::open(from).map_err(operational)?;
+            loop {
+                let page = source.fetch(views.head().seq, PAGE_RECORDS).map_err(operational)?;
+                if page.is_empty() {
+                    break;
+                }
+                for record in &page {
+                    views.apply_stored(record).map_err(operational)?;
+                }
+            }
+            let answer = views.holdings(&query).map_err(|e| usage(e.to_string()))?;
+            super::query::print_holdings(format, &answer)
+        }
+    }
+}
+
+/// A proof file: which kind it is, and the proof.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "proof", rename_all = "snake_case")]
+enum Proof {
+    Inclusion(InclusionProof),
+    Consistency(ConsistencyProof),
+}
+
+fn open_store(data: &Path) -> Result<(Store, u64)> {
+    let dir = ledger_dir(data);
+    if !dir.join("db").exists() {
+        return Err(usage(format!("no ledger in {}: pass --data DIR, or verify an export file", data.display())));
+    }
+    let store = Store::open(&dir).map_err(operational)?;
+    let head = store.last_record().map_err(operational)?.map(|(seq, _)| seq).unwrap_or(0);
+    Ok((store, head))
+}
+
+/// A checkpoint over the whole log, signed with the ledger's key (created on first use).
+fn checkpoint_now(store: &Store, data: &Path) -> Result<Checkpoint> {
+    let head = store.last_record().map_err(operational)?.map(|(seq, _)| seq).unwrap_or(0);
+    if head == 0 {
+        return Err(usage("the ledger is empty: nothing to checkpoint"));
+    }
+    let key = LedgerKey::load_or_create(&ledger_dir(data)).map_err(operational)?;
+    checkpoint::create(store, &key, head, Utc::now()).map_err(operational)
+}
+
+fn latest_checkpoint(store: &Store) -> Result<Checkpoint> {
+    checkpoint::stored(store, u64::MAX)
+        .map_err(operational)?
+        .pop()
+        .ok_or_else(|| usage("no checkpoint yet: run `stockpile audit checkpoint` first"))
+}
+
+fn export_to(data: &Path, output: Option<&Path>) -> Result<()> {
+    let (store, _) = open_store(data)?;
+    let last = checkpoint_now(&store, data)?;
+    let mut lines = StoreLines::new(store, last.tree_size).map_err(operational)?;
+    let bar = progress(Some(last.tree_size), "records exported");
+    let mut tick = |n| bar.set_position(n);
+    let done = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| operational(format!("{}: {e}", path.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let done = export::write_all(&mut lines, &mut out, &mut tick).map_err(operational)?;
+            out.into_inner()
+                .map_err(|e| operational(e.to_string()))?
+                .sync_all()
+                .map_err(|e| operational(format!("{}: {e}", path.display())))?;
+            done
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export::write_all(&mut lines, &mut out, &mut tick).map_err(operational)?
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!(
+        "{} {} records and {} checkpoints; the last covers the whole log (tree size {}, root {})",
+        output::ok("exported"),
+        done.records,
+        done.checkpoints,
+        last.tree_size,
+        canonical::hex(&last.root)
+    );
+    Ok(())
+}
+
+fn run_verify(lines: &mut dyn Lines, options: &Options, total: Option<u64>) -> Result<verify::Summary> {
+    let bar = progress(total, "records verified");
+    let result = verify(lines, options, &mut |n| bar.set_position(n));
+    bar.finish_and_clear();
+    result.map_err(failed)
+}
+
+fn failed(e: VerifyError) -> CliError {
+    match *e.problem {
+        Problem::Read(read) => operational(read),
+        _ => CliError::AuditFailed(format!("verification failed: {e}")),
+    }
+}
+
+fn print_summary(format: Format, s: &verify::Summary) {
+    let pinned =
+        if s.key_pinned { "pinned" } else { "taken from the export: compare it with the key the operator publishes" };
+    if format == Format::Json {
+        let v = serde_json::json!({
+            "ok": true,
+            "records": s.records,
+            "checkpoints": s.checkpoints,
+            "signatures": s.signatures,
+            "head_hash": canonical::hex(&s.head_hash),
+            "root": canonical::hex(&s.root),
+            "ledger_key": s.ledger_key,
+            "ledger_key_pinned": s.key_pinned,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("summary encodes"));
+        return;
+    }
+    println!(
+        "{} {} records re-executed, {} signatures and {} checkpoints verified",
+        output::ok("OK"),
+        s.records,
+        s.signatures,
+        s.checkpoints
+    );
+    println!("head        seq {} hash {}", s.records, canonical::hex(&s.head_hash));
+    println!("merkle root {} (tree size {})", canonical::hex(&s.root), s.records);
+    println!("ledger key  {} ({pinned})", s.ledger_key);
+}
+
+fn check(proof_path: &Path, new: &Path, old: Option<&Path>, ledger_key: Option<&str>) -> Result<()> {
+    let proof: Proof = serde_json::from_str(&read_file(proof_path)?).map_err(|e| {
+        usage(format!("{} is not a proof from `audit prove` or `audit consistency`: {e}", proof_path.display()))
+    })?;
+    let load = |path: &Path| -> Result<Checkpoint> {
+        let c = Checkpoint::from_file_text(&read_file(path)?).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        if let Some(k) = ledger_key {
+            if c.key != k {
+                return Err(CliError::AuditFailed(format!(
+                    "{} is signed by {}, not the pinned ledger key {k}",
+                    path.display(),
+                    c.key
+                )));
+            }
+        }
+        Ok(c)
+    };
+    let new = load(new)?;
+    let outcome = match &proof {
+        Proof::Inclusion(p) => p.verify(&new).map(|()| {
+            format!(
+                "record {} (hash {}) is in the log of {} records",
+                p.seq,
+                canonical::hex(&p.record_hash),
+                p.tree_size
+            )
+        }),
+        Proof::Consistency(p) => {
+            let old = old.ok_or_else(|| usage("a consistency proof needs --old-checkpoint FILE too"))?;
+            let old = load(old)?;
+            p.verify(&old, &new).map(|()| {
+                format!("the log of {} records extends the log of {} records unchanged", p.new_size, p.old_size)
+            })
+        }
+    };
+    match outcome {
+        Ok(what) => {
+            println!("{} {what} (checkpoint signed by {})", output::ok("OK"), new.key);
+            Ok(())
+        }
+        Err(e) => Err(CliError::AuditFailed(format!("the proof does not hold: {e}"))),
+    }
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| operational(format!("{}: {e}", path.display())))
+}
+
+fn write_file(path: &PathBuf, text: &str) -> Result<()> {
+    std::fs::write(path, format!("{text}\n")).map_err(|e| operational(format!("{}: {e}", path.display())))
+}
+
+fn progress(total: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(t) => {
+            (ProgressBar::new(t), format!("{{spinner}} {{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"))
+        }
+        None => (ProgressBar::new_spinner(), format!("{{spinner}} {{pos}} {what} ({{per_sec}})")),
+    };
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}
