@@ -403,6 +403,10 @@ pub enum AuditVerb {
         /// The ledger's published checkpoint key (hex) to pin; otherwise the export's is named.
         #[arg(long)]
         ledger_key: Option<String>,
+        /// Only the chain: hashes, links, Merkle roots and checkpoint signatures (fast);
+        /// not command signatures nor re-execution.
+        #[arg(long)]
+        chain_only: bool,
     },
     /// Prove that record SEQ is in the tree of a checkpoint (default: the latest).
     Prove {

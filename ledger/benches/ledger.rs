@@ -1,5 +1,6 @@
 //! `cargo bench -p stockpile-ledger`: durable signed appends with 1, 16 and 64 submitters,
-//! replay, and raw sled baselines of the same record bytes, all in one run.
+//! replay, the auditor's export and verification, and raw sled baselines of the same record
+//! bytes, all in one run.
 //!
 //! `BENCH_EVENTS` sets the events per append scenario (default 200,000).
 
@@ -23,6 +24,11 @@ fn main() {
     let replay = bench::replay_rate(dir.path());
     eprintln!("{:<60} {:>10.0} events/s", replay.name, replay.per_second);
     rates.push(replay);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for rate in bench::audit_rates(dir.path(), scratch.path()) {
+        eprintln!("{:<60} {:>10.0} events/s", rate.name, rate.per_second);
+        rates.push(rate);
+    }
     let records = bench::sample_records(dir.path(), 20_000);
     let seal = bench::seal_rate(&records);
     eprintln!("{:<60} {:>10.0} events/s", seal.name, seal.per_second);

@@ -128,6 +128,36 @@ pub fn replay_rate(dir: &Path) -> Rate {
     Rate::new("replay (rebuild state from the log)", state.head.seq, started)
 }
 
+/// The auditor's rates on the log of `dir`: export to a file (with a checkpoint over the
+/// whole log), the chain check (hashes, links, Merkle root, checkpoint signature) and full
+/// verification (every command signature and re-execution) of that file.
+pub fn audit_rates(dir: &Path, scratch: &Path) -> Vec<Rate> {
+    use crate::audit::{self, checkpoint, export};
+    let store = Store::open(dir).expect("open store");
+    let head = store.last_record().expect("read head").map(|(seq, _)| seq).unwrap_or(0);
+    let key = audit::LedgerKey::from_secret([9; 32]);
+    let started = Instant::now();
+    checkpoint::create(&store, &key, head, at("2026-06-01T00:00:00Z")).expect("checkpoint");
+    let checkpoint = Rate::new("checkpoint (Merkle tree over every record)", head, started);
+    let path = scratch.join("export.jsonl");
+    let started = Instant::now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create export"));
+    let mut lines = export::StoreLines::new(store, head).expect("export lines");
+    export::write_all(&mut lines, &mut out, &mut |_| {}).expect("export");
+    drop(out);
+    let exported = Rate::new("audit export (store to JSON Lines file)", head, started);
+    let options = audit::Options { ledger_key: Some(key.public_key_hex()) };
+    let started = Instant::now();
+    let mut lines = export::FileLines::open(&path).expect("open export");
+    let chain = audit::verify_chain(&mut lines, &options, &mut |_| {}).expect("chain verifies");
+    let chain = Rate::new("audit verify: chain + Merkle root + checkpoints", chain.records, started);
+    let started = Instant::now();
+    let mut lines = export::FileLines::open(&path).expect("open export");
+    let full = audit::verify(&mut lines, &options, &mut |_| {}).expect("export verifies");
+    let full = Rate::new("audit verify: full (signatures + re-execution)", full.records, started);
+    vec![checkpoint, exported, chain, full]
+}
+
 /// The stored bytes of `n` records of the log in `dir`, for the raw baselines.
 pub fn sample_records(dir: &Path, n: u64) -> Vec<Vec<u8>> {
     let store = Store::open(dir).expect("open store");

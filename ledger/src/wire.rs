@@ -87,3 +87,22 @@ pub struct RangeReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u64>,
 }
+
+/// A `stockpile.v1.ledger.proof` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProofRequest {
+    /// That record `seq` is in the tree of `tree_size` records.
+    Inclusion { seq: u64, tree_size: u64 },
+    /// That the tree of `old_size` records is a prefix of the tree of `new_size`.
+    Consistency { old_size: u64, new_size: u64 },
+}
+
+/// A proof, as `ledger.proof` answers and `stockpile audit prove|consistency` print it;
+/// `stockpile audit check` reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "proof", rename_all = "snake_case")]
+pub enum ProofReply {
+    Inclusion(crate::audit::proof::InclusionProof),
+    Consistency(crate::audit::proof::ConsistencyProof),
+}

@@ -24,11 +24,14 @@ use std::path::{Path, PathBuf};
 /// damaged file from exhausting memory.
 pub const LINE_BYTES_MAX: usize = 1 << 20;
 
+/// A record line's usual size, to size read buffers.
+const LINE_BYTES_TYPICAL: usize = 2 << 10;
+
 /// Lines handed to a verifier or writer at once.
 pub const CHUNK_LINES: usize = 4096;
 
 /// Where export lines come from: a ledger's store, or an export file.
-pub trait Lines {
+pub trait Lines: Send + Sync {
     /// Up to `max` next lines (without their `\n`); empty at the end.
     fn next_chunk(&mut self, max: usize) -> Result<Vec<Vec<u8>>, LinesError>;
     /// The stored bytes of record `seq`, already handed out (reversals look back).
@@ -130,7 +133,8 @@ impl FileLines {
     }
 
     fn next_line(&mut self) -> Result<Option<Vec<u8>>, LinesError> {
-        let mut buf = Vec::new();
+        // Records are 1–2 KiB: start there rather than growing through several copies.
+        let mut buf = Vec::with_capacity(LINE_BYTES_TYPICAL);
         let n = (&mut self.reader)
             .take(LINE_BYTES_MAX as u64 + 1)
             .read_until(b'\n', &mut buf)

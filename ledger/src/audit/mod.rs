@@ -15,4 +15,4 @@ pub mod proof;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, LedgerKey};
-pub use verify::{verify, Options, Problem, Summary, VerifyError};
+pub use verify::{verify, verify_chain, ChainSummary, Options, Problem, Summary, VerifyError};

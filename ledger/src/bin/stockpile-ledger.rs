@@ -8,7 +8,8 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use stockpile_ledger::service::{self, config::STREAM_REPLICAS_DEFAULT, ServiceConfig};
+use stockpile_ledger::service::config::{CHECKPOINT_INTERVAL_DEFAULT, STREAM_REPLICAS_DEFAULT};
+use stockpile_ledger::service::{self, ServiceConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "stockpile-ledger", version, about = "The stockpile ledger service")]
@@ -35,6 +36,9 @@ struct ServeArgs {
     /// Replicas of the STOCKPILE_EVENTS stream (3 on a JetStream cluster).
     #[arg(long, default_value_t = STREAM_REPLICAS_DEFAULT, value_parser = clap::value_parser!(u8).range(1..=5).map(usize::from))]
     replicas: usize,
+    /// Seconds between signed checkpoints (only when the log grew).
+    #[arg(long, default_value_t = CHECKPOINT_INTERVAL_DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     let Command::Serve(args) = cli.command;
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
+    config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
     match runtime.block_on(service::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

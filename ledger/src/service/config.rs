@@ -37,6 +37,10 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
 /// production cluster (design §9).
 pub const STREAM_REPLICAS_DEFAULT: usize = 1;
 
+/// How often the service signs a checkpoint when the log grew. Auditors also ask for one on
+/// demand (`stockpile.v1.ledger.checkpoint`), and every export ends with one.
+pub const CHECKPOINT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything [`super::run`] needs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -49,6 +53,8 @@ pub struct ServiceConfig {
     /// Replicas of the `STOCKPILE_EVENTS` stream.
     pub stream_replicas: usize,
     pub limits: Limits,
+    /// How often to sign a checkpoint when the log grew.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl ServiceConfig {
@@ -59,6 +65,7 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             stream_replicas: STREAM_REPLICAS_DEFAULT,
             limits: Limits::default(),
+            checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
         }
     }
 }

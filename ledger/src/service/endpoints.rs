@@ -1,15 +1,17 @@
 //! The request/reply side: a NATS micro service (`$SRV.PING|INFO|STATS.stockpile-ledger`)
-//! with the `append` and `range` endpoints, each request handled in its own task.
+//! with the `append`, `range`, `checkpoint` and `proof` endpoints, each request handled in its
+//! own task.
 //!
 //! Every request that carries a reply subject is answered: with its reply, or with a
 //! [`crate::wire::ErrorReply`] whose `code` says why the whole request was refused.
 //! Requests run concurrently, at most [`super::Limits::requests_in_flight_max`] at once, so
 //! the group-commit writer sees many callers' commands per fsync.
 
+use super::checkpoints::{self, Checkpointer};
 use super::config::Limits;
 use super::error::{RequestError, ServiceError};
 use super::shutdown::Stop;
-use super::subjects::{APPEND, RANGE, SERVICE_NAME};
+use super::subjects::{APPEND, CHECKPOINT, PROOF, RANGE, SERVICE_NAME};
 use super::{append, range};
 use crate::LedgerHandle;
 use async_nats::service::{Request, Service, ServiceExt};
@@ -22,6 +24,8 @@ use tokio::task::JoinSet;
 enum Api {
     Append,
     Range,
+    Checkpoint,
+    Proof,
 }
 
 /// The registered micro service and its two endpoints, not yet serving.
@@ -29,6 +33,8 @@ pub(crate) struct Endpoints {
     service: Service,
     append: async_nats::service::endpoint::Endpoint,
     range: async_nats::service::endpoint::Endpoint,
+    checkpoint: async_nats::service::endpoint::Endpoint,
+    proof: async_nats::service::endpoint::Endpoint,
 }
 
 /// Registers the micro service and subscribes its endpoints.
@@ -36,13 +42,15 @@ pub(crate) async fn register(client: &async_nats::Client) -> Result<Endpoints, S
     let failed = |e: async_nats::Error| ServiceError::Register { name: SERVICE_NAME, reason: e.to_string() };
     let service = client
         .service_builder()
-        .description("stockpile ledger: append signed commands, read records")
+        .description("stockpile ledger: append signed commands, read records, checkpoints and proofs")
         .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .await
         .map_err(failed)?;
     let append = service.endpoint_builder().name("append").add(APPEND).await.map_err(failed)?;
     let range = service.endpoint_builder().name("range").add(RANGE).await.map_err(failed)?;
-    Ok(Endpoints { service, append, range })
+    let checkpoint = service.endpoint_builder().name("checkpoint").add(CHECKPOINT).await.map_err(failed)?;
+    let proof = service.endpoint_builder().name("proof").add(PROOF).await.map_err(failed)?;
+    Ok(Endpoints { service, append, range, checkpoint, proof })
 }
 
 #[derive(Clone)]
@@ -50,6 +58,7 @@ struct Context {
     client: async_nats::Client,
     ledger: LedgerHandle,
     limits: Arc<Limits>,
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl Endpoints {
@@ -60,14 +69,17 @@ impl Endpoints {
         client: async_nats::Client,
         ledger: LedgerHandle,
         limits: Limits,
+        checkpointer: Arc<Checkpointer>,
         mut stop: Stop,
     ) -> Result<(), ServiceError> {
         let in_flight = Arc::new(Semaphore::new(limits.requests_in_flight_max));
-        let context = Context { client: client.clone(), ledger, limits: Arc::new(limits) };
-        let mut requests = futures::stream::select(
-            self.append.map(|request| (Api::Append, request)),
-            self.range.map(|request| (Api::Range, request)),
-        );
+        let context = Context { client: client.clone(), ledger, limits: Arc::new(limits), checkpointer };
+        let mut requests = futures::stream::select_all([
+            self.append.map(|request| (Api::Append, request)).boxed(),
+            self.range.map(|request| (Api::Range, request)).boxed(),
+            self.checkpoint.map(|request| (Api::Checkpoint, request)).boxed(),
+            self.proof.map(|request| (Api::Proof, request)).boxed(),
+        ]);
         let mut tasks = JoinSet::new();
         loop {
             let permit = tokio::select! {
@@ -122,6 +134,8 @@ async fn handle(api: Api, request: Request, context: &Context) {
     let result = match api {
         Api::Append => append::handle(payload, &context.ledger, &context.limits).await,
         Api::Range => range::handle(payload, &context.ledger, &context.limits).await,
+        Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.client).await,
+        Api::Proof => checkpoints::handle_proof(payload, &context.ledger).await,
     };
     let max = context.client.server_info().max_payload;
     let body = match result {

@@ -12,6 +12,8 @@
 //! - [`serve`]: serves a ledger that is already running (the embedded handle stays usable
 //!   beside it — tests append through it while NATS is down).
 //! - [`endpoints`]: request/reply as a NATS micro service, requests handled concurrently.
+//! - `checkpoints`: signs a checkpoint at an interval when the log grew and on request,
+//!   publishes each on `stockpile.v1.checkpoints`, answers proof requests.
 //! - [`outbox`]: publishes every committed record to `STOCKPILE_EVENTS`, in order, exactly
 //!   once in the stream.
 //! - [`subjects`] and [`stream`]: every subject, header and stream setting, in one place.
@@ -29,10 +31,12 @@ pub mod stream;
 pub mod subjects;
 
 mod append;
+mod checkpoints;
 
 pub use config::{Limits, ServiceConfig};
 pub use error::{RequestError, ServiceError};
 
+use crate::audit::LedgerKey;
 use crate::ledger::{Ledger, LedgerOptions, SystemClock};
 use crate::LedgerHandle;
 use std::future::Future;
@@ -93,8 +97,12 @@ pub async fn serve(
         config.stream_replicas,
     )?;
     let outbox = tokio::spawn(outbox.run());
-    let mut requests = tokio::spawn(endpoints.serve(client.clone(), ledger, config.limits.clone(), stop.clone()));
-    tracing::info!(nats = %config.nats_url, "serving {} and {}", subjects::APPEND, subjects::RANGE);
+    let key = LedgerKey::load_or_create(ledger.store().dir())?;
+    let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key);
+    let periodic = tokio::spawn(checkpointer.clone().run(client.clone(), config.checkpoint_interval, stop.clone()));
+    let mut requests =
+        tokio::spawn(endpoints.serve(client.clone(), ledger, config.limits.clone(), checkpointer, stop.clone()));
+    tracing::info!(nats = %config.nats_url, "serving {}, {}, {} and {}", subjects::APPEND, subjects::RANGE, subjects::CHECKPOINT, subjects::PROOF);
 
     let early = tokio::select! {
         () = shutdown => None,
@@ -107,6 +115,9 @@ pub async fn serve(
         None => requests.await,
     };
     let outbox = outbox.await;
+    if let Err(e) = periodic.await {
+        tracing::warn!(error = %e, "the checkpoint task failed");
+    }
     if let Err(e) = client.flush().await {
         tracing::warn!(error = %e, "flushing NATS at shutdown");
     }

@@ -10,6 +10,15 @@ pub const APPEND: &str = "stockpile.v1.ledger.append";
 /// `ledger.range`: records `from..=to` as stored, for gap repair and audit.
 pub const RANGE: &str = "stockpile.v1.ledger.range";
 
+/// `ledger.checkpoint`: sign a checkpoint at the committed head now, publish it, return it.
+pub const CHECKPOINT: &str = "stockpile.v1.ledger.checkpoint";
+
+/// `ledger.proof`: an inclusion or consistency proof over the committed log.
+pub const PROOF: &str = "stockpile.v1.ledger.proof";
+
+/// Where every signed checkpoint is published (core NATS; exports carry them all).
+pub const CHECKPOINTS: &str = "stockpile.v1.checkpoints";
+
 /// The JetStream stream every record is published to.
 pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
 

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stockpile_ledger::audit::export::{self, FileLines, StoreLines, RECORD_PREFIX};
 use stockpile_ledger::audit::proof::{prove_consistency, prove_inclusion};
-use stockpile_ledger::audit::{checkpoint, verify, Checkpoint, Options, Problem};
+use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, Options, Problem};
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::Country;
 use stockpile_ledger::record::{self, Record};
@@ -34,6 +34,13 @@ fn verify_bytes(bytes: &[u8], options: &Options) -> Result<verify::Summary, veri
     verify(&mut lines, options, &mut |_| {})
 }
 
+fn verify_chain_bytes(bytes: &[u8]) -> Result<verify::ChainSummary, verify::VerifyError> {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), bytes).expect("write export");
+    let mut lines = FileLines::open(file.path()).expect("open export");
+    verify_chain(&mut lines, &Options::default(), &mut |_| {})
+}
+
 #[test]
 fn exports_of_random_histories_verify_by_re_execution() {
     for seed in 0..3 {
@@ -44,6 +51,8 @@ fn exports_of_random_histories_verify_by_re_execution() {
         assert_eq!(summary.head_hash, h.state().head.hash);
         assert_eq!(summary.root, last.root);
         assert_eq!(&summary.state, h.state(), "seed {seed}: the re-executed state differs from the ledger's");
+        let chain = verify_chain_bytes(&bytes).expect("the chain verifies");
+        assert_eq!((chain.records, chain.root, chain.head_hash), (summary.records, summary.root, summary.head_hash));
         // The same checks straight from the store.
         let mut lines = StoreLines::new(h.ledger.as_ref().unwrap().store().clone(), summary.records).unwrap();
         let from_store = verify(&mut lines, &pinned, &mut |_| {}).expect("store verifies");
@@ -198,6 +207,15 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
             expected.contains(&err.seq),
             "round {round} (kind {kind}): expected the first bad seq in {expected:?} of {n}, got {err}"
         );
+        // The fast chain check catches it too: at the same seq, or — for a forger who
+        // re-sealed the chain — at the first checkpoint after it.
+        let chain = verify_chain_bytes(&tampered).expect_err("the chain check catches it too");
+        if kind >= 6 {
+            assert!(chain.seq >= expected[0], "round {round} (kind {kind}): chain check at {chain}");
+            assert!(matches!(*chain.problem, Problem::CheckpointRoot), "round {round}: {chain}");
+        } else {
+            assert!(expected.contains(&chain.seq), "round {round} (kind {kind}): chain check at {chain}");
+        }
     }
     assert!(kinds.iter().all(|k| *k > 50), "every kind of tampering is exercised: {kinds:?}");
 }
