@@ -126,14 +126,17 @@ pub async fn client(url: &str) -> async_nats::Client {
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
-/// Waits until the ledger service answers `$SRV.INFO` with both endpoints.
+/// Endpoints of the ledger's micro service: append, range, checkpoint, proof.
+pub const LEDGER_ENDPOINTS: usize = 4;
+
+/// Waits until the ledger service answers `$SRV.INFO` with all its endpoints.
 pub async fn wait_until_serving(client: &async_nats::Client) {
     let deadline = Instant::now() + REPLY_TIMEOUT;
     let subject = format!("$SRV.INFO.{}", subjects::SERVICE_NAME);
     loop {
         if let Ok(Ok(reply)) = tokio::time::timeout(POLL * 5, client.request(subject.clone(), "".into())).await {
             let info: serde_json::Value = serde_json::from_slice(&reply.payload).expect("INFO is JSON");
-            if info["endpoints"].as_array().is_some_and(|e| e.len() == 2) {
+            if info["endpoints"].as_array().is_some_and(|e| e.len() == LEDGER_ENDPOINTS) {
                 return;
             }
         }

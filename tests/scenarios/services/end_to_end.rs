@@ -90,7 +90,15 @@ async fn micro_service_answers_ping_info_and_stats() {
         .map(|e| e["subject"].as_str().expect("subject"))
         .collect();
     endpoints.sort_unstable();
-    assert_eq!(endpoints, ["stockpile.v1.ledger.append", "stockpile.v1.ledger.range"]);
+    assert_eq!(
+        endpoints,
+        [
+            "stockpile.v1.ledger.append",
+            "stockpile.v1.ledger.checkpoint",
+            "stockpile.v1.ledger.proof",
+            "stockpile.v1.ledger.range"
+        ]
+    );
 
     let bad = request(&client, subjects::RANGE, b"{}".to_vec()).await;
     assert_eq!(error_reply(&bad).error.code, "malformed_request");
@@ -103,6 +111,68 @@ async fn micro_service_answers_ping_info_and_stats() {
         .find(|e| e["subject"] == "stockpile.v1.ledger.range")
         .expect("range endpoint stats");
     assert_eq!(range_stats["num_requests"], 1);
+
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}
+
+/// Checkpoints are signed on request and at the interval, published on
+/// `stockpile.v1.checkpoints`, and proofs from `ledger.proof` hold against them offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_published_and_proofs_over_nats_hold_against_them() {
+    use stockpile_ledger::audit::Checkpoint;
+    use stockpile_ledger::wire::{ProofReply, ProofRequest};
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&nats.url());
+    config.checkpoint_interval = Duration::from_millis(200);
+    let service = InProcess::serve(config, open_ledger(data.path()));
+    let client = client(&nats.url()).await;
+    let mut published = client.subscribe(subjects::CHECKPOINTS).await.expect("subscribe");
+    wait_until_serving(&client).await;
+    let world = World::new();
+    append(&client, setup_commands(&world), true).await;
+    let old: Checkpoint =
+        serde_json::from_slice(&request(&client, subjects::CHECKPOINT, Vec::new()).await).expect("a checkpoint");
+    let head = *service.ledger.head().borrow();
+    assert_eq!(old.tree_size, head);
+    old.verify_signature().expect("signed by the key it names");
+
+    // The log grows; the interval task signs and publishes a checkpoint over the new head.
+    append(&client, acquires(&world, 0, 40), false).await;
+    let new_head = *service.ledger.head().borrow();
+    let new = loop {
+        let message = tokio::time::timeout(CATCH_UP_TIMEOUT, published.next())
+            .await
+            .expect("a checkpoint is published within the timeout")
+            .expect("subscription open");
+        let c: Checkpoint = serde_json::from_slice(&message.payload).expect("a published checkpoint");
+        if c.tree_size == new_head {
+            break c;
+        }
+    };
+    assert_eq!(new.key, old.key, "one ledger key");
+
+    let proof = |r: ProofRequest| {
+        let client = client.clone();
+        async move {
+            let reply = request(&client, subjects::PROOF, serde_json::to_vec(&r).expect("encode")).await;
+            serde_json::from_slice::<ProofReply>(&reply)
+                .unwrap_or_else(|e| panic!("not a proof ({e}): {}", String::from_utf8_lossy(&reply)))
+        }
+    };
+    let ProofReply::Inclusion(inclusion) = proof(ProofRequest::Inclusion { seq: 2, tree_size: old.tree_size }).await
+    else {
+        panic!("an inclusion proof")
+    };
+    inclusion.verify(&old).expect("record 2 is in the old checkpoint's tree");
+    let ProofReply::Consistency(consistency) =
+        proof(ProofRequest::Consistency { old_size: old.tree_size, new_size: new.tree_size }).await
+    else {
+        panic!("a consistency proof")
+    };
+    consistency.verify(&old, &new).expect("the new tree extends the old one");
+    let beyond = serde_json::to_vec(&ProofRequest::Inclusion { seq: 1, tree_size: new_head + 1 }).unwrap();
+    assert_eq!(error_reply(&request(&client, subjects::PROOF, beyond).await).error.code, "malformed_request");
 
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }
