@@ -72,24 +72,10 @@ pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
             Ok(())
         }
         AuditVerb::Prove { seq, tree_size } => {
-            let (store, _) = open_store(data)?;
-            let size = match tree_size {
-                Some(s) => *s,
-                None => latest_checkpoint(&store)?.tree_size,
-            };
-            let p = proof::prove_inclusion(&store, *seq, size).map_err(|e| usage(e.to_string()))?;
-            println!("{}", serde_json::to_string_pretty(&Proof::Inclusion(p)).expect("proofs encode"));
-            Ok(())
+            print_proof(data, *tree_size, |store, size| proof::prove_inclusion(store, *seq, size).map(Proof::Inclusion))
         }
         AuditVerb::Consistency { old, new } => {
-            let (store, _) = open_store(data)?;
-            let new = match new {
-                Some(s) => *s,
-                None => latest_checkpoint(&store)?.tree_size,
-            };
-            let p = proof::prove_consistency(&store, *old, new).map_err(|e| usage(e.to_string()))?;
-            println!("{}", serde_json::to_string_pretty(&Proof::Consistency(p)).expect("proofs encode"));
-            Ok(())
+            print_proof(data, *new, |store, size| proof::prove_consistency(store, *old, size).map(Proof::Consistency))
         }
         AuditVerb::Check { proof, checkpoint, old_checkpoint, ledger_key } => {
             check(proof, checkpoint, old_checkpoint.as_deref(), ledger_key.as_deref())
@@ -114,6 +100,22 @@ pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
             super::query::print_holdings(format, &answer)
         }
     }
+}
+
+/// Makes a proof up to `size` (default: the latest checkpoint's tree size) and prints it.
+fn print_proof(
+    data: &Path,
+    size: Option<u64>,
+    prove: impl FnOnce(&Store, u64) -> std::result::Result<Proof, proof::ProveError>,
+) -> Result<()> {
+    let (store, _) = open_store(data)?;
+    let size = match size {
+        Some(s) => s,
+        None => latest_checkpoint(&store)?.tree_size,
+    };
+    let p = prove(&store, size).map_err(|e| usage(e.to_string()))?;
+    println!("{}", serde_json::to_string_pretty(&p).expect("proofs encode"));
+    Ok(())
 }
 
 fn open_store(data: &Path) -> Result<(Store, u64)> {

@@ -214,21 +214,7 @@ pub fn create(store: &Store, key: &LedgerKey, up_to: u64, now: DateTime<Utc>) ->
         }
         None => (Frontier::new(), None),
     };
-    let from = frontier.len() + 1;
-    let mut failure = None;
-    store.scan(from, |seq, bytes| {
-        if seq > up_to {
-            return false;
-        }
-        match record_hash(bytes) {
-            Some(hash) => frontier.push(leaf_hash(&hash)),
-            None => failure = Some(seq),
-        }
-        failure.is_none()
-    })?;
-    if let Some(seq) = failure {
-        return Err(LedgerError::Corrupt { seq, what: "stored record has no valid hash".into() });
-    }
+    for_each_leaf(store, frontier.len() + 1, up_to, |leaf| frontier.push(leaf))?;
     if frontier.len() != up_to {
         return Err(LedgerError::Corrupt {
             seq: frontier.len() + 1,
@@ -263,6 +249,30 @@ fn decode_entry(size: u64, bytes: &[u8]) -> Result<(Checkpoint, Frontier), Ledge
         return Err(corrupt("frontier and checkpoint disagree".into()));
     }
     Ok((entry.checkpoint, frontier))
+}
+
+/// Calls `visit` with the Merkle leaf of every stored record `from..=up_to`, in order.
+pub fn for_each_leaf(
+    store: &Store,
+    from: u64,
+    up_to: u64,
+    mut visit: impl FnMut(crate::merkle::Digest),
+) -> Result<(), LedgerError> {
+    let mut failure = None;
+    store.scan(from, |seq, bytes| {
+        if seq > up_to {
+            return false;
+        }
+        match record_hash(bytes) {
+            Some(hash) => visit(leaf_hash(&hash)),
+            None => failure = Some(seq),
+        }
+        failure.is_none()
+    })?;
+    match failure {
+        Some(seq) => Err(LedgerError::Corrupt { seq, what: "stored record has no valid hash".into() }),
+        None => Ok(()),
+    }
 }
 
 /// The hash a stored record carries.

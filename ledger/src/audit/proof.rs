@@ -4,7 +4,7 @@
 //! 6962 audit paths and consistency proofs, so any Certificate Transparency verifier can check
 //! them too (see [`crate::merkle`]).
 
-use super::checkpoint::{record_hash, Checkpoint};
+use super::checkpoint::{for_each_leaf, record_hash, Checkpoint};
 use crate::canonical::{hex_hash, Hash};
 use crate::error::LedgerError;
 use crate::merkle::{self, leaf_hash, MerkleLog, ProofError};
@@ -84,21 +84,8 @@ pub enum ProveError {
 /// The Merkle tree over records `1..=size` of a store (64 bytes of memory per record).
 pub fn tree(store: &Store, size: u64) -> Result<MerkleLog, LedgerError> {
     let mut log = MerkleLog::new();
-    let mut bad = None;
-    store.scan(1, |seq, bytes| {
-        if seq > size {
-            return false;
-        }
-        match record_hash(bytes) {
-            Some(h) => log.push(leaf_hash(&h)),
-            None => bad = Some(seq),
-        }
-        bad.is_none()
-    })?;
-    match bad {
-        Some(seq) => Err(LedgerError::Corrupt { seq, what: "stored record has no valid hash".into() }),
-        None => Ok(log),
-    }
+    for_each_leaf(store, 1, size, |leaf| log.push(leaf))?;
+    Ok(log)
 }
 
 pub fn prove_inclusion(store: &Store, seq: u64, tree_size: u64) -> Result<InclusionProof, ProveError> {
