@@ -45,13 +45,8 @@ fn run(cli: Cli) -> Result<()> {
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
         Verb::Audit(verb) => {
-            if cli.nats.is_some() {
-                return Err(usage(
-                    "audit works on a local data directory (--data DIR) or an export file; over NATS, export with \
-                     `stockpile --data DIR audit export` on the ledger's host",
-                ));
-            }
-            return commands::audit::run(&cli.data, cli.format, verb);
+            let remote = cli.nats.as_deref().map(remote::Remote::connect).transpose()?;
+            return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
         }
         Verb::Watch { filter } => {
             let Some(url) = &cli.nats else {

@@ -3,11 +3,16 @@
 //! The CLI is synchronous: the backend owns a current-thread tokio runtime and blocks on it.
 
 use crate::client::Backend;
-use crate::error::{operational, usage, Result};
+use crate::error::{operational, usage, CliError, Result};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
+use stockpile_ledger::audit::export::{Lines, LinesError};
+use stockpile_ledger::audit::Checkpoint;
+use stockpile_ledger::service::subjects::{CHECKPOINT, PROOF};
 use stockpile_ledger::signing::SignedCommand;
-use stockpile_ledger::wire::{AppendReply, AppendRequest, AppendResult, ErrorReply, RangeReply, RangeRequest};
+use stockpile_ledger::wire::{
+    AppendReply, AppendRequest, AppendResult, ErrorReply, ProofReply, ProofRequest, RangeReply, RangeRequest,
+};
 use stockpile_projector::{Holdings, HoldingsQuery};
 
 const APPEND: &str = "stockpile.v1.ledger.append";
@@ -201,5 +206,72 @@ impl Backend for Remote {
         let Remote { runtime, client, url } = *self;
         runtime.block_on(client.flush()).map_err(|e| operational(format!("{url}: {e}")))?;
         Ok(())
+    }
+}
+
+/// The log of a running ledger as export lines: records `1..=checkpoint.tree_size` paged
+/// over `ledger.range`, then the checkpoint the ledger signed for them on request. (A local
+/// export also carries the earlier checkpoints; over NATS only this last one is fetched.)
+pub struct RemoteLines<'a> {
+    remote: &'a Remote,
+    next: u64,
+    checkpoint: Checkpoint,
+    /// Whether the checkpoint line was handed out (it ends the lines).
+    done: bool,
+    up_to: u64,
+}
+
+impl<'a> RemoteLines<'a> {
+    /// Asks the ledger for a checkpoint at its head now; the lines end with it.
+    pub fn at_head(remote: &'a Remote) -> Result<RemoteLines<'a>> {
+        let checkpoint: Checkpoint = remote.request(CHECKPOINT, Vec::new(), "ledger service")?;
+        Ok(RemoteLines { remote, next: 1, up_to: checkpoint.tree_size, checkpoint, done: false })
+    }
+
+    pub fn tree_size(&self) -> u64 {
+        self.up_to
+    }
+
+    /// The checkpoint the lines end with.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+}
+
+impl Lines for RemoteLines<'_> {
+    fn next_chunk(&mut self, max: usize) -> std::result::Result<Vec<Vec<u8>>, LinesError> {
+        let failed = |e: CliError| LinesError::Remote(e.to_string());
+        if self.next > self.up_to {
+            if self.done {
+                return Ok(Vec::new());
+            }
+            self.done = true;
+            return Ok(vec![self.checkpoint.to_line()]);
+        }
+        let limit = u32::try_from(max).unwrap_or(u32::MAX);
+        let page = self
+            .remote
+            .range(RangeRequest { from: self.next, to: Some(self.up_to), limit: Some(limit) })
+            .map_err(failed)?;
+        if page.records.is_empty() {
+            return Err(LinesError::Remote(format!("the ledger returned no records from seq {}", self.next)));
+        }
+        self.next += page.records.len() as u64;
+        Ok(page.records.iter().map(|r| r.get().as_bytes().to_vec()).collect())
+    }
+
+    fn record(&self, seq: u64) -> std::result::Result<Option<Vec<u8>>, LinesError> {
+        let page = self
+            .remote
+            .range(RangeRequest { from: seq, to: Some(seq), limit: Some(1) })
+            .map_err(|e| LinesError::Remote(e.to_string()))?;
+        Ok(page.records.first().map(|r| r.get().as_bytes().to_vec()))
+    }
+}
+
+impl Remote {
+    /// An inclusion or consistency proof from `ledger.proof`.
+    pub fn proof(&self, request: &ProofRequest) -> Result<ProofReply> {
+        self.request(PROOF, serde_json::to_vec(request).expect("encodes"), "ledger service")
     }
 }

@@ -5,6 +5,7 @@ use crate::args::{AuditVerb, Format};
 use crate::client::ledger_dir;
 use crate::error::{operational, usage, CliError, Result};
 use crate::output;
+use crate::remote::{Remote, RemoteLines};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
@@ -14,14 +15,17 @@ use stockpile_ledger::audit::proof;
 use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, LedgerKey, Options, Problem, VerifyError};
 use stockpile_ledger::canonical;
 use stockpile_ledger::store::Store;
-use stockpile_ledger::wire::ProofReply as Proof;
+use stockpile_ledger::wire::{ProofReply as Proof, ProofRequest};
 use stockpile_projector::{ExportSource, Source as _, Views, PAGE_RECORDS};
 
-pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
+/// Runs an audit verb on `data`, or on the running ledger behind `remote` (`--nats`).
+pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVerb) -> Result<()> {
     match verb {
         AuditVerb::Checkpoint { output } => {
-            let (store, _) = open_store(data)?;
-            let c = checkpoint_now(&store, data)?;
+            let c = match remote {
+                Some(r) => RemoteLines::at_head(r)?.checkpoint().clone(),
+                None => checkpoint_now(&open_store(data)?.0, data)?,
+            };
             let text = serde_json::to_string_pretty(&c).expect("checkpoints encode");
             if let Some(path) = output {
                 write_file(path, &text)?;
@@ -29,12 +33,31 @@ pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
             println!("{text}");
             Ok(())
         }
-        AuditVerb::Export { output } => export_to(data, output.as_deref()),
+        AuditVerb::Export { output } => {
+            let (mut lines, last): (Box<dyn Lines + '_>, Checkpoint) = match remote {
+                Some(r) => {
+                    let lines = RemoteLines::at_head(r)?;
+                    let last = lines.checkpoint().clone();
+                    (Box::new(lines), last)
+                }
+                None => {
+                    let (store, _) = open_store(data)?;
+                    let last = checkpoint_now(&store, data)?;
+                    (Box::new(StoreLines::new(store, last.tree_size).map_err(operational)?), last)
+                }
+            };
+            export_to(lines.as_mut(), &last, output.as_deref())
+        }
         AuditVerb::Verify { file, ledger_key, chain_only } => {
             let options = Options { ledger_key: ledger_key.clone() };
-            let (mut lines, total): (Box<dyn Lines>, Option<u64>) = match file {
-                Some(path) => (Box::new(FileLines::open(path).map_err(operational)?), None),
-                None => {
+            let (mut lines, total): (Box<dyn Lines + '_>, Option<u64>) = match (file, remote) {
+                (Some(path), _) => (Box::new(FileLines::open(path).map_err(operational)?), None),
+                (None, Some(r)) => {
+                    let lines = RemoteLines::at_head(r)?;
+                    let total = lines.tree_size();
+                    (Box::new(lines), Some(total))
+                }
+                (None, None) => {
                     let (store, head) = open_store(data)?;
                     (Box::new(StoreLines::new(store, head).map_err(operational)?), Some(head))
                 }
@@ -71,12 +94,24 @@ pub fn run(data: &Path, format: Format, verb: &AuditVerb) -> Result<()> {
             }
             Ok(())
         }
-        AuditVerb::Prove { seq, tree_size } => {
-            print_proof(data, *tree_size, |store, size| proof::prove_inclusion(store, *seq, size).map(Proof::Inclusion))
-        }
-        AuditVerb::Consistency { old, new } => {
-            print_proof(data, *new, |store, size| proof::prove_consistency(store, *old, size).map(Proof::Consistency))
-        }
+        AuditVerb::Prove { seq, tree_size } => match remote {
+            Some(r) => {
+                let tree_size = tree_size.map_or_else(|| remote_head_size(r), Ok)?;
+                print(&r.proof(&ProofRequest::Inclusion { seq: *seq, tree_size })?)
+            }
+            None => print_proof(data, *tree_size, |store, size| {
+                proof::prove_inclusion(store, *seq, size).map(Proof::Inclusion)
+            }),
+        },
+        AuditVerb::Consistency { old, new } => match remote {
+            Some(r) => {
+                let new_size = new.map_or_else(|| remote_head_size(r), Ok)?;
+                print(&r.proof(&ProofRequest::Consistency { old_size: *old, new_size })?)
+            }
+            None => print_proof(data, *new, |store, size| {
+                proof::prove_consistency(store, *old, size).map(Proof::Consistency)
+            }),
+        },
         AuditVerb::Check { proof, checkpoint, old_checkpoint, ledger_key } => {
             check(proof, checkpoint, old_checkpoint.as_deref(), ledger_key.as_deref())
         }
@@ -113,9 +148,17 @@ fn print_proof(
         Some(s) => s,
         None => latest_checkpoint(&store)?.tree_size,
     };
-    let p = prove(&store, size).map_err(|e| usage(e.to_string()))?;
-    println!("{}", serde_json::to_string_pretty(&p).expect("proofs encode"));
+    print(&prove(&store, size).map_err(|e| usage(e.to_string()))?)
+}
+
+fn print(proof: &Proof) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(proof).expect("proofs encode"));
     Ok(())
+}
+
+/// The tree size of a checkpoint the running ledger signs at its head now.
+fn remote_head_size(remote: &Remote) -> Result<u64> {
+    Ok(RemoteLines::at_head(remote)?.tree_size())
 }
 
 fn open_store(data: &Path) -> Result<(Store, u64)> {
@@ -145,17 +188,14 @@ fn latest_checkpoint(store: &Store) -> Result<Checkpoint> {
         .ok_or_else(|| usage("no checkpoint yet: run `stockpile audit checkpoint` first"))
 }
 
-fn export_to(data: &Path, output: Option<&Path>) -> Result<()> {
-    let (store, _) = open_store(data)?;
-    let last = checkpoint_now(&store, data)?;
-    let mut lines = StoreLines::new(store, last.tree_size).map_err(operational)?;
+fn export_to(lines: &mut dyn Lines, last: &Checkpoint, output: Option<&Path>) -> Result<()> {
     let bar = progress(Some(last.tree_size), "records exported");
     let mut tick = |n| bar.set_position(n);
     let done = match output {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(|e| operational(format!("{}: {e}", path.display())))?;
             let mut out = std::io::BufWriter::new(file);
-            let done = export::write_all(&mut lines, &mut out, &mut tick).map_err(operational)?;
+            let done = export::write_all(lines, &mut out, &mut tick).map_err(operational)?;
             out.into_inner()
                 .map_err(|e| operational(e.to_string()))?
                 .sync_all()
@@ -164,7 +204,7 @@ fn export_to(data: &Path, output: Option<&Path>) -> Result<()> {
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            export::write_all(&mut lines, &mut out, &mut tick).map_err(operational)?
+            export::write_all(lines, &mut out, &mut tick).map_err(operational)?
         }
     };
     bar.finish_and_clear();

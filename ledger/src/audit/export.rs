@@ -49,6 +49,8 @@ pub enum LinesError {
     LineTooLong { path: PathBuf, line: u64 },
     #[error("{path} ends in the middle of line {line} (no final newline): the file is truncated")]
     Truncated { path: PathBuf, line: u64 },
+    #[error("reading the log over NATS: {0}")]
+    Remote(String),
 }
 
 /// The lines of a ledger's store: records `1..=up_to`, each stored checkpoint after the
