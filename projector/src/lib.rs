@@ -37,4 +37,4 @@ pub use projector::{CatchUp, Projector, ProjectorError, Reader, PAGE_RECORDS};
 pub use query::{AsOf, Dimension, GroupKey, Holdings, HoldingsQuery, HoldingsRow, KeyValue, QueryError, Totals};
 pub use source::{AsyncSource, ExportSource, LedgerSource, Source, SourceError, StoredRecord};
 pub use store::{StoreError, ViewStore};
-pub use views::{Change, Figure, Head, Movement, Registry, Views};
+pub use views::{Change, Figure, Head, Movement, Registry, ReleaseRules, Views, Withholding};
