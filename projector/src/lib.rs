@@ -27,6 +27,7 @@
 pub mod fold;
 pub mod projector;
 pub mod query;
+pub mod report;
 pub mod service;
 pub mod source;
 pub mod store;

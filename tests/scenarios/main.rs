@@ -3,5 +3,6 @@
 mod cli;
 mod cli_remote;
 mod partner;
+mod report;
 mod schemas;
 mod services;
