@@ -52,6 +52,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
+    if let Verb::Report(a) = &cli.command {
+        commands::report::request(a)?; // bad arguments fail before a ledger is opened
+    }
     let create = matches!(cli.command, Verb::Init { .. });
     let mut backend: Box<dyn Backend> = match &cli.nats {
         Some(url) => Box::new(remote::Remote::connect(url)?),
@@ -80,6 +83,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
+        Verb::Report(a) => commands::report::run(&mut ctx, a),
         Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) => unreachable!("handled before a backend is opened"),
     }
 }

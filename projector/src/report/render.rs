@@ -147,8 +147,9 @@ pub fn markdown(report: &Report) -> String {
     if b.materials.is_empty() {
         let _ = writeln!(s, "No stock in scope at any of the report's dates.\n");
     }
+    let end_label = b.period_end.clone();
     for m in &b.materials {
-        material_md(&mut s, m);
+        material_md(&mut s, m, &end_label);
     }
     if !b.withheld.is_empty() {
         let _ = writeln!(s, "## Withheld on national-security grounds (CRMA Art. 22(1))\n");
@@ -177,7 +178,7 @@ pub fn markdown(report: &Report) -> String {
     s
 }
 
-fn material_md(s: &mut String, m: &MaterialReport) {
+fn material_md(s: &mut String, m: &MaterialReport, end_label: &str) {
     let _ = writeln!(s, "## {} (`{}`)\n", m.name, m.material);
     let _ = writeln!(s, "Stock: **{} t** gross, **{} t** contained.\n", m.stock.gross_t, m.stock.contained_t);
     for (label, r, unit) in
@@ -212,7 +213,7 @@ fn material_md(s: &mut String, m: &MaterialReport) {
         m.locations.iter().map(|l| (vec![l.country.clone(), l.placement.clone()], &l.amounts)),
     );
     table(s, "Previous five year-ends", &["Year-end"], m.history.iter().map(|y| (vec![y.date.clone()], &y.amounts)));
-    s.push_str(&svg(m));
+    s.push_str(&svg(m, end_label));
     s.push_str("\n\n");
     let _ = writeln!(s, "### Movements in the period (gross)\n\n| Line | Tonnes |\n|---|---:|");
     for mv in &m.movements {
@@ -245,18 +246,18 @@ const SVG_WIDTH: i64 = 480;
 const SVG_HEIGHT: i64 = 200;
 const SVG_MARGIN: i64 = 30;
 
-/// A bar chart of gross stock at the five previous year-ends and the period's end. Integer
-/// geometry only, so the same report always draws the same bytes.
-pub fn svg(m: &MaterialReport) -> String {
+/// A bar chart of gross stock at the five previous year-ends and the period's end (labelled
+/// `end_label`). Integer geometry only, so the same report always draws the same bytes.
+pub fn svg(m: &MaterialReport, end_label: &str) -> String {
     let mut bars: Vec<(String, i64)> = m.history.iter().map(|y| (y.date[..4].to_string(), y.amounts.gross_g)).collect();
-    bars.push(("now".to_string(), m.stock.gross_g));
+    bars.push((end_label.to_string(), m.stock.gross_g));
     let max = bars.iter().map(|(_, g)| g.max(&0)).copied().max().unwrap_or(0).max(1);
     let plot_h = SVG_HEIGHT - 2 * SVG_MARGIN;
     let slot = (SVG_WIDTH - 2 * SVG_MARGIN) / bars.len() as i64;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" role="img" aria-label="{} gross stock, five year-ends and now">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" role="img" aria-label="{} gross stock at five year-ends and {end_label}">"#,
         m.material
     );
     let base = SVG_HEIGHT - SVG_MARGIN;
@@ -288,4 +289,52 @@ fn short_t(g: i64) -> String {
     let sign = if g < 0 { "-" } else { "" };
     let kg = g.unsigned_abs() / 1_000;
     format!("{sign}{}.{:03}", kg / 1_000, kg % 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amounts(g: i64) -> Amounts {
+        Amounts { gross_g: g, gross_t: String::new(), contained_g: g, contained_t: String::new() }
+    }
+
+    #[test]
+    fn the_chart_scales_bars_to_the_largest_with_integer_geometry() {
+        let ratio = Ratio {
+            status: "not_registered".into(),
+            year: 2025,
+            figure_g: None,
+            figure_t: None,
+            value: None,
+            note: "n".into(),
+        };
+        let history = [0, 0, 10_000_000, 10_000_000, 10_000_000]
+            .iter()
+            .enumerate()
+            .map(|(i, g)| YearEnd { date: format!("{}-12-31", 2021 + i), amounts: amounts(*g) })
+            .collect();
+        let m = MaterialReport {
+            material: "gallium".into(),
+            name: "Gallium".into(),
+            crma_strategic: true,
+            crma_critical: true,
+            stock: amounts(5_000_000),
+            consumption: ratio.clone(),
+            days_of_cover: ratio,
+            forms: vec![],
+            history,
+            release_rules: RulesNote { status: "not_registered".into(), text: "t".into() },
+            holders: vec![],
+            locations: vec![],
+            movements: vec![],
+        };
+        let svg = svg(&m, "2026-06-30");
+        let plot = SVG_HEIGHT - 2 * SVG_MARGIN; // the tallest bar
+        assert_eq!(svg.matches(&format!("height=\"{plot}\" fill")).count(), 3, "{svg}");
+        assert_eq!(svg.matches(&format!("height=\"{}\" fill", plot / 2)).count(), 1, "half the stock, half the bar");
+        assert_eq!(svg.matches("height=\"0\" fill").count(), 2);
+        assert!(svg.contains(">2026-06-30</text>") && svg.contains(">5.000 t</text>"));
+        assert_eq!(svg, super::svg(&m, "2026-06-30"), "deterministic");
+    }
 }
