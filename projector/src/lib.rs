@@ -11,6 +11,9 @@
 //!   ([`FoldError::ChainBreak`]). Pure: no I/O, no clock.
 //! - [`HoldingsQuery`] → [`Holdings`]: filters, `group_by` [`Dimension`]s, totals in grams and
 //!   exact tonnes, gross and contained; serializable and deterministic (sorted rows).
+//! - [`report`]: the Commission stock report (CRMA Art. 22) and its IEA / NATO variants —
+//!   [`report::build`] (pure: views → [`report::Report`]) and [`report::render`] (canonical
+//!   JSON, CSV, Markdown with SVG).
 //! - [`ViewStore`]: the views' changes and the checkpoint in the projector's own sled
 //!   directory, one atomic batch per page, so a restart resumes exactly once.
 //! - [`Source`] / [`AsyncSource`]: ordered sources of stored records — [`LedgerSource`] (a
