@@ -205,6 +205,11 @@ pub struct ReportArgs {
     /// for IEA, the NATO defence-critical list for NATO.
     #[arg(long)]
     pub materials: Option<String>,
+    /// Publish the JSON to the JetStream stream STOCKPILE_REPORTS at --nats URL as the next
+    /// revision of the period (nothing is sent if the last revision has the same body). The
+    /// report itself is built from --data.
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,7 @@ pub mod report;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod submit;
 pub mod views;
 
 pub use fold::{decode, Decoded, FoldError, FoldRecord, Step};

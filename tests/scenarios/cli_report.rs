@@ -186,3 +186,83 @@ fn bad_report_arguments_exit_2_and_say_what_to_fix() {
     let (_, err) = c.expect(1, &["register", "withhold", "--party", "nl-mod", "--lot", "nope", "--reason", "x"]);
     assert!(err.contains("unknown lot \"nope\"") && err.contains("[unknown_reference]"), "{err}");
 }
+
+/// `report --submit` against a real nats-server: revision 1, nothing sent when unchanged
+/// (even after unrelated records), revision 2 after a back-dated correction; the stream
+/// holds the two JSON reports with their ids, periods and revisions.
+#[test]
+fn submit_publishes_numbered_revisions_to_jetstream() {
+    let server = stockpile_tests::nats::NatsServer::start();
+    let url = server.url();
+    let c = scenario();
+    let submit = ["--nats", url.as_str(), "report", "--partner", "NL", "--period", "2026-Q1", "--submit"];
+    let first = c.ok(&submit);
+    assert!(first.contains("as revision 1 of 2026-Q1 on stockpile.v1.reports.EU.NL"), "{first}");
+    let again = c.ok(&submit);
+    assert!(again.contains("unchanged: revision 1 of 2026-Q1"), "{again}");
+    // A movement after the period changes the cut but not the body: still unchanged.
+    c.ok(&[
+        "release",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--at",
+        "nl-depot",
+        "--quantity",
+        "1 t",
+        "--reason",
+        "sale",
+        "--recipient",
+        "x",
+        "--occurred-at",
+        "2026-05-01",
+    ]);
+    assert!(c.ok(&submit).contains("unchanged: revision 1"));
+    // A back-dated correction into Q1 makes revision 2.
+    c.ok(&[
+        "adjust",
+        "--lot",
+        "co-1",
+        "--party",
+        "nl-mod",
+        "--at",
+        "nl-depot",
+        "--decrease",
+        "100 kg",
+        "--reason",
+        "stock_take",
+        "--note",
+        "recount",
+        "--occurred-at",
+        "2026-01-20",
+    ]);
+    let second = c.ok(&submit);
+    assert!(second.contains("as revision 2 of 2026-Q1"), "{second}");
+    // --submit needs somewhere to publish
+    let (_, err) = c.expect(2, &["report", "--partner", "NL", "--period", "2026-Q1", "--submit"]);
+    assert!(err.contains("pass --nats URL"), "{err}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("STOCKPILE_REPORTS").await.expect("stream exists");
+        let mut bodies = Vec::new();
+        for seq in 1..=2 {
+            let m = stream.get_raw_message(seq).await.expect("message");
+            let h = |n: &str| m.headers.get(n).map(|v| v.as_str().to_string());
+            let report: serde_json::Value = serde_json::from_slice(&m.payload).expect("report JSON");
+            assert_eq!(m.subject.as_str(), "stockpile.v1.reports.EU.NL");
+            let msg_id = m.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str());
+            assert_eq!(msg_id, report["header"]["report_id"].as_str(), "{:?}", m.headers);
+            assert_eq!(h("Stockpile-Revision"), Some(seq.to_string()));
+            assert_eq!(h("Stockpile-Period").as_deref(), Some("2026-Q1"));
+            bodies.push(report);
+        }
+        assert!(stream.get_raw_message(3).await.is_err(), "two revisions, nothing more");
+        let gross = |r: &serde_json::Value| r["body"]["materials"][0]["stock"]["gross_g"].as_i64();
+        assert_eq!((gross(&bodies[0]), gross(&bodies[1])), (Some(7_500_000), Some(7_400_000)));
+        assert_ne!(bodies[0]["header"]["body_sha256"], bodies[1]["header"]["body_sha256"]);
+    });
+}

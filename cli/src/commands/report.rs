@@ -4,7 +4,8 @@ use super::Ctx;
 use crate::args::{Format, ReportArgs};
 use crate::error::{operational, usage, Result};
 use std::io::Write;
-use stockpile_projector::report::{render, Framework, MaterialScope, Period, ReportRequest};
+use stockpile_projector::report::{render, Framework, MaterialScope, Period, Report, ReportRequest};
+use stockpile_projector::submit::{self, Submitted};
 
 /// The request the arguments name, checked before any ledger is opened.
 pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
@@ -29,9 +30,13 @@ pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
     Ok(ReportRequest { partner, period, framework, materials })
 }
 
-pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs) -> Result<()> {
+pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<&str>) -> Result<()> {
     let req = request(a)?;
     let report = ctx.backend.report(&req)?;
+    if a.submit {
+        let url = nats.ok_or_else(|| usage("--submit publishes over NATS: pass --nats URL"))?;
+        return submit(url, &report);
+    }
     let bytes = match ctx.format {
         Format::Json => render::json(&report).map_err(operational)?,
         Format::Csv => render::csv(&report).into_bytes(),
@@ -42,4 +47,32 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(operational(format!("writing the report: {e}"))),
         _ => Ok(()),
     }
+}
+
+/// Publishes `report` to `STOCKPILE_REPORTS` at `url` and says what happened.
+fn submit(url: &str, report: &Report) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
+    let outcome = runtime.block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}; is the server running?")))?;
+        let js = async_nats::jetstream::new(client.clone());
+        let outcome = submit::submit(&js, report).await.map_err(operational);
+        client.flush().await.map_err(operational)?;
+        outcome
+    })?;
+    let id = &report.header.report_id;
+    match outcome {
+        Submitted::Published { revision, stream_seq, subject } => {
+            println!(
+                "submitted {id} as revision {revision} of {} on {subject} (stream seq {stream_seq})",
+                report.header.period
+            )
+        }
+        Submitted::Unchanged { revision } => println!(
+            "unchanged: revision {revision} of {} has the same body ({}); nothing sent",
+            report.header.period, report.header.body_sha256
+        ),
+    }
+    Ok(())
 }
