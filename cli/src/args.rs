@@ -25,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Human output: tables; for `report`, Markdown with inline SVG (`md` is the same).
+    #[value(alias = "md")]
     Table,
     Json,
     Csv,
@@ -66,6 +68,9 @@ pub enum Verb {
     Holdings(HoldingsArgs),
     /// The movements of a lot, party or facility.
     History(HistoryArgs),
+    /// The stock report of a partner for a period (CRMA Art. 22; IEA and NATO variants):
+    /// `--format json` (the submission), `csv`, or `md` (Markdown, the default).
+    Report(ReportArgs),
     /// Live events over NATS, e.g. `NL.>` or `*.cobalt.*`.
     Watch {
         /// Subject filter below `stockpile.v1.events.`: `<partner>.<material>.<kind>`.
@@ -149,10 +154,65 @@ pub enum RegisterVerb {
         #[command(flatten)]
         common: Common,
     },
+    /// Release, allocation and distribution rules of a partner's stock of a material.
+    ReleaseRules {
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        material: String,
+        /// The rules text (up to 4096 characters).
+        #[arg(long)]
+        text: String,
+        /// Keep the text out of reports; they show a confidentiality note instead.
+        #[arg(long)]
+        confidential: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Withhold a party's stock of a lot from reports on national-security grounds, from
+    /// --occurred-at on.
+    Withhold(WithholdArgs),
+    /// Report a withheld position again, from --occurred-at on.
+    Unwithhold(WithholdArgs),
     /// Annual national consumption of a material (for "% of consumption").
     Consumption(FigureArgs),
     /// Annual net imports of a material (for days of cover).
     NetImports(FigureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WithholdArgs {
+    #[arg(long)]
+    pub party: String,
+    #[arg(long)]
+    pub lot: String,
+    /// The reasoned notification reports carry instead of the figures.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The reporting partner, ISO 3166-1 alpha-2 (Greece: GR; reports to the Commission say EL).
+    #[arg(long)]
+    pub partner: String,
+    /// 2026 (year), 2026-H1 (half), 2026-Q3 (quarter) or 2026-05 (month): stock as of its end.
+    #[arg(long)]
+    pub period: String,
+    /// EU (the Commission, CRMA Art. 22), IEA or NATO (holdings earmarked to the programme).
+    #[arg(long, default_value = "EU")]
+    pub framework: String,
+    /// strategic, critical (strategic and critical) or all. Default: strategic for EU, all
+    /// for IEA, the NATO defence-critical list for NATO.
+    #[arg(long)]
+    pub materials: Option<String>,
+    /// Publish the JSON to the JetStream stream STOCKPILE_REPORTS at --nats URL as the next
+    /// revision of the period (nothing is sent if the last revision has the same body). The
+    /// report itself is built from --data.
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::AppendResult;
 use stockpile_ledger::{Ledger, LedgerHandle, LedgerOptions, SystemClock};
+use stockpile_projector::report::{self, Report, ReportError, ReportRequest};
 use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector};
 
 pub trait Backend {
@@ -18,6 +19,8 @@ pub trait Backend {
     fn head(&mut self) -> Result<u64>;
     /// Holdings now or as of a date, including every committed record.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings>;
+    /// The stock report of `request`, cut at the committed head.
+    fn report(&mut self, request: &ReportRequest) -> Result<Report>;
     /// Finishes outstanding work (embedded: stops the writer cleanly).
     fn close(self: Box<Self>) -> Result<()>;
 }
@@ -50,6 +53,19 @@ impl Embedded {
     }
 }
 
+impl Embedded {
+    /// The local projector, opened on first use and caught up with every committed record.
+    fn caught_up(&mut self) -> Result<&mut Projector> {
+        if self.projector.is_none() {
+            self.projector = Some(Projector::open(&projector_dir(&self.dir)).map_err(operational)?);
+        }
+        let projector = self.projector.as_mut().expect("opened above");
+        let mut source = LedgerSource::following(self.handle.store().clone(), self.handle.head());
+        projector.catch_up(&mut source).map_err(operational)?;
+        Ok(projector)
+    }
+}
+
 impl Backend for Embedded {
     fn append(&mut self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<AppendResult>> {
         let outcomes = self.handle.append_blocking(commands, atomic).map_err(operational)?;
@@ -65,13 +81,17 @@ impl Backend for Embedded {
     }
 
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
-        if self.projector.is_none() {
-            self.projector = Some(Projector::open(&projector_dir(&self.dir)).map_err(operational)?);
-        }
-        let projector = self.projector.as_mut().expect("opened above");
-        let mut source = LedgerSource::following(self.handle.store().clone(), self.handle.head());
-        projector.catch_up(&mut source).map_err(operational)?;
-        projector.holdings(query).map_err(|e| usage(e.to_string()))
+        self.caught_up()?.holdings(query).map_err(|e| usage(e.to_string()))
+    }
+
+    fn report(&mut self, request: &ReportRequest) -> Result<Report> {
+        let views = self.caught_up()?.snapshot();
+        report::build(&views, request).map_err(|e| match e {
+            ReportError::UnknownPartner { .. } | ReportError::NotMember { .. } | ReportError::EmptyLedger => {
+                usage(e.to_string())
+            }
+            _ => operational(e),
+        })
     }
 
     fn close(self: Box<Self>) -> Result<()> {

@@ -56,10 +56,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
+    if let Verb::Report(a) = &cli.command {
+        commands::report::request(a)?; // bad arguments fail before a ledger is opened
+        if a.submit && cli.nats.is_none() {
+            return Err(usage("--submit publishes over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
+        }
+    }
     let create = matches!(cli.command, Verb::Init { .. });
+    // `report --submit` builds from --data and publishes to --nats
+    let embedded = matches!(&cli.command, Verb::Report(a) if a.submit);
     let mut backend: Box<dyn Backend> = match &cli.nats {
-        Some(url) => Box::new(remote::Remote::connect(url)?),
-        None => Box::new(Embedded::open(&cli.data, create)?),
+        Some(url) if !embedded => Box::new(remote::Remote::connect(url)?),
+        _ => Box::new(Embedded::open(&cli.data, create)?),
     };
     let result = dispatch(&cli, keys, backend.as_mut());
     let closed = backend.close();
@@ -84,6 +92,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
+        Verb::Report(a) => commands::report::run(&mut ctx, a, cli.nats.as_deref()),
         Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) | Verb::Audit(_) => {
             unreachable!("handled before a backend is opened")
         }

@@ -13,6 +13,7 @@ use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{
     AppendReply, AppendRequest, AppendResult, ErrorReply, ProofReply, ProofRequest, RangeReply, RangeRequest,
 };
+use stockpile_projector::report::{Report, ReportRequest};
 use stockpile_projector::{Holdings, HoldingsQuery};
 
 const APPEND: &str = "stockpile.v1.ledger.append";
@@ -200,6 +201,12 @@ impl Backend for Remote {
             }
             std::thread::sleep(CATCH_UP_POLL);
         }
+    }
+
+    fn report(&mut self, _request: &ReportRequest) -> Result<Report> {
+        Err(usage(
+            "report runs on a local data directory for now: drop --nats and pass --data DIR (the projector service does not answer report requests yet)",
+        ))
     }
 
     fn close(self: Box<Self>) -> Result<()> {

@@ -283,6 +283,14 @@ pub(crate) fn scope(state: &State, event: &Event) -> Scope {
             partners.push(partner.clone());
             material = Some(m.clone());
         }
+        Event::ReleaseRulesRegistered { partner, material: m, .. } => {
+            partners.push(partner.clone());
+            material = Some(m.clone());
+        }
+        Event::Withheld { party: p, lot, .. } | Event::Unwithheld { party: p, lot, .. } => {
+            party(p);
+            material = state.lots.get(lot).map(|l| l.spec.material.clone());
+        }
         Event::Acquired { lot, to, .. } => {
             party(&to.party);
             material = Some(lot.material.clone());

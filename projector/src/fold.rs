@@ -15,7 +15,8 @@
 //! and refuses a record that breaks it with [`FoldError::Inconsistent`]: a projector must
 //! never turn a forged or corrupted stream into plausible-looking holdings.
 
-use crate::views::{Change, Figure, Head, Movement, Views};
+use crate::views::journal;
+use crate::views::{Change, Figure, Head, Movement, ReleaseRules, Views, Withholding};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use stockpile_ledger::canonical::{self, hex_hash, Hash};
@@ -198,20 +199,43 @@ impl Views {
                 }))
             }
             Event::Acquired { lot, .. } | Event::Converted { lot, .. } => changes.push(Change::Lot(lot.clone())),
+            Event::ReleaseRulesRegistered { partner, material, text, confidential } => {
+                changes.push(Change::Rules(ReleaseRules {
+                    partner: partner.clone(),
+                    material: material.clone(),
+                    text: text.clone(),
+                    confidential: *confidential,
+                }))
+            }
+            Event::Withheld { party, lot, reason } | Event::Unwithheld { party, lot, reason } => {
+                if self.registry.party(party).is_none() || self.registry.lot(lot).is_none() {
+                    let what = format!("withholding names unknown party {party} or lot {lot}");
+                    return Err(FoldError::Inconsistent { seq, what });
+                }
+                changes.push(Change::Withholding(Withholding {
+                    party: party.clone(),
+                    lot: lot.clone(),
+                    at_ns: business_ns(record)?,
+                    withheld: matches!(record.event, Event::Withheld { .. }),
+                    reason: reason.clone(),
+                }))
+            }
+            Event::Released { reason, .. } => changes.push(Change::Reason(*reason)),
+            Event::Reversed { target_seq, .. } => {
+                let reason = journal::of_record(&self.journal, *target_seq).iter().find_map(|e| e.reason);
+                if let Some(reason) = reason {
+                    changes.push(Change::Reason(reason));
+                }
+            }
             Event::KeyRegistered { .. }
             | Event::KeyRevoked { .. }
             | Event::Stored { .. }
             | Event::Transferred { .. }
-            | Event::Released { .. }
-            | Event::Adjusted { .. }
-            | Event::Reversed { .. } => {}
+            | Event::Adjusted { .. } => {}
         }
         let effects = record.event.effects();
         let Some(movement) = movement(&record.event, &effects) else { return Ok(changes) };
-        let at = record
-            .occurred_at
-            .timestamp_nanos_opt()
-            .ok_or(FoldError::TimeOutOfRange { seq, occurred_at: record.occurred_at })?;
+        let at = business_ns(record)?;
         // Positions this record creates, in order: they take the next indexes.
         let mut created: Vec<&PositionKey> = Vec::new();
         for p in &effects.postings {
@@ -240,6 +264,14 @@ impl Views {
         }
         Ok(changes)
     }
+}
+
+/// A record's business time in nanoseconds since the epoch, as the views index it.
+fn business_ns(record: &FoldRecord) -> Result<i64, FoldError> {
+    record
+        .occurred_at
+        .timestamp_nanos_opt()
+        .ok_or(FoldError::TimeOutOfRange { seq: record.seq, occurred_at: record.occurred_at })
 }
 
 /// What kind of movement an event's postings are; `None` for registrations. A reversal is
@@ -273,7 +305,10 @@ fn movement(event: &Event, effects: &Effects) -> Option<Movement> {
         | Event::FacilityRegistered { .. }
         | Event::KeyRegistered { .. }
         | Event::KeyRevoked { .. }
-        | Event::FigureRegistered { .. } => return None,
+        | Event::FigureRegistered { .. }
+        | Event::ReleaseRulesRegistered { .. }
+        | Event::Withheld { .. }
+        | Event::Unwithheld { .. } => return None,
     })
 }
 

@@ -11,6 +11,9 @@
 //!   ([`FoldError::ChainBreak`]). Pure: no I/O, no clock.
 //! - [`HoldingsQuery`] → [`Holdings`]: filters, `group_by` [`Dimension`]s, totals in grams and
 //!   exact tonnes, gross and contained; serializable and deterministic (sorted rows).
+//! - [`report`]: the Commission stock report (CRMA Art. 22) and its IEA / NATO variants —
+//!   [`report::build`] (pure: views → [`report::Report`]) and [`report::render`] (canonical
+//!   JSON, CSV, Markdown with SVG).
 //! - [`ViewStore`]: the views' changes and the checkpoint in the projector's own sled
 //!   directory, one atomic batch per page, so a restart resumes exactly once.
 //! - [`Source`] / [`AsyncSource`]: ordered sources of stored records — [`LedgerSource`] (a
@@ -27,9 +30,11 @@
 pub mod fold;
 pub mod projector;
 pub mod query;
+pub mod report;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod submit;
 pub mod views;
 
 pub use fold::{decode, Decoded, FoldError, FoldRecord, Step};
@@ -37,4 +42,4 @@ pub use projector::{CatchUp, Projector, ProjectorError, Reader, PAGE_RECORDS};
 pub use query::{AsOf, Dimension, GroupKey, Holdings, HoldingsQuery, HoldingsRow, KeyValue, QueryError, Totals};
 pub use source::{AsyncSource, ExportSource, LedgerSource, Source, SourceError, StoredRecord};
 pub use store::{StoreError, ViewStore};
-pub use views::{Change, Figure, Head, Movement, Registry, Views};
+pub use views::{Change, Figure, Head, Movement, Registry, ReleaseRules, Views, Withholding};

@@ -2,6 +2,8 @@
 
 mod cli;
 mod cli_remote;
+mod cli_report;
 mod partner;
+mod report;
 mod schemas;
 mod services;

@@ -76,7 +76,7 @@ fn schema_files() -> BTreeMap<String, Value> {
 /// A validator for `schemas/<rel>` with every schema registered under its `$id`, so relative
 /// `$ref`s between files resolve from memory. Formats (`date-time`) are asserted, not just
 /// annotated.
-fn validator(rel: &str) -> Validator {
+pub(crate) fn validator(rel: &str) -> Validator {
     let all = schema_files();
     let schema = all.get(rel).unwrap_or_else(|| panic!("no schema {rel}"));
     let mut options = jsonschema::draft202012::options();
@@ -88,7 +88,7 @@ fn validator(rel: &str) -> Validator {
     options.build(schema).unwrap_or_else(|e| panic!("schema {rel} does not compile: {e}"))
 }
 
-fn assert_valid(validator: &Validator, instance: &Value, what: &str) {
+pub(crate) fn assert_valid(validator: &Validator, instance: &Value, what: &str) {
     let errors: Vec<String> =
         validator.iter_errors(instance).map(|e| format!("  at {}: {e}", e.instance_path)).collect();
     assert!(errors.is_empty(), "{what} does not match its schema:\n{}\n{instance:#}", errors.join("\n"));
@@ -284,9 +284,9 @@ fn every_rejection() -> Vec<Rejection> {
 const OCCURRED_AT: &str = "2026-02-01T10:00:00Z";
 const RECORDED_AT: &str = "2026-02-02T09:30:00.250Z";
 
-struct Run {
+pub(crate) struct Run {
     _dir: tempfile::TempDir,
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
     /// Every command submitted, setup included, in order, with its outcome.
     submitted: Vec<(SignedCommand, Outcome)>,
     /// The last batch: a duplicate, a rejection and an append.
@@ -319,7 +319,7 @@ impl Run {
 }
 
 /// Setup (genesis, parties, facilities, keys), then every registration and movement kind.
-fn run_scenario() -> Run {
+pub(crate) fn run_scenario() -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(at("2026-01-01T00:00:00Z"));
     let ledger = Ledger::open(dir.path(), Box::new(clock.clone()), LedgerOptions::default()).expect("open ledger");
@@ -454,6 +454,29 @@ fn run_scenario() -> Run {
         Action::Reverse { target: EventId::new("rel-ga-001"), reason: "drawdown cancelled".into() },
     ));
     run.submit_ok(vec![release, convert, adjust, reverse]);
+    let ga = || LotId::new("ga-001");
+    run.submit_ok(vec![
+        admin.sign(command(
+            "rules-nl-ga",
+            t,
+            Action::RegisterReleaseRules {
+                partner: "NL".into(),
+                material: "gallium".into(),
+                text: "Released by order of the Minister of Economic Affairs; NL industry first.".into(),
+                confidential: false,
+            },
+        )),
+        admin.sign(command(
+            "withhold-ga-001",
+            t,
+            Action::Withhold { party: "nl-mod".into(), lot: ga(), reason: "defence stock".into() },
+        )),
+        admin.sign(command(
+            "unwithhold-ga-001",
+            t,
+            Action::Unwithhold { party: "nl-mod".into(), lot: ga(), reason: "declassified".into() },
+        )),
+    ]);
     // A resend, an overdraw and a regrade, each standing alone.
     let overdraw = nl_mod.sign(command(
         "rel-too-much",

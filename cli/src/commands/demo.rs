@@ -446,6 +446,7 @@ pub fn run(dir: &Path) -> Result<()> {
     println!("  stockpile --data {shown}/data holdings --by country,material          # where the stock is");
     println!("  stockpile --data {shown}/data holdings --as-of 2026-03-31 --by party  # as it was on a date");
     println!("  stockpile --data {shown}/data history --lot ge-2026-001               # every movement of a lot");
+    println!("  stockpile --data {shown}/data report --partner NL --period 2026      # the Commission stock report");
     println!("  stockpile --data {shown}/data --keys {shown}/keys release --lot ga-2026-001 --party nl-mindef \\");
     println!("      --at nl-den-helder --quantity '100 kg' --reason sale --recipient 'radar maker'");
     Ok(())

@@ -8,6 +8,7 @@ pub mod movements;
 pub mod post;
 pub mod query;
 pub mod register;
+pub mod report;
 
 use crate::args::{Common, Format};
 use crate::client::Backend;

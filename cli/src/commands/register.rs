@@ -1,10 +1,11 @@
-//! register party|facility|key|consumption|net-imports, and key revocation: admin commands.
+//! register party|facility|key|consumption|net-imports|release-rules|withhold|unwithhold, and
+//! key revocation: admin commands.
 
 use super::{post_one, Ctx};
-use crate::args::{Common, FigureArgs, RegisterVerb};
+use crate::args::{Common, FigureArgs, RegisterVerb, WithholdArgs};
 use crate::error::Result;
 use crate::parse::{self, enum_value};
-use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, MaterialId, PartyId};
+use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, LotId, MaterialId, PartyId};
 
 pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
     match verb {
@@ -35,9 +36,30 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             };
             post_one(ctx, common, None, action)
         }
+        RegisterVerb::ReleaseRules { partner, material, text, confidential, common } => {
+            let action = Action::RegisterReleaseRules {
+                partner: Country::new(partner.as_str()),
+                material: MaterialId::new(material.as_str()),
+                text: text.clone(),
+                confidential: *confidential,
+            };
+            post_one(ctx, common, None, action)
+        }
+        RegisterVerb::Withhold(w) => {
+            let action = Action::Withhold { party: w.party.as_str().into(), lot: lot(w), reason: w.reason.clone() };
+            post_one(ctx, &w.common, None, action)
+        }
+        RegisterVerb::Unwithhold(w) => {
+            let action = Action::Unwithhold { party: w.party.as_str().into(), lot: lot(w), reason: w.reason.clone() };
+            post_one(ctx, &w.common, None, action)
+        }
         RegisterVerb::Consumption(f) => figure(ctx, FigureKind::Consumption, f),
         RegisterVerb::NetImports(f) => figure(ctx, FigureKind::NetImports, f),
     }
+}
+
+fn lot(w: &WithholdArgs) -> LotId {
+    LotId::new(w.lot.as_str())
 }
 
 fn figure(ctx: &mut Ctx<'_>, kind: FigureKind, f: &FigureArgs) -> Result<()> {

@@ -123,6 +123,28 @@ pub enum Action {
         year: i32,
         quantity: Amount,
     },
+    /// The release, allocation and distribution rules of a partner's stock of a material
+    /// (CRMA Art. 22(2)(c)). `confidential` rules are kept in the log but reports show only a
+    /// confidentiality note. A later registration replaces an earlier one.
+    RegisterReleaseRules {
+        partner: Country,
+        material: MaterialId,
+        text: String,
+        confidential: bool,
+    },
+    /// From `occurred_at` on, a party's stock of a lot is withheld from reports on national-
+    /// security grounds (CRMA Art. 22(1)); reports carry a reasoned notification instead.
+    Withhold {
+        party: PartyId,
+        lot: LotId,
+        reason: String,
+    },
+    /// From `occurred_at` on, a withheld position is reported again.
+    Unwithhold {
+        party: PartyId,
+        lot: LotId,
+        reason: String,
+    },
     /// A party buys a new lot from outside the stockpile.
     Acquire {
         lot: LotSpec,
@@ -205,6 +227,9 @@ impl Action {
             Action::RegisterKey { .. } => "register_key",
             Action::RevokeKey { .. } => "revoke_key",
             Action::RegisterFigure { .. } => "register_figure",
+            Action::RegisterReleaseRules { .. } => "register_release_rules",
+            Action::Withhold { .. } => "withhold",
+            Action::Unwithhold { .. } => "unwithhold",
             Action::Acquire { .. } => "acquire",
             Action::Store { .. } => "store",
             Action::Transfer { .. } => "transfer",
@@ -225,6 +250,9 @@ impl Action {
                 | Action::RegisterKey { .. }
                 | Action::RevokeKey { .. }
                 | Action::RegisterFigure { .. }
+                | Action::RegisterReleaseRules { .. }
+                | Action::Withhold { .. }
+                | Action::Unwithhold { .. }
         )
     }
 }

@@ -20,6 +20,9 @@ pub const OCCURRED_AT_FUTURE_SKEW_MAX_S: i64 = 300;
 /// Longest free text (names, reasons, notes, references), in characters.
 pub const TEXT_CHARS_MAX: usize = 256;
 
+/// Longest release rules text, in characters: rules are a paragraph or two, not a name.
+pub const RULES_TEXT_CHARS_MAX: usize = 4096;
+
 /// Years a reference figure may be registered for.
 pub const FIGURE_YEARS: std::ops::RangeInclusive<i32> = 1950..=2200;
 
@@ -247,6 +250,27 @@ fn register(state: &State, action: &Action) -> Result<Event, Rejection> {
                 material: material.clone(),
                 year: *year,
                 quantity: qty("quantity", quantity)?,
+            })
+        }
+        Action::RegisterReleaseRules { partner, material, text: rules, confidential } => {
+            known_partner(partner)?;
+            known_material(material)?;
+            text_max("text", rules, RULES_TEXT_CHARS_MAX)?;
+            Ok(Event::ReleaseRulesRegistered {
+                partner: partner.clone(),
+                material: material.clone(),
+                text: rules.clone(),
+                confidential: *confidential,
+            })
+        }
+        Action::Withhold { party, lot, reason } | Action::Unwithhold { party, lot, reason } => {
+            known_party(state, party)?;
+            known_lot(state, lot)?;
+            text("reason", reason)?;
+            let (party, lot, reason) = (party.clone(), lot.clone(), reason.clone());
+            Ok(match action {
+                Action::Withhold { .. } => Event::Withheld { party, lot, reason },
+                _ => Event::Unwithheld { party, lot, reason },
             })
         }
         _ => unreachable!("register is called for registrations only"),
@@ -511,10 +535,15 @@ fn not_registered(exists: bool, what: &'static str, id: &str) -> Result<(), Reje
 
 /// Free text: non-empty, at most [`TEXT_CHARS_MAX`] characters, no control characters.
 fn text(field: &'static str, value: &str) -> Result<(), Rejection> {
+    text_max(field, value, TEXT_CHARS_MAX)
+}
+
+/// Free text: non-empty, at most `max` characters, no control characters.
+fn text_max(field: &'static str, value: &str, max: usize) -> Result<(), Rejection> {
     let reason = if value.trim().is_empty() {
         Some("is empty".to_string())
-    } else if value.chars().count() > TEXT_CHARS_MAX {
-        Some(format!("is longer than {TEXT_CHARS_MAX} characters"))
+    } else if value.chars().count() > max {
+        Some(format!("is longer than {max} characters"))
     } else if value.chars().any(char::is_control) {
         Some("contains a control character".to_string())
     } else {

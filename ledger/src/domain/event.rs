@@ -2,7 +2,7 @@
 //! needs, so folding the log needs no lookups and no clock.
 
 use super::command::{AdjustReason, Direction, FigureKind, Price, ReleaseReason};
-use super::ids::{Country, EventId, KeyId, LotId, MaterialId};
+use super::ids::{Country, EventId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use super::quantity::Quantity;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,24 @@ pub enum Event {
         material: MaterialId,
         year: i32,
         quantity: Quantity,
+    },
+    ReleaseRulesRegistered {
+        partner: Country,
+        material: MaterialId,
+        text: String,
+        confidential: bool,
+    },
+    /// From the record's `occurred_at`, `party`'s stock of `lot` is withheld from reports.
+    Withheld {
+        party: PartyId,
+        lot: LotId,
+        reason: String,
+    },
+    /// From the record's `occurred_at`, `party`'s stock of `lot` is reported again.
+    Unwithheld {
+        party: PartyId,
+        lot: LotId,
+        reason: String,
     },
     Acquired {
         lot: LotSpec,
@@ -198,7 +216,10 @@ impl Event {
             | Event::FacilityRegistered { .. }
             | Event::KeyRegistered { .. }
             | Event::KeyRevoked { .. }
-            | Event::FigureRegistered { .. } => {}
+            | Event::FigureRegistered { .. }
+            | Event::ReleaseRulesRegistered { .. }
+            | Event::Withheld { .. }
+            | Event::Unwithheld { .. } => {}
         }
         e
     }

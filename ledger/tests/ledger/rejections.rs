@@ -49,6 +49,15 @@ fn fixture() -> Harness {
     h
 }
 
+fn rules(partner: &str, material: &str, text: &str) -> Action {
+    Action::RegisterReleaseRules {
+        partner: Country::new(partner),
+        material: MaterialId::new(material),
+        text: text.into(),
+        confidential: false,
+    }
+}
+
 fn release(qty: Amount) -> Action {
     Action::Release {
         lot: LotId::new("co-001"),
@@ -479,6 +488,84 @@ fn cases() -> Vec<Case> {
                         year: 3000,
                         quantity: amount("1", Unit::T),
                     },
+                )]
+            },
+        },
+        Case {
+            name: "release rules of an unknown partner",
+            atomic: false,
+            expect: "unknown_partner",
+            commands: |h| vec![admin(h, "rr1", rules("XX", "cobalt", "release by order"))],
+        },
+        Case {
+            name: "release rules of an unknown material",
+            atomic: false,
+            expect: "unknown_material",
+            commands: |h| vec![admin(h, "rr2", rules("NL", "unobtainium", "release by order"))],
+        },
+        Case {
+            name: "empty release rules",
+            atomic: false,
+            expect: "invalid_field",
+            commands: |h| vec![admin(h, "rr3", rules("NL", "cobalt", "   "))],
+        },
+        Case {
+            name: "release rules longer than the limit",
+            atomic: false,
+            expect: "invalid_field",
+            commands: |h| vec![admin(h, "rr4", rules("NL", "cobalt", &"x".repeat(4097)))],
+        },
+        Case {
+            name: "release rules signed by an operator",
+            atomic: false,
+            expect: "not_admin",
+            commands: |h| vec![covra(h, "rr5", rules("NL", "cobalt", "release by order"))],
+        },
+        Case {
+            name: "withhold an unknown lot",
+            atomic: false,
+            expect: "unknown_reference",
+            commands: |h| {
+                vec![admin(
+                    h,
+                    "wh1",
+                    Action::Withhold { party: "nl-covra".into(), lot: LotId::new("nope"), reason: "defence".into() },
+                )]
+            },
+        },
+        Case {
+            name: "withhold for an unknown party",
+            atomic: false,
+            expect: "unknown_reference",
+            commands: |h| {
+                vec![admin(
+                    h,
+                    "wh2",
+                    Action::Unwithhold { party: "nobody".into(), lot: LotId::new("co-001"), reason: "defence".into() },
+                )]
+            },
+        },
+        Case {
+            name: "withhold without a reason",
+            atomic: false,
+            expect: "invalid_field",
+            commands: |h| {
+                vec![admin(
+                    h,
+                    "wh3",
+                    Action::Withhold { party: "nl-covra".into(), lot: LotId::new("co-001"), reason: "".into() },
+                )]
+            },
+        },
+        Case {
+            name: "withhold by the holder's own operator key",
+            atomic: false,
+            expect: "not_admin",
+            commands: |h| {
+                vec![covra(
+                    h,
+                    "wh4",
+                    Action::Withhold { party: "nl-covra".into(), lot: LotId::new("co-001"), reason: "defence".into() },
                 )]
             },
         },

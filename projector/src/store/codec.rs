@@ -16,6 +16,7 @@
 //! change   = 0 ledger-name(str) | 1 party(json) | 2 facility(json) | 3 lot(json) | 4 figure(json)
 //!          | 5 party-index lot-index location programme(u8)
 //!          | 6 position at-ns(zigzag) grams(zigzag) movement(u8)
+//!          | 7 release-rules(json) | 8 withholding(json) | 9 release-reason(u8)
 //! str/json = length bytes
 //! ```
 //!
@@ -28,7 +29,7 @@ use crate::fold::Step;
 use crate::views::{Change, Head, Movement, Registry};
 use chrono::{DateTime, Utc};
 use stockpile_ledger::domain::{
-    Facility, FacilityId, Location, LotId, LotSpec, Party, PartyId, PositionKey, Programme,
+    Facility, FacilityId, Location, LotId, LotSpec, Party, PartyId, PositionKey, Programme, ReleaseReason,
 };
 
 /// Why bytes are not a segment (or changes cannot be written as one).
@@ -47,6 +48,29 @@ const LOT: u8 = 3;
 const FIGURE: u8 = 4;
 const POSITION: u8 = 5;
 const POST: u8 = 6;
+const RULES: u8 = 7;
+const WITHHOLDING: u8 = 8;
+const REASON: u8 = 9;
+
+const REASONS: [ReleaseReason; 6] = [
+    ReleaseReason::EmergencyDrawdown,
+    ReleaseReason::Sale,
+    ReleaseReason::Rotation,
+    ReleaseReason::Loan,
+    ReleaseReason::Loss,
+    ReleaseReason::Donation,
+];
+
+fn reason_code(r: ReleaseReason) -> u8 {
+    match r {
+        ReleaseReason::EmergencyDrawdown => 0,
+        ReleaseReason::Sale => 1,
+        ReleaseReason::Rotation => 2,
+        ReleaseReason::Loan => 3,
+        ReleaseReason::Loss => 4,
+        ReleaseReason::Donation => 5,
+    }
+}
 
 fn programme_code(p: Programme) -> u8 {
     match p {
@@ -197,6 +221,18 @@ fn encode_change(w: &mut Writer, registry: &Registry, change: &Change) -> Result
             w.zigzag(*delta);
             w.u8(movement_code(*movement));
         }
+        Change::Rules(r) => {
+            w.u8(RULES);
+            w.json(r)?;
+        }
+        Change::Withholding(x) => {
+            w.u8(WITHHOLDING);
+            w.json(x)?;
+        }
+        Change::Reason(r) => {
+            w.u8(REASON);
+            w.u8(reason_code(*r));
+        }
     }
     Ok(())
 }
@@ -304,6 +340,15 @@ impl<'a> Reader<'a> {
                         .get(usize::from(code))
                         .ok_or_else(|| CodecError(format!("unknown movement code {code}")))?;
                     Change::Post(position, at, delta, movement)
+                }
+                RULES => Change::Rules(self.json()?),
+                WITHHOLDING => Change::Withholding(self.json()?),
+                REASON => {
+                    let code = self.u8()?;
+                    let reason = *REASONS
+                        .get(usize::from(code))
+                        .ok_or_else(|| CodecError(format!("unknown release reason code {code}")))?;
+                    Change::Reason(reason)
                 }
                 tag => return err(format!("unknown change tag {tag}")),
             };

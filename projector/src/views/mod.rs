@@ -10,6 +10,7 @@
 //! failure rolls back the ones before it.
 
 pub(crate) mod fxhash;
+pub(crate) mod journal;
 pub(crate) mod positions;
 pub(crate) mod registry;
 
@@ -17,13 +18,16 @@ pub use registry::Registry;
 
 use crate::fold::FoldError;
 use chrono::{DateTime, Utc};
+use journal::JournalEntry;
 use positions::{NewPositionError, Positions, PostError, Posted};
 use registry::{FacilityEntry, InsertError, LotEntry, PartyEntry};
 use serde::{Deserialize, Serialize};
 use stockpile_ledger::canonical::{hex_hash, Hash};
 use stockpile_ledger::domain::model::PURITY_PPM_MAX;
 use stockpile_ledger::domain::state::FigureKey;
-use stockpile_ledger::domain::{Country, Facility, FigureKind, LotSpec, MaterialId, Party, PositionKey};
+use stockpile_ledger::domain::{
+    Country, Facility, FigureKind, LotId, LotSpec, MaterialId, Party, PartyId, PositionKey, ReleaseReason,
+};
 
 /// The last record folded: the projector's checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +73,28 @@ pub struct Figure {
     pub grams: u64,
 }
 
+/// Release, allocation and distribution rules as registered (CRMA Art. 22(2)(c)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRules {
+    pub partner: Country,
+    pub material: MaterialId,
+    pub text: String,
+    pub confidential: bool,
+}
+
+/// A position (party, lot) withheld from reports on national-security grounds, or reported
+/// again, from business time `at_ns` (nanoseconds since the epoch) on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withholding {
+    pub party: PartyId,
+    pub lot: LotId,
+    pub at_ns: i64,
+    pub withheld: bool,
+    pub reason: String,
+}
+
 /// One change to the views. A record makes a few; the store keeps them compactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -84,6 +110,12 @@ pub enum Change {
     /// `[position index, occurred_at in ns since the epoch, signed grams, movement]`: a tuple,
     /// because postings are most of what the store holds.
     Post(u32, i64, i64, Movement),
+    /// Release rules of a partner for a material; replaces earlier ones.
+    Rules(ReleaseRules),
+    Withholding(Withholding),
+    /// Why the stock this record's postings take out leaves the stockpile (a release, or the
+    /// reversal of one): kept with the postings in the journal.
+    Reason(ReleaseReason),
 }
 
 /// What a fold has built. Compare two with `==`: a live, a reopened and a rebuilt
@@ -93,6 +125,8 @@ pub struct Views {
     pub(crate) head: Head,
     pub(crate) registry: Registry,
     pub(crate) positions: Positions,
+    /// Every posting in record order, with its movement: what the report's period flows read.
+    pub(crate) journal: Vec<JournalEntry>,
 }
 
 /// How to take back one applied change.
@@ -106,6 +140,8 @@ enum Undo {
     Figure(FigureKey, Option<u64>),
     Position { new_class: bool },
     Post(Posted),
+    Rules((Country, MaterialId), Option<ReleaseRules>),
+    Withholding((PartyId, LotId), usize),
 }
 
 impl Views {
@@ -152,8 +188,12 @@ impl Views {
     /// the caller's to move.
     pub(crate) fn apply_changes(&mut self, seq: u64, changes: &[Change]) -> Result<(), FoldError> {
         let mut undo = Vec::with_capacity(changes.len());
+        let reason = changes.iter().find_map(|c| match c {
+            Change::Reason(r) => Some(*r),
+            _ => None,
+        });
         for change in changes {
-            if let Err(e) = self.apply_change(seq, change, &mut undo) {
+            if let Err(e) = self.apply_change(seq, change, reason, &mut undo) {
                 self.rollback(undo);
                 self.positions.forget_touched();
                 return Err(e);
@@ -163,7 +203,13 @@ impl Views {
         Ok(())
     }
 
-    fn apply_change(&mut self, seq: u64, change: &Change, undo: &mut Vec<Undo>) -> Result<(), FoldError> {
+    fn apply_change(
+        &mut self,
+        seq: u64,
+        change: &Change,
+        reason: Option<ReleaseReason>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), FoldError> {
         let inconsistent = |what: String| FoldError::Inconsistent { seq, what };
         let inserted = |what: &str, id: &str, e: InsertError| match e {
             InsertError::Exists => FoldError::Inconsistent { seq, what: format!("{what} {id} is registered twice") },
@@ -212,7 +258,7 @@ impl Views {
                 })?;
                 undo.push(Undo::Position { new_class });
             }
-            Change::Post(position, at, delta, _) => {
+            Change::Post(position, at, delta, movement) => {
                 let posted = self.positions.post(*position, *at, *delta).map_err(|e| match e {
                     PostError::UnknownPosition => inconsistent(format!("posting to unknown position index {position}")),
                     PostError::Negative { current } => {
@@ -220,8 +266,30 @@ impl Views {
                     }
                     PostError::Overflow => FoldError::Overflow { seq, what: "a running balance".into() },
                 })?;
+                self.journal.push(JournalEntry {
+                    seq,
+                    at: *at,
+                    position: *position,
+                    delta: *delta,
+                    movement: *movement,
+                    reason,
+                });
                 undo.push(Undo::Post(posted));
             }
+            Change::Rules(rules) => {
+                let key = (rules.partner.clone(), rules.material.clone());
+                let previous = self.registry.rules.insert(key.clone(), rules.clone());
+                undo.push(Undo::Rules(key, previous));
+            }
+            Change::Withholding(w) => {
+                let key = (w.party.clone(), w.lot.clone());
+                let list = self.registry.withholds.entry(key.clone()).or_default();
+                // time order, after equal times: what replaying the same log reproduces
+                let i = list.partition_point(|t| t.at_ns <= w.at_ns);
+                list.insert(i, w.clone());
+                undo.push(Undo::Withholding(key, i));
+            }
+            Change::Reason(_) => {}
         }
         Ok(())
     }
@@ -277,7 +345,24 @@ impl Views {
                     r.figures.remove(&key);
                 }
                 Undo::Position { new_class } => self.positions.pop(new_class),
-                Undo::Post(posted) => self.positions.unpost(posted),
+                Undo::Post(posted) => {
+                    self.journal.pop();
+                    self.positions.unpost(posted)
+                }
+                Undo::Rules(key, Some(previous)) => {
+                    r.rules.insert(key, previous);
+                }
+                Undo::Rules(key, None) => {
+                    r.rules.remove(&key);
+                }
+                Undo::Withholding(key, i) => {
+                    if let Some(list) = r.withholds.get_mut(&key) {
+                        list.remove(i);
+                        if list.is_empty() {
+                            r.withholds.remove(&key);
+                        }
+                    }
+                }
             }
         }
     }

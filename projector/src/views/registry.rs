@@ -7,6 +7,7 @@
 //! Nothing is ever removed (the ledger cannot unregister anything); the only removal is the
 //! undo of an insert when a record fails half way (see `views::Undo`).
 
+use super::{ReleaseRules, Withholding};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use stockpile_ledger::domain::state::FigureKey;
@@ -136,6 +137,10 @@ pub struct Registry {
     pub(crate) facilities: Table<FacilityId, FacilityEntry>,
     pub(crate) lots: Table<LotId, LotEntry>,
     pub(crate) figures: BTreeMap<FigureKey, u64>,
+    /// The latest release rules per (partner, material), by record order.
+    pub(crate) rules: BTreeMap<(Country, MaterialId), ReleaseRules>,
+    /// Withholdings per (party, lot), in business-time order (record order among equals).
+    pub(crate) withholds: BTreeMap<(PartyId, LotId), Vec<Withholding>>,
 }
 
 impl Registry {
@@ -186,6 +191,19 @@ impl Registry {
     /// A registered reference figure (annual consumption or net imports), in grams.
     pub fn figure(&self, figure: FigureKind, partner: &Country, material: &MaterialId, year: i32) -> Option<u64> {
         self.figures.get(&(figure, partner.clone(), material.clone(), year)).copied()
+    }
+
+    /// The release rules registered last for a partner and material.
+    pub fn release_rules(&self, partner: &Country, material: &MaterialId) -> Option<&ReleaseRules> {
+        self.rules.get(&(partner.clone(), material.clone()))
+    }
+
+    /// Whether `party`'s stock of `lot` is withheld at the end of business time `cutoff_ns`
+    /// (exclusive, like as-of queries), and the withholding in force.
+    pub fn withheld_at(&self, party: &PartyId, lot: &LotId, cutoff_ns: i64) -> Option<&Withholding> {
+        let list = self.withholds.get(&(party.clone(), lot.clone()))?;
+        let k = list.partition_point(|w| w.at_ns < cutoff_ns);
+        list[..k].last().filter(|w| w.withheld)
     }
 
     /// Every registered figure, sorted by (figure, partner, material, year).

@@ -6,4 +6,5 @@ mod generator;
 mod harness;
 mod model;
 mod persistence;
+mod report;
 mod scenario;

@@ -1,0 +1,158 @@
+//! Submitting a report: the JetStream stream `STOCKPILE_REPORTS`, one message per revision
+//! on `stockpile.v1.reports.<framework>.<partner>`, with `Nats-Msg-Id` = the report id.
+//!
+//! **Revisions.** A period is submitted as revision 1; when a later cut of the same period
+//! has a different body (a back-dated event changed it) it is submitted as the next revision;
+//! when the body is unchanged (only unrelated records were added since) nothing is sent. The
+//! revision is carried in the `Stockpile-Revision` header, not in the report: the report stays
+//! a function of the log alone, and the stream records what was sent when.
+
+use crate::report::{render, Report, ReportError};
+use async_nats::header::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The stream of submitted reports.
+pub const REPORTS_STREAM: &str = "STOCKPILE_REPORTS";
+/// Its subjects: `stockpile.v1.reports.<framework>.<partner>`.
+pub const REPORTS_SUBJECTS: &str = "stockpile.v1.reports.>";
+/// Header: the report's period (`2026-H1`).
+pub const HEADER_PERIOD: &str = "Stockpile-Period";
+/// Header: the revision number of this period's report, from 1.
+pub const HEADER_REVISION: &str = "Stockpile-Revision";
+/// Header: SHA-256 of the report's canonical body, hex.
+pub const HEADER_BODY_HASH: &str = "Stockpile-Body-Sha256";
+/// Header: JetStream's de-duplication id; here the report id.
+pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
+
+/// Most messages read on a subject to find a period's last revision: a partner submits a
+/// few reports a year per framework, so this is decades of them; past it, refuse rather than
+/// read without bound.
+pub const SUBMITTED_SCAN_MAX: u64 = 10_000;
+
+/// How long JetStream remembers a `Nats-Msg-Id`: a resend of the same report id after a lost
+/// ack comes within seconds; two minutes is JetStream's own default.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{REPORTS_STREAM}: {0}: check that the NATS server has JetStream enabled")]
+    Stream(String),
+    #[error("publishing the report: {0}: nothing new was recorded; run the command again")]
+    Publish(String),
+    #[error("more than {SUBMITTED_SCAN_MAX} reports on {subject}: too many to find the last revision of {period}")]
+    TooMany { subject: String, period: String },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Published as this revision, at this stream sequence.
+    Published { revision: u64, stream_seq: u64, subject: String },
+    /// The period's last revision has the same body: nothing was sent.
+    Unchanged { revision: u64 },
+}
+
+/// The subject of a report: `stockpile.v1.reports.<framework>.<partner>`.
+pub fn report_subject(report: &Report) -> String {
+    format!("stockpile.v1.reports.{}.{}", report.header.framework.as_str(), report.header.partner)
+}
+
+/// The stream's configuration, every field spelled out.
+pub fn reports_stream_config() -> stream::Config {
+    stream::Config {
+        name: REPORTS_STREAM.to_string(),
+        description: Some("stock reports as submitted, one message per revision".to_string()),
+        subjects: vec![REPORTS_SUBJECTS.to_string()],
+        // A record of what was submitted: kept, never deleted or purged.
+        retention: stream::RetentionPolicy::Limits,
+        max_messages: -1,
+        max_bytes: -1,
+        max_age: Duration::ZERO,
+        max_messages_per_subject: -1,
+        max_message_size: -1,
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: false,
+        storage: stream::StorageType::File,
+        num_replicas: 1,
+        no_ack: false,
+        duplicate_window: DUPLICATE_WINDOW,
+        max_consumers: -1,
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
+        allow_direct: false,
+        mirror_direct: false,
+        sealed: false,
+        template_owner: String::new(),
+        republish: None,
+        mirror: None,
+        sources: None,
+        placement: None,
+        metadata: HashMap::new(),
+        subject_transform: None,
+        compression: None,
+        consumer_limits: None,
+        first_sequence: None,
+    }
+}
+
+/// Publishes `report` as the next revision of its period, unless the last revision has the
+/// same body.
+pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitted, SubmitError> {
+    let stream =
+        js.get_or_create_stream(reports_stream_config()).await.map_err(|e| SubmitError::Stream(e.to_string()))?;
+    let subject = report_subject(report);
+    let period = report.header.period.to_string();
+    let last = last_revision(stream, &subject, &period).await?;
+    let revision = match last {
+        Some((revision, hash)) if hash == report.header.body_sha256 => return Ok(Submitted::Unchanged { revision }),
+        Some((revision, _)) => revision + 1,
+        None => 1,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(HEADER_MSG_ID, report.header.report_id.as_str());
+    headers.insert(HEADER_PERIOD, period.as_str());
+    headers.insert(HEADER_REVISION, revision.to_string().as_str());
+    headers.insert(HEADER_BODY_HASH, report.header.body_sha256.as_str());
+    let payload = render::json(report)?;
+    let ack = js
+        .publish_with_headers(subject.clone(), headers, payload.into())
+        .await
+        .map_err(|e| SubmitError::Publish(e.to_string()))?
+        .await
+        .map_err(|e| SubmitError::Publish(e.to_string()))?;
+    Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject })
+}
+
+/// The last revision of `period` on `subject` and its body hash.
+async fn last_revision(
+    mut stream: jetstream::stream::Stream,
+    subject: &str,
+    period: &str,
+) -> Result<Option<(u64, String)>, SubmitError> {
+    let info = stream.info().await.map_err(|e| SubmitError::Stream(e.to_string()))?;
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    if info.state.messages == 0 {
+        return Ok(None);
+    }
+    if last.saturating_sub(first) >= SUBMITTED_SCAN_MAX {
+        return Err(SubmitError::TooMany { subject: subject.to_string(), period: period.to_string() });
+    }
+    let mut found = None;
+    for seq in first..=last {
+        let message = stream.get_raw_message(seq).await.map_err(|e| SubmitError::Stream(e.to_string()))?;
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+        if message.subject.as_str() != subject || header(HEADER_PERIOD).as_deref() != Some(period) {
+            continue;
+        }
+        let revision = header(HEADER_REVISION).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0);
+        if found.as_ref().is_none_or(|(r, _)| revision >= *r) {
+            found = Some((revision, header(HEADER_BODY_HASH).unwrap_or_default()));
+        }
+    }
+    Ok(found)
+}
