@@ -496,6 +496,14 @@ pub enum AuditVerb {
         #[arg(long)]
         ledger_key: Option<String>,
     },
+    /// Re-derive a submitted report (JSON) from an export alone and compare it byte for byte.
+    Reproduce {
+        /// The report as submitted (`stockpile report --format json`).
+        report: PathBuf,
+        /// The export file (it may hold records added after the report was cut).
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Holdings as they were on a date, from an export alone (verified first).
     Replay {
         /// The export file.

@@ -21,6 +21,12 @@ use error::{usage, CliError, Result};
 use keystore::Keystore;
 
 fn main() {
+    // Rust ignores SIGPIPE, so printing to a closed pipe (`stockpile … | head`) would panic;
+    // a command-line tool should end quietly there, as every Unix tool does.
+    // SAFETY: called first thing, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,

@@ -424,6 +424,10 @@ fn an_auditor_exports_verifies_proves_and_replays_and_tampering_exits_1() {
     let path = |name: &str| c.dir.path().join(name).to_str().unwrap().to_string();
     let old = path("old-checkpoint.json");
     c.ok(&["audit", "checkpoint", "--output", &old]);
+    // A report submitted now must be reproducible later, from an export of a longer log.
+    let report = path("report.json");
+    std::fs::write(&report, c.run(&["--format", "json", "report", "--partner", "NL", "--period", "2026"]).stdout)
+        .unwrap();
     // The log grows after the auditor kept that checkpoint.
     let more = c.dir.path().join("more.jsonl");
     std::fs::write(&more, (0..5).map(|i| release_line(&format!("later-{i}"), "100")).collect::<Vec<_>>().join("\n"))
@@ -465,6 +469,12 @@ fn an_auditor_exports_verifies_proves_and_replays_and_tampering_exits_1() {
     let live = c.ok(&["--format", "json", "holdings", "--as-of", "2026-01-31", "--by", "lot"]);
     assert_eq!(replayed, live);
     assert!(live.contains("10000000"), "10 t of cobalt before the releases: {live}");
+
+    let out = c.ok(&["audit", "reproduce", &report, "--from", &export]);
+    assert!(out.contains("reproduced byte for byte") && out.contains("cut at seq 9"), "{out}");
+    let altered = path("altered.json");
+    std::fs::write(&altered, std::fs::read_to_string(&report).unwrap().replacen("\"2026\"", "\"2025\"", 1)).unwrap();
+    c.expect(1, &["audit", "reproduce", &altered, "--from", &export]);
 
     // One changed digit in record 12 is caught there, with exit code 1.
     let text = std::fs::read_to_string(&export).unwrap();

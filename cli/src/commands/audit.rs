@@ -16,6 +16,7 @@ use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, Ledg
 use stockpile_ledger::canonical;
 use stockpile_ledger::store::Store;
 use stockpile_ledger::wire::{ProofReply as Proof, ProofRequest};
+use stockpile_projector::report::{build, render, Report, ReportRequest};
 use stockpile_projector::{ExportSource, Source as _, Views, PAGE_RECORDS};
 
 /// Runs an audit verb on `data`, or on the running ledger behind `remote` (`--nats`).
@@ -117,24 +118,82 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
         }
         AuditVerb::Replay { from, holdings } => {
             let query = super::query::build_query(holdings)?;
-            let mut lines = FileLines::open(from).map_err(operational)?;
-            run_verify(&mut lines, &Options::default(), None)?;
-            // Fold the verified export in memory: the projector's pure fold, no store.
-            let mut views = Views::new();
-            let mut source = ExportSource::open(from).map_err(operational)?;
-            loop {
-                let page = source.fetch(views.head().seq, PAGE_RECORDS).map_err(operational)?;
-                if page.is_empty() {
-                    break;
-                }
-                for record in &page {
-                    views.apply_stored(record).map_err(operational)?;
-                }
-            }
+            let views = verified_views(from, u64::MAX)?;
             let answer = views.holdings(&query).map_err(|e| usage(e.to_string()))?;
             super::query::print_holdings(format, &answer)
         }
+        AuditVerb::Reproduce { report, from } => reproduce(report, from),
     }
+}
+
+/// Verifies an export, then folds its records up to `cut` into views in memory (the
+/// projector's pure fold, no store).
+fn verified_views(from: &Path, cut: u64) -> Result<Views> {
+    let mut lines = FileLines::open(from).map_err(operational)?;
+    run_verify(&mut lines, &Options::default(), None)?;
+    let mut views = Views::new();
+    let mut source = ExportSource::open(from).map_err(operational)?;
+    while views.head().seq < cut {
+        let page = source.fetch(views.head().seq, PAGE_RECORDS).map_err(operational)?;
+        if page.is_empty() {
+            break;
+        }
+        for record in &page {
+            if views.head().seq == cut {
+                break;
+            }
+            views.apply_stored(record).map_err(operational)?;
+        }
+    }
+    Ok(views)
+}
+
+/// Rebuilds a submitted report from an export and compares the bytes.
+fn reproduce(report_path: &Path, from: &Path) -> Result<()> {
+    let submitted = std::fs::read(report_path).map_err(|e| operational(format!("{}: {e}", report_path.display())))?;
+    let report: Report = serde_json::from_slice(&submitted).map_err(|e| {
+        usage(format!("{} is not a report from `stockpile report --format json`: {e}", report_path.display()))
+    })?;
+    let h = &report.header;
+    let views = verified_views(from, h.cut_seq)?;
+    if views.head().seq < h.cut_seq {
+        return Err(CliError::AuditFailed(format!(
+            "the report was cut at seq {} but the export ends at {}: export again",
+            h.cut_seq,
+            views.head().seq
+        )));
+    }
+    // The ledger spells Greece GR; reports to the Commission say EL.
+    let partner = if h.partner == "EL" { "GR".to_string() } else { h.partner.clone() };
+    let request = ReportRequest {
+        partner,
+        period: h.period,
+        framework: h.framework,
+        materials: Some(report.body.material_scope),
+    };
+    let rebuilt =
+        build(&views, &request).map_err(|e| CliError::AuditFailed(format!("the report cannot be rebuilt: {e}")))?;
+    let bytes = render::json(&rebuilt).map_err(operational)?;
+    if bytes == submitted {
+        println!(
+            "{} {} reproduced byte for byte from the export: cut at seq {} (record hash {}), body sha256 {}",
+            output::ok("OK"),
+            h.report_id,
+            h.cut_seq,
+            h.chain_head,
+            h.body_sha256
+        );
+        return Ok(());
+    }
+    let at = bytes.iter().zip(&submitted).position(|(a, b)| a != b).unwrap_or(bytes.len().min(submitted.len()));
+    Err(CliError::AuditFailed(format!(
+        "{} differs from the report the export gives: first difference at byte {at}; chain head {} vs {}, body sha256 {} vs {}",
+        report_path.display(),
+        h.chain_head,
+        rebuilt.header.chain_head,
+        h.body_sha256,
+        rebuilt.header.body_sha256
+    )))
 }
 
 /// Makes a proof up to `size` (default: the latest checkpoint's tree size) and prints it.

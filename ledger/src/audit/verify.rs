@@ -130,12 +130,11 @@ pub fn verify_chain(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ChainSummary, VerifyError> {
     let mut v = Verifier::new(options);
-    loop {
-        let chunk = lines.next_chunk(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
-        if chunk.is_empty() {
-            break;
-        }
-        let links: Vec<Link> = chunk.par_iter().map(|l| link(l)).collect();
+    // Reading the next chunk overlaps hashing this one on the other cores.
+    let mut chunk = lines.next_chunk(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
+    while !chunk.is_empty() {
+        let (next, links) =
+            rayon::join(|| lines.next_chunk(CHUNK_LINES), || chunk.par_iter().map(|l| link(l)).collect::<Vec<Link>>());
         for item in links {
             v.line += 1;
             match item {
@@ -151,10 +150,11 @@ pub fn verify_chain(
                     v.head = hash;
                     v.records = expected;
                 }
-                Link::Other(parsed) => v.step(parsed, lines)?,
+                Link::Other(parsed) => v.step(parsed, &*lines)?,
             }
         }
         progress(v.records);
+        chunk = next.map_err(|e| v.fail(Problem::Read(e)))?;
     }
     v.finish_chain()
 }
