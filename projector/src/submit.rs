@@ -10,7 +10,7 @@
 use crate::report::{render, Report, ReportError};
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, stream};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The stream of submitted reports.
@@ -23,6 +23,14 @@ pub const HEADER_PERIOD: &str = "Stockpile-Period";
 pub const HEADER_REVISION: &str = "Stockpile-Revision";
 /// Header: SHA-256 of the report's canonical body, hex.
 pub const HEADER_BODY_HASH: &str = "Stockpile-Body-Sha256";
+/// Header (revisions from 2): the report id of the revision this one replaces.
+pub const HEADER_SUPERSEDES: &str = "Stockpile-Supersedes";
+/// Header (revisions from 2): what changed since that revision, as `pointer: old -> new`
+/// entries separated by `; ` (JSON pointers into the body, materials named by id).
+pub const HEADER_CHANGES: &str = "Stockpile-Changes";
+/// Changes named in [`HEADER_CHANGES`]; more are counted, not listed.
+pub const CHANGES_LISTED_MAX: usize = 24;
+
 /// Header: JetStream's de-duplication id; here the report id.
 pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 
@@ -50,8 +58,9 @@ pub enum SubmitError {
 /// What a submission did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
-    /// Published as this revision, at this stream sequence.
-    Published { revision: u64, stream_seq: u64, subject: String },
+    /// Published as this revision, at this stream sequence; from revision 2, what changed
+    /// since the one it supersedes.
+    Published { revision: u64, stream_seq: u64, subject: String, changes: Vec<String> },
     /// The period's last revision has the same body: nothing was sent.
     Unchanged { revision: u64 },
 }
@@ -108,12 +117,19 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
     let subject = report_subject(report);
     let period = report.header.period.to_string();
     let last = last_revision(stream, &subject, &period).await?;
-    let revision = match last {
-        Some((revision, hash)) if hash == report.header.body_sha256 => return Ok(Submitted::Unchanged { revision }),
-        Some((revision, _)) => revision + 1,
-        None => 1,
-    };
     let mut headers = HeaderMap::new();
+    let (revision, changes) = match last {
+        Some(last) if last.body_sha256 == report.header.body_sha256 => {
+            return Ok(Submitted::Unchanged { revision: last.revision })
+        }
+        Some(last) => {
+            let changes = changes(&last.report, report);
+            headers.insert(HEADER_SUPERSEDES, last.report.header.report_id.as_str());
+            headers.insert(HEADER_CHANGES, changes_header(&changes).as_str());
+            (last.revision + 1, changes)
+        }
+        None => (1, Vec::new()),
+    };
     headers.insert(HEADER_MSG_ID, report.header.report_id.as_str());
     headers.insert(HEADER_PERIOD, period.as_str());
     headers.insert(HEADER_REVISION, revision.to_string().as_str());
@@ -125,15 +141,78 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
         .map_err(|e| SubmitError::Publish(e.to_string()))?
         .await
         .map_err(|e| SubmitError::Publish(e.to_string()))?;
-    Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject })
+    Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject, changes })
 }
 
-/// The last revision of `period` on `subject` and its body hash.
+/// What differs between two reports' bodies: `pointer: old -> new` for every changed value
+/// (JSON pointers; array elements that name a material are addressed by it), in body order.
+pub fn changes(old: &Report, new: &Report) -> Vec<String> {
+    let (a, b) = (serde_json::to_value(&old.body), serde_json::to_value(&new.body));
+    let mut out = Vec::new();
+    if let (Ok(a), Ok(b)) = (a, b) {
+        diff(String::new(), &a, &b, &mut out);
+    }
+    out
+}
+
+fn diff(path: String, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                diff(format!("{path}/{k}"), va, vb, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let key = |v: &Value| v.get("material").and_then(Value::as_str).map(str::to_string);
+            if x.iter().chain(y).all(|v| key(v).is_some()) {
+                let named = |list: &Vec<Value>| -> BTreeMap<String, Value> {
+                    list.iter().filter_map(|v| key(v).map(|k| (k, v.clone()))).collect()
+                };
+                let (x, y) = (named(x), named(y));
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                    diff(format!("{path}/{k}"), va, vb, out);
+                }
+            } else if x.len() == y.len() {
+                for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                    diff(format!("{path}/{i}"), va, vb, out);
+                }
+            } else if a != b {
+                out.push(format!("{path}: {} entries -> {} entries", x.len(), y.len()));
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+        _ => {}
+    }
+}
+
+/// The changes as one header value: at most [`CHANGES_LISTED_MAX`] entries, then a count.
+fn changes_header(changes: &[String]) -> String {
+    let mut text = changes.iter().take(CHANGES_LISTED_MAX).cloned().collect::<Vec<_>>().join("; ");
+    if changes.len() > CHANGES_LISTED_MAX {
+        text.push_str(&format!("; and {} more", changes.len() - CHANGES_LISTED_MAX));
+    }
+    // Header values are one line.
+    text.replace(['\r', '\n'], " ")
+}
+
+/// A period's last submitted revision.
+struct LastRevision {
+    revision: u64,
+    body_sha256: String,
+    report: Report,
+}
+
+/// The last revision of `period` on `subject`, with its report.
 async fn last_revision(
     mut stream: jetstream::stream::Stream,
     subject: &str,
     period: &str,
-) -> Result<Option<(u64, String)>, SubmitError> {
+) -> Result<Option<LastRevision>, SubmitError> {
     let info = stream.info().await.map_err(|e| SubmitError::Stream(e.to_string()))?;
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
     if info.state.messages == 0 {
@@ -150,8 +229,11 @@ async fn last_revision(
             continue;
         }
         let revision = header(HEADER_REVISION).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0);
-        if found.as_ref().is_none_or(|(r, _)| revision >= *r) {
-            found = Some((revision, header(HEADER_BODY_HASH).unwrap_or_default()));
+        if found.as_ref().is_none_or(|f: &LastRevision| revision >= f.revision) {
+            let report: Report = serde_json::from_slice(&message.payload).map_err(|e| {
+                SubmitError::Stream(format!("stream message {seq} is not a report this version reads: {e}"))
+            })?;
+            found = Some(LastRevision { revision, body_sha256: header(HEADER_BODY_HASH).unwrap_or_default(), report });
         }
     }
     Ok(found)

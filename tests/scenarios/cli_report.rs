@@ -239,6 +239,8 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
     ]);
     let second = c.ok(&submit);
     assert!(second.contains("as revision 2 of 2026-Q1"), "{second}");
+    // It names what changed: the stock of cobalt, 7.5 t -> 7.4 t.
+    assert!(second.contains("changed /materials/cobalt/stock/gross_g: 7500000 -> 7400000"), "{second}");
     // --submit needs somewhere to publish
     let (_, err) = c.expect(2, &["report", "--partner", "NL", "--period", "2026-Q1", "--submit"]);
     assert!(err.contains("pass --nats URL"), "{err}");
@@ -261,6 +263,14 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
             bodies.push(report);
         }
         assert!(stream.get_raw_message(3).await.is_err(), "two revisions, nothing more");
+        let second = stream.get_raw_message(2).await.expect("revision 2");
+        let h = |n: &str| second.headers.get(n).map(|v| v.as_str().to_string()).unwrap_or_default();
+        assert_eq!(h("Stockpile-Supersedes"), bodies[0]["header"]["report_id"].as_str().unwrap());
+        assert!(
+            h("Stockpile-Changes").contains("/materials/cobalt/stock/gross_g: 7500000 -> 7400000"),
+            "{:?}",
+            second.headers
+        );
         let gross = |r: &serde_json::Value| r["body"]["materials"][0]["stock"]["gross_g"].as_i64();
         assert_eq!((gross(&bodies[0]), gross(&bodies[1])), (Some(7_500_000), Some(7_400_000)));
         assert_ne!(bodies[0]["header"]["body_sha256"], bodies[1]["header"]["body_sha256"]);

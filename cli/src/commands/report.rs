@@ -63,11 +63,14 @@ fn submit(url: &str, report: &Report) -> Result<()> {
     })?;
     let id = &report.header.report_id;
     match outcome {
-        Submitted::Published { revision, stream_seq, subject } => {
+        Submitted::Published { revision, stream_seq, subject, changes } => {
             println!(
                 "submitted {id} as revision {revision} of {} on {subject} (stream seq {stream_seq})",
                 report.header.period
-            )
+            );
+            for change in &changes {
+                println!("  changed {change}");
+            }
         }
         Submitted::Unchanged { revision } => println!(
             "unchanged: revision {revision} of {} has the same body ({}); nothing sent",
