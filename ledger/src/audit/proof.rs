@@ -79,6 +79,8 @@ pub enum ProveError {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     Request(#[from] ProofError),
+    #[error("seq {seq} is not in a tree of {tree_size} records (seqs 1..={tree_size})")]
+    SeqOutOfRange { seq: u64, tree_size: u64 },
 }
 
 /// The Merkle tree over records `1..=size` of a store (64 bytes of memory per record).
@@ -89,6 +91,9 @@ pub fn tree(store: &Store, size: u64) -> Result<MerkleLog, LedgerError> {
 }
 
 pub fn prove_inclusion(store: &Store, seq: u64, tree_size: u64) -> Result<InclusionProof, ProveError> {
+    if seq == 0 || seq > tree_size {
+        return Err(ProveError::SeqOutOfRange { seq, tree_size });
+    }
     let log = tree(store, tree_size)?;
     let index = seq.checked_sub(1).ok_or(ProofError::IndexOutOfRange { index: 0, size: tree_size })?;
     let path = log.inclusion_proof(index, tree_size)?;

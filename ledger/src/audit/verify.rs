@@ -57,13 +57,21 @@ pub struct Summary {
 
 /// The first problem found.
 #[derive(Debug, thiserror::Error)]
-#[error("seq {seq} (line {line}): {problem}")]
+#[error("seq {seq}{}: {problem}", at_line(*line))]
 pub struct VerifyError {
     /// The first bad seq: where the log stops being trustworthy.
     pub seq: u64,
     /// Line of the input (1-based) that shows it; 0 when the input ended.
     pub line: u64,
     pub problem: Box<Problem>,
+}
+
+fn at_line(line: u64) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (line {line})")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

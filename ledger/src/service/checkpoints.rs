@@ -122,7 +122,7 @@ pub(crate) async fn handle_proof(payload: &[u8], ledger: &LedgerHandle) -> Resul
     .await
     .map_err(|e| RequestError::Internal { reason: e.to_string() })?
     .map_err(|e| match e {
-        ProveError::Request(e) => malformed(e.to_string()),
+        e @ (ProveError::Request(_) | ProveError::SeqOutOfRange { .. }) => malformed(e.to_string()),
         ProveError::Ledger(e) => RequestError::Internal { reason: e.to_string() },
     })?;
     Ok(serde_json::to_vec(&reply).expect("proofs encode"))
