@@ -34,3 +34,18 @@ fn build() -> Result<PathBuf, String> {
     }
     Ok(profile_dir)
 }
+
+/// `stockpile --data <dir>/data --keys <dir>/keys ARGS` in the embedded mode, without colour
+/// and without a NATS URL from the environment; its output.
+pub fn stockpile_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary("stockpile"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("STOCKPILE_NATS_URL")
+        .output()
+        .expect("run stockpile")
+}

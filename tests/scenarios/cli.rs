@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use stockpile_tests::bins::binary;
+use stockpile_tests::bins::{binary, stockpile_in};
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -14,25 +14,12 @@ impl Cli {
         Cli { dir: tempfile::tempdir().unwrap() }
     }
 
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
     fn keys(&self) -> PathBuf {
         self.dir.path().join("keys")
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(binary("stockpile"))
-            .arg("--data")
-            .arg(self.data())
-            .arg("--keys")
-            .arg(self.keys())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("STOCKPILE_NATS_URL")
-            .output()
-            .expect("run stockpile")
+        stockpile_in(self.dir.path(), args)
     }
 
     /// Runs and expects exit code `code`; returns stdout.

@@ -1,9 +1,8 @@
 //! `stockpile report` through the real binary on a temporary data directory: the figures of
 //! a small scenario in every format, the registrations it needs, and bad input with exit 2.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use stockpile_tests::bins::binary;
+use std::process::Output;
+use stockpile_tests::bins::stockpile_in;
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -11,17 +10,7 @@ struct Cli {
 
 impl Cli {
     fn run(&self, args: &[&str]) -> Output {
-        let path = |p: &str| -> PathBuf { self.dir.path().join(p) };
-        Command::new(binary("stockpile"))
-            .arg("--data")
-            .arg(path("data"))
-            .arg("--keys")
-            .arg(path("keys"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env_remove("STOCKPILE_NATS_URL")
-            .output()
-            .expect("run stockpile")
+        stockpile_in(self.dir.path(), args)
     }
 
     /// Runs, expects exit code `code`, returns (stdout, stderr).
