@@ -12,7 +12,9 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use stockpile_ledger::audit::export::{self, FileLines, Lines, StoreLines};
 use stockpile_ledger::audit::proof;
-use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, LedgerKey, Options, Problem, VerifyError};
+use stockpile_ledger::audit::{
+    checkpoint, verify, verify_chain, ChainSummary, Checkpoint, LedgerKey, Options, Problem, VerifyError,
+};
 use stockpile_ledger::canonical;
 use stockpile_ledger::store::Store;
 use stockpile_ledger::wire::{ProofReply as Proof, ProofRequest};
@@ -25,7 +27,10 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
         AuditVerb::Checkpoint { output } => {
             let c = match remote {
                 Some(r) => RemoteLines::at_head(r)?.checkpoint().clone(),
-                None => checkpoint_now(&open_store(data)?.0, data)?,
+                None => {
+                    let (store, head) = open_store(data)?;
+                    checkpoint_now(&store, head, data)?
+                }
             };
             let text = serde_json::to_string_pretty(&c).expect("checkpoints encode");
             if let Some(path) = output {
@@ -42,8 +47,8 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
                     (Box::new(lines), last)
                 }
                 None => {
-                    let (store, _) = open_store(data)?;
-                    let last = checkpoint_now(&store, data)?;
+                    let (store, head) = open_store(data)?;
+                    let last = checkpoint_now(&store, head, data)?;
                     (Box::new(StoreLines::new(store, last.tree_size).map_err(operational)?), last)
                 }
             };
@@ -68,30 +73,10 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
                 let summary = verify_chain(lines.as_mut(), &options, &mut |n| bar.set_position(n));
                 bar.finish_and_clear();
                 let s = summary.map_err(failed)?;
-                let verified = Verified {
-                    what: "chain only",
-                    records: s.records,
-                    signatures: 0,
-                    checkpoints: s.checkpoints,
-                    head_hash: s.head_hash,
-                    root: s.root,
-                    ledger_key: &s.ledger_key,
-                    pinned: ledger_key.is_some(),
-                };
-                print_summary(format, &verified);
+                print_summary(format, &Verified::chain(&s, ledger_key.is_some()));
             } else {
                 let s = run_verify(lines.as_mut(), &options, total)?;
-                let verified = Verified {
-                    what: "full",
-                    records: s.records,
-                    signatures: s.signatures,
-                    checkpoints: s.checkpoints,
-                    head_hash: s.head_hash,
-                    root: s.root,
-                    ledger_key: &s.ledger_key,
-                    pinned: s.key_pinned,
-                };
-                print_summary(format, &verified);
+                print_summary(format, &Verified::full(&s));
             }
             Ok(())
         }
@@ -231,8 +216,7 @@ fn open_store(data: &Path) -> Result<(Store, u64)> {
 }
 
 /// A checkpoint over the whole log, signed with the ledger's key (created on first use).
-fn checkpoint_now(store: &Store, data: &Path) -> Result<Checkpoint> {
-    let head = store.last_record().map_err(operational)?.map(|(seq, _)| seq).unwrap_or(0);
+fn checkpoint_now(store: &Store, head: u64, data: &Path) -> Result<Checkpoint> {
     if head == 0 {
         return Err(usage("the ledger is empty: nothing to checkpoint"));
     }
@@ -302,6 +286,34 @@ struct Verified<'a> {
     root: [u8; 32],
     ledger_key: &'a str,
     pinned: bool,
+}
+
+impl<'a> Verified<'a> {
+    fn full(s: &'a verify::Summary) -> Self {
+        Verified {
+            what: "full",
+            records: s.records,
+            signatures: s.signatures,
+            checkpoints: s.checkpoints,
+            head_hash: s.head_hash,
+            root: s.root,
+            ledger_key: &s.ledger_key,
+            pinned: s.key_pinned,
+        }
+    }
+
+    fn chain(s: &'a ChainSummary, pinned: bool) -> Self {
+        Verified {
+            what: "chain only",
+            records: s.records,
+            signatures: 0,
+            checkpoints: s.checkpoints,
+            head_hash: s.head_hash,
+            root: s.root,
+            ledger_key: &s.ledger_key,
+            pinned,
+        }
+    }
 }
 
 fn print_summary(format: Format, s: &Verified<'_>) {
