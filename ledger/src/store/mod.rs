@@ -233,31 +233,41 @@ impl Store {
 pub const LOCK_WAIT_MS: u64 = 2_000;
 
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_BYTES)
+        .cache_capacity(CACHE_BYTES)
+        .flush_every_ms(None)
+        .mode(sled::Mode::HighThroughput);
+    match open_sled(&config) {
+        Err(sled::Error::Io(e)) if is_lock_conflict(&e) => Err(LedgerError::Unusable {
+            path: dir.to_path_buf(),
+            what: format!("{e}: another process has this ledger open; stop it first"),
+        }),
+        other => Ok(other?),
+    }
+}
+
+/// Opens a sled database, waiting up to [`LOCK_WAIT_MS`] for its directory lock (see there).
+/// Every sled directory in the workspace is opened through this, so a close-then-reopen in
+/// one process never fails on the lock a previous instance's background threads still hold.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
     let started = std::time::Instant::now();
     loop {
-        let opened = sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_BYTES)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open();
-        match opened {
+        match config.open() {
             Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
+                if is_lock_conflict(&e) && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(LedgerError::Unusable {
-                    path: dir.to_path_buf(),
-                    what: format!("{e}: another process has this ledger open; stop it first"),
-                })
-            }
-            other => return Ok(other?),
+            other => return other,
         }
     }
+}
+
+/// Whether sled failed to open because another handle holds the directory lock.
+pub fn is_lock_conflict(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 fn frame_seq(key: &[u8]) -> Result<u64, LedgerError> {

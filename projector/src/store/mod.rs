@@ -127,12 +127,12 @@ impl ViewStore {
     /// reads the views.
     pub fn open(dir: &Path) -> Result<ViewStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { op: "create", path: dir.into(), source })?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .segment_size(SEGMENT_BYTES)
             .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .mode(sled::Mode::HighThroughput);
+        let db = stockpile_ledger::store::open_sled(&config)?;
         let tree = db.open_tree("views")?;
         let mut store = ViewStore { dir: dir.to_path_buf(), db, tree, head: Head::default() };
         store.head = store.checkpoint()?.map(|c| c.head).unwrap_or_default();

@@ -62,11 +62,8 @@ fn a_damaged_store_is_discarded_and_refolded() {
     drop(p);
     {
         // Damage a segment behind the projector's back.
-        let db = sled::Config::new()
-            .path(dir.path())
-            .segment_size(stockpile_projector::store::SEGMENT_BYTES)
-            .open()
-            .unwrap();
+        let config = sled::Config::new().path(dir.path()).segment_size(stockpile_projector::store::SEGMENT_BYTES);
+        let db = stockpile_ledger::store::open_sled(&config).unwrap();
         let tree = db.open_tree("views").unwrap();
         let (key, _) = tree.scan_prefix(b"s").next().unwrap().unwrap();
         tree.insert(key, &b"\xff\xff\xff"[..]).unwrap();
