@@ -215,33 +215,82 @@ pub async fn records_via_range(client: &async_nats::Client) -> Vec<Vec<u8>> {
     panic!("range paging did not end");
 }
 
-/// The subject a record must be published on, derived here from the record itself (not
-/// from the service's code): `stockpile.v1.events.<first partner|_>.<material|_>.<kind>`.
-pub fn expected_subject(record: &[u8]) -> String {
-    let value: serde_json::Value = serde_json::from_slice(record).expect("a record is JSON");
-    let body = &value["body"];
-    let partner = body["scope"]["partners"][0].as_str().unwrap_or("_");
-    let material = body["scope"]["material"].as_str().unwrap_or("_");
-    let kind = body["kind"].as_str().expect("a kind");
-    format!("stockpile.v1.events.{partner}.{material}.{kind}")
+/// One message a stream must hold: a record on a subject, with its headers.
+#[derive(Debug, PartialEq)]
+pub struct Expected {
+    pub subject: String,
+    pub msg_id: String,
+    pub seq: u64,
+    pub hash: String,
+    /// `Stockpile-Partner`, on feed messages only.
+    pub partner: Option<String>,
+    pub payload: Vec<u8>,
 }
 
-/// Waits until `STOCKPILE_EVENTS` holds `records.len()` messages (failing at once if it
-/// ever holds more), then checks message `n` is record `n` exactly: subject, `Nats-Msg-Id`
-/// (event id), `Stockpile-Seq`, `Stockpile-Hash` and byte-identical payload.
+/// What `STOCKPILE_EVENTS` (`feeds`: false) or `STOCKPILE_FEEDS` (`feeds`: true) must hold
+/// for `records`, worked out from the records themselves: every record once on its first
+/// partner's event subject; or once per partner it concerns, on that partner's feed.
+pub fn expected_messages(records: &[Vec<u8>], feeds: bool) -> Vec<Expected> {
+    let mut out = Vec::new();
+    for record in records {
+        let value: serde_json::Value = serde_json::from_slice(record).expect("a record is JSON");
+        let body = &value["body"];
+        let partners: Vec<&str> = body["scope"]["partners"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+            .unwrap_or_default();
+        let material = body["scope"]["material"].as_str().unwrap_or("_");
+        let kind = body["kind"].as_str().expect("a kind");
+        let event_id = body["event_id"].as_str().expect("an event id");
+        let expected = |subject: String, msg_id: String, partner: Option<&str>| Expected {
+            subject,
+            msg_id,
+            seq: body["seq"].as_u64().expect("a seq"),
+            hash: value["hash"].as_str().expect("a hash").to_string(),
+            partner: partner.map(str::to_string),
+            payload: record.clone(),
+        };
+        if feeds {
+            for partner in partners {
+                let subject = format!("stockpile.v1.feed.{partner}.{material}.{kind}");
+                out.push(expected(subject, format!("{event_id}@{partner}"), Some(partner)));
+            }
+        } else {
+            let partner = partners.first().copied().unwrap_or("_");
+            let subject = format!("stockpile.v1.events.{partner}.{material}.{kind}");
+            out.push(expected(subject, event_id.to_string(), None));
+        }
+    }
+    out
+}
+
+/// The subject of a record on `STOCKPILE_EVENTS`.
+pub fn expected_subject(record: &[u8]) -> String {
+    expected_messages(std::slice::from_ref(&record.to_vec()), false).remove(0).subject
+}
+
+/// Waits until `STOCKPILE_EVENTS` and `STOCKPILE_FEEDS` hold every message `records` give
+/// them (failing at once if one ever holds more), then checks each message exactly: subject,
+/// `Nats-Msg-Id`, `Stockpile-Seq`, `Stockpile-Hash`, `Stockpile-Partner` and the
+/// byte-identical payload, in order with no hole.
 pub async fn check_stream_mirrors(client: &async_nats::Client, records: &[Vec<u8>]) {
+    check_stream_holds(client, subjects::EVENTS_STREAM, &expected_messages(records, false)).await;
+    check_stream_holds(client, subjects::FEEDS_STREAM, &expected_messages(records, true)).await;
+}
+
+async fn check_stream_holds(client: &async_nats::Client, name: &str, expected: &[Expected]) {
     let js = jetstream::new(client.clone());
-    let want = records.len() as u64;
-    let stream = js_api("get the events stream", || js.get_stream(subjects::EVENTS_STREAM)).await;
+    let want = expected.len() as u64;
+    let stream = js_api("get the stream", || js.get_stream(name)).await;
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
-        let state = js_api("get the events stream's info", || stream.get_info()).await.state;
-        assert!(state.messages <= want, "the stream holds {} messages, more than the {want} records", state.messages);
-        assert_eq!(state.messages, state.last_sequence, "the stream has no holes");
+        let state = js_api("get the stream's info", || stream.get_info()).await.state;
+        assert!(state.messages <= want, "{name} holds {} messages, more than the {want} expected", state.messages);
+        assert_eq!(state.messages, state.last_sequence, "{name} has no holes");
         if state.messages == want {
             break;
         }
-        assert!(Instant::now() < deadline, "the stream did not reach {want} messages within {CATCH_UP_TIMEOUT:?}");
+        assert!(Instant::now() < deadline, "{name} did not reach {want} messages within {CATCH_UP_TIMEOUT:?}");
         tokio::time::sleep(POLL).await;
     }
     let messages = js_api("read the stream with an ordered consumer", || async {
@@ -249,24 +298,32 @@ pub async fn check_stream_mirrors(client: &async_nats::Client, records: &[Vec<u8
         consumer.messages().await.map_err(async_nats::Error::from)
     })
     .await;
-    let mut messages = messages.take(records.len());
+    let mut messages = messages.take(expected.len());
     let mut seen = 0usize;
     while let Some(message) = tokio::time::timeout(REPLY_TIMEOUT, messages.next()).await.expect("next message in time")
     {
         let message = message.expect("a message");
-        let seq = message.info().expect("JetStream metadata").stream_sequence;
-        let record = &records[seen];
-        seen += 1;
-        assert_eq!(seq, seen as u64, "stream seq = ledger seq");
-        let parsed: serde_json::Value = serde_json::from_slice(record).expect("record JSON");
+        let stream_seq = message.info().expect("JetStream metadata").stream_sequence;
         let header = |name: &str| message.headers.as_ref().and_then(|h| header_value(h, name));
-        assert_eq!(message.subject.as_str(), expected_subject(record), "subject of record {seen}");
-        assert_eq!(header("Nats-Msg-Id").as_deref(), parsed["body"]["event_id"].as_str(), "msg id of {seen}");
-        assert_eq!(header("Stockpile-Seq"), Some(seen.to_string()), "seq header of {seen}");
-        assert_eq!(header("Stockpile-Hash").as_deref(), parsed["hash"].as_str(), "hash header of {seen}");
-        assert!(message.payload.as_ref() == record.as_slice(), "payload of {seen} is the stored record, byte for byte");
+        let got = Expected {
+            subject: message.subject.to_string(),
+            msg_id: header("Nats-Msg-Id").unwrap_or_default(),
+            seq: header("Stockpile-Seq").and_then(|s| s.parse().ok()).unwrap_or_default(),
+            hash: header("Stockpile-Hash").unwrap_or_default(),
+            partner: header("Stockpile-Partner"),
+            payload: message.payload.to_vec(),
+        };
+        seen += 1;
+        assert_eq!(stream_seq, seen as u64, "{name}: messages in order");
+        let want = &expected[seen - 1];
+        if got != *want {
+            panic!(
+                "{name} message {seen} is not as expected: got {} {} seq {} partner {:?}, want {} {} seq {} partner {:?} (payloads equal: {})",
+                got.subject, got.msg_id, got.seq, got.partner, want.subject, want.msg_id, want.seq, want.partner, got.payload == want.payload
+            );
+        }
     }
-    assert_eq!(seen, records.len(), "every record was read back");
+    assert_eq!(seen, expected.len(), "{name}: every message was read back");
 }
 
 /// Longest wait for one JetStream API call in a test before it is sent again: a request

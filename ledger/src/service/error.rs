@@ -11,7 +11,7 @@ pub enum ServiceError {
     #[error("cannot connect to NATS at {url}: {reason}: check --nats and that nats-server is running")]
     Connect { url: String, reason: String },
     #[error("cannot create or update the JetStream stream {stream}: {reason}: check that JetStream is enabled (nats-server -js) and that the replica count fits the cluster")]
-    Stream { stream: &'static str, reason: String },
+    Stream { stream: String, reason: String },
     #[error("cannot register the NATS micro service {name}: {reason}")]
     Register { name: &'static str, reason: String },
     #[error(transparent)]

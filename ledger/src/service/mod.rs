@@ -4,7 +4,8 @@
 //! stockpile.v1.ledger.append ─┐                        ┌─▶ group-commit writer ─▶ sled (fsync)
 //! stockpile.v1.ledger.range  ─┴─▶ endpoints (≤ N tasks) ┤                              │ head
 //! $SRV.PING|INFO|STATS        ─▶ micro service          └─▶ store (reads)              ▼
-//!                                             outbox ─▶ JetStream STOCKPILE_EVENTS (in seq order)
+//!                                   events outbox ─▶ JetStream STOCKPILE_EVENTS (in seq order)
+//!                                    feeds outbox ─▶ JetStream STOCKPILE_FEEDS (a copy per partner)
 //! ```
 //!
 //! - [`run`]: opens the ledger in the data directory and serves until shutdown — what the
@@ -15,7 +16,7 @@
 //! - `checkpoints`: signs a checkpoint at an interval when the log grew and on request,
 //!   publishes each on `stockpile.v1.checkpoints`, answers proof requests.
 //! - [`outbox`]: publishes every committed record to `STOCKPILE_EVENTS`, in order, exactly
-//!   once in the stream.
+//!   once in the stream; and to `STOCKPILE_FEEDS`, once per partner it concerns.
 //! - [`subjects`] and [`stream`]: every subject, header and stream setting, in one place.
 //!
 //! **Boundary:** the writer never waits on NATS. An append is acknowledged when it is durable;
@@ -85,18 +86,23 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let client = connect(&config.nats_url).await?;
     let js = async_nats::jetstream::new(client.clone());
-    stream::ensure_events_stream(&js, config.stream_replicas).await?;
+    stream::ensure_stream(&js, stream::events_stream_config(config.stream_replicas)).await?;
+    stream::ensure_stream(&js, stream::feeds_stream_config(config.stream_replicas)).await?;
     let endpoints = endpoints::register(&client).await?;
     let (stop_sender, stop) = shutdown::channel();
 
-    let outbox = outbox::Outbox::new(
-        client.clone(),
-        ledger.store().clone(),
-        ledger.head(),
-        stop.clone(),
-        config.stream_replicas,
-    )?;
-    let outbox = tokio::spawn(outbox.run());
+    let mut outboxes = Vec::new();
+    for target in [outbox::Target::Events, outbox::Target::Feeds] {
+        let outbox = outbox::Outbox::new(
+            target,
+            client.clone(),
+            ledger.store().clone(),
+            ledger.head(),
+            stop.clone(),
+            config.stream_replicas,
+        )?;
+        outboxes.push(tokio::spawn(outbox.run()));
+    }
     let key = LedgerKey::load_or_create(ledger.store().dir())?;
     let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key);
     let periodic = tokio::spawn(checkpointer.clone().run(client.clone(), config.checkpoint_interval, stop.clone()));
@@ -114,7 +120,7 @@ pub async fn serve(
         Some(ended) => ended,
         None => requests.await,
     };
-    let outbox = outbox.await;
+    let outboxes = futures::future::join_all(outboxes).await;
     if let Err(e) = periodic.await {
         tracing::warn!(error = %e, "the checkpoint task failed");
     }
@@ -122,7 +128,9 @@ pub async fn serve(
         tracing::warn!(error = %e, "flushing NATS at shutdown");
     }
     requests.map_err(|e| ServiceError::Task(e.to_string()))??;
-    outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
+    for outbox in outboxes {
+        outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
+    }
     Ok(())
 }
 

@@ -1,30 +1,35 @@
-//! The outbox publisher: forwards every committed record, in sequence order, to the
-//! `STOCKPILE_EVENTS` stream, and advances the durable outbox cursor after the acks.
+//! The outbox publishers: forward every committed record, in sequence order, to a
+//! JetStream stream — [`Target::Events`]: once to `STOCKPILE_EVENTS`, advancing the durable
+//! outbox cursor after the acks; [`Target::Feeds`]: once per partner it concerns to
+//! `STOCKPILE_FEEDS` (a transfer between DE and NL goes to both feeds). Each target runs its
+//! own publisher over the same log, so a slow or broken feed never holds up the other.
 //!
 //! ```text
-//! head watch ─▶ read records (next..) ─▶ publish, ≤ OUTBOX_ACKS_IN_FLIGHT_MAX unacked ─▶ acks in order ─▶ cursor
+//! head watch ─▶ read records (next..) ─▶ publish copies, ≤ OUTBOX_ACKS_IN_FLIGHT_MAX unacked ─▶ acks in order ─▶ cursor
 //! ```
 //!
-//! The writer never waits on it: appends are durable before the outbox sees them, and
+//! The writer never waits on them: appends are durable before an outbox sees them, and
 //! while NATS is away the records simply wait in the log.
 //!
-//! **Invariant:** the stream is a gap-free prefix of the log (stream seq `n` = record `n`).
-//! Every publish carries `Nats-Expected-Last-Sequence: seq - 1`, so a record whose
+//! **Invariant:** each stream is a gap-free, duplicate-free prefix of the log's copies, in
+//! order (for `STOCKPILE_EVENTS`, stream seq `n` = record `n`). Every publish carries
+//! `Nats-Expected-Last-Sequence` = the stream sequence of the copy before it, so a copy whose
 //! predecessor did not land (a dropped connection, a stream leader lost in a cluster) is
 //! refused by JetStream instead of being stored out of order. After any failure the outbox
-//! resyncs: it reads the stream's last message, checks it is this ledger's record (same seq
-//! and hash), and resumes right after it. A record resent because its ack was lost carries
-//! the same `Nats-Msg-Id` (its event id) and JetStream's duplicate window drops it.
+//! resyncs: it reads the stream's last message, checks it is this ledger's record (its seq
+//! and hash headers), and resumes with the copy right after it. A copy resent because its
+//! ack was lost carries the same `Nats-Msg-Id` (the event id, and for a feed the partner)
+//! and JetStream's duplicate window drops it.
 //!
-//! The durable cursor ([`Store::outbox_cursor`]) records how far publication is confirmed,
-//! for operators and as a check on resync; where to resume always comes from the stream
-//! itself, so a cursor behind the stream (a crash between ack and cursor write) costs
+//! The durable cursor ([`Store::outbox_cursor`], events only) records how far publication is
+//! confirmed, for operators and as a check on resync; where to resume always comes from the
+//! stream itself, so a cursor behind the stream (a crash between ack and cursor write) costs
 //! nothing, and an emptied stream is refilled from the log.
 
 use super::error::ServiceError;
 use super::shutdown::Stop;
-use super::stream::ensure_events_stream;
-use super::subjects::{event_subject, HEADER_HASH, HEADER_SEQ};
+use super::stream::{ensure_stream, events_stream_config, feeds_stream_config};
+use super::subjects::{event_subject, feed_subject, HEADER_HASH, HEADER_PARTNER, HEADER_SEQ};
 use crate::error::LedgerError;
 use crate::store::Store;
 use async_nats::jetstream::{self, context::Publish, context::PublishAckFuture};
@@ -66,8 +71,8 @@ pub const OUTBOX_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
 enum OutboxError {
     #[error("JetStream: {0}")]
     Nats(String),
-    #[error("the stream {stream} is not a copy of this ledger: {what}: recreate the stream (the outbox refills it from the log) or point the ledger at its own NATS account", stream = super::subjects::EVENTS_STREAM)]
-    Diverged { what: String },
+    #[error("the stream {stream} is not a copy of this ledger: {what}: recreate the stream (the outbox refills it from the log) or point the ledger at its own NATS account")]
+    Diverged { stream: &'static str, what: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -104,17 +109,50 @@ struct ScopeFields<'a> {
     material: Option<Cow<'a, str>>,
 }
 
-/// One record ready to publish.
+/// Where an outbox publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `STOCKPILE_EVENTS`: one copy of every record; keeps the durable outbox cursor.
+    Events,
+    /// `STOCKPILE_FEEDS`: one copy per partner in the record's scope (none for a record that
+    /// concerns no partner, such as an admin key registration).
+    Feeds,
+}
+
+impl Target {
+    fn stream(self) -> &'static str {
+        match self {
+            Target::Events => super::subjects::EVENTS_STREAM,
+            Target::Feeds => super::subjects::FEEDS_STREAM,
+        }
+    }
+
+    fn config(self, replicas: usize) -> async_nats::jetstream::stream::Config {
+        match self {
+            Target::Events => events_stream_config(replicas),
+            Target::Feeds => feeds_stream_config(replicas),
+        }
+    }
+}
+
+/// One message to publish: a record on one subject.
+struct Copy {
+    subject: String,
+    msg_id: String,
+    /// The feed's partner; `None` on `STOCKPILE_EVENTS`.
+    partner: Option<String>,
+}
+
+/// One record ready to publish, with its copies for the outbox's target.
 struct Outgoing {
     seq: u64,
-    subject: String,
-    event_id: String,
     hash: String,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
+    copies: Vec<Copy>,
 }
 
 impl Outgoing {
-    fn decode(seq: u64, bytes: Vec<u8>) -> Result<Outgoing, LedgerError> {
+    fn decode(target: Target, seq: u64, bytes: Vec<u8>) -> Result<Outgoing, LedgerError> {
         let corrupt = |what: String| LedgerError::Corrupt { seq, what };
         let envelope: Envelope<'_> =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("record does not decode: {e}")))?;
@@ -122,32 +160,59 @@ impl Outgoing {
         if fields.seq != seq {
             return Err(corrupt(format!("record stored at seq {seq} says seq {}", fields.seq)));
         }
-        let subject = event_subject(
-            fields.scope.partners.first().map(|p| p.as_ref()),
-            fields.scope.material.as_deref(),
-            &fields.kind,
-        );
-        let (event_id, hash) = (fields.event_id.to_string(), envelope.hash.to_string());
-        Ok(Outgoing { seq, subject, event_id, hash, bytes })
+        let material = fields.scope.material.as_deref();
+        let copies = match target {
+            Target::Events => vec![Copy {
+                subject: event_subject(fields.scope.partners.first().map(|p| p.as_ref()), material, &fields.kind),
+                msg_id: fields.event_id.to_string(),
+                partner: None,
+            }],
+            Target::Feeds => fields
+                .scope
+                .partners
+                .iter()
+                .map(|partner| Copy {
+                    subject: feed_subject(partner, material, &fields.kind),
+                    msg_id: format!("{}@{partner}", fields.event_id),
+                    partner: Some(partner.to_string()),
+                })
+                .collect(),
+        };
+        let hash = envelope.hash.to_string();
+        Ok(Outgoing { seq, hash, bytes: bytes.into(), copies })
     }
 }
 
+/// A publish awaiting its ack.
+struct InFlight {
+    /// The stream sequence the message must be stored at.
+    stream_seq: u64,
+    seq: u64,
+    /// Whether it is its record's last copy: once acked, the record is published.
+    last_copy: bool,
+    ack: PublishAckFuture,
+}
+
 pub(crate) struct Outbox {
+    target: Target,
     js: jetstream::Context,
     store: Store,
     head: watch::Receiver<u64>,
     stop: Stop,
     replicas: usize,
-    /// The next record to publish.
-    next: u64,
-    /// The last record known to be in the stream.
+    /// The next record to publish, and the first of its copies still to publish.
+    next: (u64, usize),
+    /// The stream's last sequence, counting the publishes in flight.
+    stream_last: u64,
+    /// The last record all of whose copies are known to be in the stream.
     acked: u64,
-    /// The last value written to the durable cursor.
+    /// The last value written to the durable cursor (events only).
     saved: u64,
 }
 
 impl Outbox {
     pub(crate) fn new(
+        target: Target,
         client: async_nats::Client,
         store: Store,
         head: watch::Receiver<u64>,
@@ -156,14 +221,26 @@ impl Outbox {
     ) -> Result<Outbox, LedgerError> {
         let mut js = jetstream::new(client);
         js.set_timeout(OUTBOX_ACK_TIMEOUT);
-        let saved = store.outbox_cursor()?;
-        Ok(Outbox { js, store, head, stop, replicas, next: saved + 1, acked: saved, saved })
+        let saved = if target == Target::Events { store.outbox_cursor()? } else { 0 };
+        Ok(Outbox {
+            target,
+            js,
+            store,
+            head,
+            stop,
+            replicas,
+            next: (saved + 1, 0),
+            stream_last: 0,
+            acked: saved,
+            saved,
+        })
     }
 
     /// Publishes until stop, retrying every failure with a capped backoff; on stop waits for
     /// the acks in flight (each bounded by [`OUTBOX_ACK_TIMEOUT`]) and writes the cursor.
     pub(crate) async fn run(mut self) {
         let mut backoff = OUTBOX_RETRY_BACKOFF_MIN;
+        let stream = self.target.stream();
         while !self.stop.is_set() {
             let result = match self.resync().await {
                 Ok(()) => self.pump(&mut backoff).await,
@@ -171,8 +248,8 @@ impl Outbox {
             };
             let Err(e) = result else { break };
             match e {
-                OutboxError::Nats(_) => tracing::warn!(error = %e, retry_in = ?backoff, "outbox paused"),
-                _ => tracing::error!(error = %e, retry_in = ?backoff, "outbox stopped publishing"),
+                OutboxError::Nats(_) => tracing::warn!(stream, error = %e, retry_in = ?backoff, "outbox paused"),
+                _ => tracing::error!(stream, error = %e, retry_in = ?backoff, "outbox stopped publishing"),
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -181,61 +258,80 @@ impl Outbox {
             backoff = (backoff * 2).min(OUTBOX_RETRY_BACKOFF_MAX);
         }
         if let Err(e) = self.save_cursor().await {
-            tracing::error!(error = %e, "writing the outbox cursor at shutdown");
+            tracing::error!(stream, error = %e, "writing the outbox cursor at shutdown");
         }
     }
 
-    /// Makes sure the stream exists and finds where to resume: right after its last
-    /// message, once that message is shown to be this ledger's record.
+    fn diverged(&self, what: String) -> OutboxError {
+        OutboxError::Diverged { stream: self.target.stream(), what }
+    }
+
+    /// Makes sure the stream exists and finds where to resume: right after the copy in its
+    /// last message, once that message is shown to be this ledger's record.
     async fn resync(&mut self) -> Result<(), OutboxError> {
-        let stream = ensure_events_stream(&self.js, self.replicas).await.map_err(|e| match e {
+        let stream = ensure_stream(&self.js, self.target.config(self.replicas)).await.map_err(|e| match e {
             ServiceError::Stream { reason, .. } => {
                 OutboxError::Nats(format!("cannot create or update the stream: {reason}"))
             }
             other => nats(other),
         })?;
         let last = stream.cached_info().state.last_sequence;
+        let mut resume = (1, 0);
         if last > 0 {
-            let Some(ours) = self.read(last, last).await?.pop() else {
-                return Err(OutboxError::Diverged {
-                    what: format!("it holds {last} messages, more than the ledger's records"),
-                });
-            };
             let message = stream.get_raw_message(last).await.map_err(nats)?;
-            let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string()).unwrap_or_default();
-            let (seq, hash) = (header(HEADER_SEQ), header(HEADER_HASH));
-            if seq != last.to_string() || hash != ours.hash {
-                return Err(OutboxError::Diverged {
-                    what: format!(
-                        "its message {last} has {HEADER_SEQ} {seq:?} and {HEADER_HASH} {hash:?}, but record {last} has hash {:?}",
-                        ours.hash
-                    ),
-                });
+            let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+            let (seq, hash, partner) = (header(HEADER_SEQ), header(HEADER_HASH), header(HEADER_PARTNER));
+            let Some(record) = seq.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
+                return Err(self.diverged(format!("its message {last} has no {HEADER_SEQ} header")));
+            };
+            if self.target == Target::Events && record != last {
+                return Err(self.diverged(format!("its message {last} has {HEADER_SEQ} {record}")));
             }
+            let Some(ours) = self.read(record, record).await?.pop() else {
+                return Err(self.diverged(format!("its message {last} is record {record}, past the ledger's head")));
+            };
+            if hash.as_deref() != Some(ours.hash.as_str()) {
+                return Err(self.diverged(format!(
+                    "its message {last} has {HEADER_HASH} {hash:?}, but record {record} has hash {:?}",
+                    ours.hash
+                )));
+            }
+            let Some(copy) = ours.copies.iter().position(|c| c.partner == partner) else {
+                return Err(self.diverged(format!(
+                    "its message {last} is record {record} for {partner:?}, which that record does not concern"
+                )));
+            };
+            resume = (record, copy + 1);
+            self.acked = if copy + 1 == ours.copies.len() { record } else { record - 1 };
+        } else {
+            self.acked = 0;
         }
-        if last < self.saved {
+        if self.target == Target::Events && self.acked < self.saved {
             tracing::warn!(
                 stream_last = last,
                 cursor = self.saved,
                 "the stream has fewer records than the outbox cursor (it was recreated or lost data): refilling it from the log"
             );
         }
-        self.acked = last;
-        self.next = last + 1;
+        self.stream_last = last;
+        self.next = resume;
         self.save_cursor().await?;
         Ok(())
     }
 
     /// Publishes records as the head moves, until stop (`Ok`) or a failure (`Err`: resync).
     async fn pump(&mut self, backoff: &mut Duration) -> Result<(), OutboxError> {
-        let mut in_flight: VecDeque<(u64, PublishAckFuture)> = VecDeque::with_capacity(OUTBOX_ACKS_IN_FLIGHT_MAX);
+        let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(OUTBOX_ACKS_IN_FLIGHT_MAX);
         loop {
             if self.stop.is_set() {
                 return self.settle(&mut in_flight).await;
             }
             let head = *self.head.borrow_and_update();
-            if self.next > head {
+            let (next, first_copy) = self.next;
+            if next > head {
                 self.settle(&mut in_flight).await?;
+                // Records with no copies at the end of the log are published by definition.
+                self.acked = head;
                 self.save_cursor().await?;
                 tokio::select! {
                     changed = self.head.changed() => {
@@ -248,63 +344,77 @@ impl Outbox {
                 }
                 continue;
             }
-            let to = head.min(self.next + OUTBOX_READ_RECORDS_MAX - 1);
-            let batch = self.read(self.next, to).await?;
+            let to = head.min(next + OUTBOX_READ_RECORDS_MAX - 1);
+            let batch = self.read(next, to).await?;
             if batch.is_empty() {
-                let what = format!("record {} is missing although the head is {head}", self.next);
-                return Err(LedgerError::Corrupt { seq: self.next, what }.into());
+                let what = format!("record {next} is missing although the head is {head}");
+                return Err(LedgerError::Corrupt { seq: next, what }.into());
             }
-            for record in batch {
-                if in_flight.len() >= OUTBOX_ACKS_IN_FLIGHT_MAX {
-                    let (seq, ack) = in_flight.pop_front().expect("in flight is full");
-                    self.confirm(seq, ack).await?;
-                    *backoff = OUTBOX_RETRY_BACKOFF_MIN;
-                    if self.acked - self.saved >= OUTBOX_CURSOR_SAVE_RECORDS {
-                        self.save_cursor().await?;
-                    }
+            for (i, record) in batch.into_iter().enumerate() {
+                let skip = if i == 0 { first_copy } else { 0 };
+                let copies = record.copies.len();
+                if copies == 0 && in_flight.is_empty() {
+                    self.acked = record.seq;
                 }
-                let seq = record.seq;
-                in_flight.push_back((seq, self.publish(record).await?));
-                self.next = seq + 1;
+                for (index, copy) in record.copies.iter().enumerate().skip(skip) {
+                    if in_flight.len() >= OUTBOX_ACKS_IN_FLIGHT_MAX {
+                        let oldest = in_flight.pop_front().expect("in flight is full");
+                        self.confirm(oldest).await?;
+                        *backoff = OUTBOX_RETRY_BACKOFF_MIN;
+                        if self.acked - self.saved >= OUTBOX_CURSOR_SAVE_RECORDS {
+                            self.save_cursor().await?;
+                        }
+                    }
+                    let ack = self.publish(&record, copy).await?;
+                    self.stream_last += 1;
+                    let last_copy = index + 1 == copies;
+                    in_flight.push_back(InFlight { stream_seq: self.stream_last, seq: record.seq, last_copy, ack });
+                }
+                self.next = (record.seq + 1, 0);
             }
         }
     }
 
-    async fn publish(&self, record: Outgoing) -> Result<PublishAckFuture, OutboxError> {
+    async fn publish(&self, record: &Outgoing, copy: &Copy) -> Result<PublishAckFuture, OutboxError> {
         let mut publish = Publish::build()
-            .message_id(&record.event_id)
+            .message_id(&copy.msg_id)
             .header(HEADER_SEQ, record.seq.to_string())
-            .header(HEADER_HASH, record.hash)
-            .payload(record.bytes.into());
-        if record.seq > 1 {
-            // Record 1 has no predecessor to expect; JetStream before 2.10 reads an expected
-            // last sequence of 0 as "no expectation" anyway.
-            publish = publish.expected_last_sequence(record.seq - 1);
+            .header(HEADER_HASH, record.hash.as_str());
+        if let Some(partner) = &copy.partner {
+            publish = publish.header(HEADER_PARTNER, partner.as_str());
         }
-        self.js.send_publish(record.subject, publish).await.map_err(nats)
+        if self.stream_last > 0 {
+            // The first message has no predecessor to expect; JetStream before 2.10 reads an
+            // expected last sequence of 0 as "no expectation" anyway.
+            publish = publish.expected_last_sequence(self.stream_last);
+        }
+        let publish = publish.payload(record.bytes.clone());
+        self.js.send_publish(copy.subject.clone(), publish).await.map_err(nats)
     }
 
-    /// Waits for one ack and checks it stored the record at its own seq.
-    async fn confirm(&mut self, seq: u64, ack: PublishAckFuture) -> Result<(), OutboxError> {
-        let ack = ack.await.map_err(|e| OutboxError::Nats(format!("record {seq} was not acknowledged: {e}")))?;
-        if ack.sequence != seq {
-            return Err(OutboxError::Diverged {
-                what: format!("record {seq} was stored as message {} (duplicate: {})", ack.sequence, ack.duplicate),
-            });
+    /// Waits for one ack and checks it stored the message where it belongs.
+    async fn confirm(&mut self, sent: InFlight) -> Result<(), OutboxError> {
+        let seq = sent.seq;
+        let ack = sent.ack.await.map_err(|e| OutboxError::Nats(format!("record {seq} was not acknowledged: {e}")))?;
+        if ack.sequence != sent.stream_seq {
+            return Err(self.diverged(format!(
+                "record {seq} was stored as message {} instead of {} (duplicate: {})",
+                ack.sequence, sent.stream_seq, ack.duplicate
+            )));
         }
-        self.acked = seq;
+        self.acked = if sent.last_copy { seq } else { seq - 1 };
         Ok(())
     }
 
-    async fn settle(&mut self, in_flight: &mut VecDeque<(u64, PublishAckFuture)>) -> Result<(), OutboxError> {
-        while let Some((seq, ack)) = in_flight.pop_front() {
-            self.confirm(seq, ack).await?;
+    async fn settle(&mut self, in_flight: &mut VecDeque<InFlight>) -> Result<(), OutboxError> {
+        while let Some(sent) = in_flight.pop_front() {
+            self.confirm(sent).await?;
         }
         Ok(())
     }
 
     async fn save_cursor(&mut self) -> Result<(), LedgerError> {
-        if self.acked == self.saved {
+        if self.target != Target::Events || self.acked == self.saved {
             return Ok(());
         }
         let (store, acked) = (self.store.clone(), self.acked);
@@ -318,7 +428,7 @@ impl Outbox {
     /// Records `from..=to` from the log, decoded for publishing. Fewer than asked only when
     /// the log ends before `to`.
     async fn read(&self, from: u64, to: u64) -> Result<Vec<Outgoing>, LedgerError> {
-        let store = self.store.clone();
+        let (store, target) = (self.store.clone(), self.target);
         tokio::task::spawn_blocking(move || {
             let mut raw: Vec<(u64, Vec<u8>)> = Vec::with_capacity((to - from + 1) as usize);
             store.scan(from, |seq, bytes| {
@@ -328,7 +438,7 @@ impl Outbox {
                 raw.push((seq, bytes.to_vec()));
                 true
             })?;
-            raw.into_iter().map(|(seq, bytes)| Outgoing::decode(seq, bytes)).collect()
+            raw.into_iter().map(|(seq, bytes)| Outgoing::decode(target, seq, bytes)).collect()
         })
         .await
         .map_err(|_| LedgerError::Stopped)?

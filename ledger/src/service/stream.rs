@@ -1,12 +1,13 @@
-//! The `STOCKPILE_EVENTS` stream: its configuration, field by field, and creating or
-//! updating it.
+//! The ledger's streams — `STOCKPILE_EVENTS` (every record) and `STOCKPILE_FEEDS` (each
+//! record on the feed of every partner it concerns) — their configuration, field by field,
+//! and creating or updating them.
 //!
 //! **Invariant:** the stream holds exactly the ledger's records, in order, one message per
 //! record, so stream sequence `n` is ledger record `n`. The outbox keeps it so by publishing
 //! every record with `Nats-Expected-Last-Sequence: seq - 1`, and checks it when it resumes.
 
 use super::error::ServiceError;
-use super::subjects::{EVENTS_STREAM, EVENTS_SUBJECTS};
+use super::subjects::{EVENTS_STREAM, EVENTS_SUBJECTS, FEEDS_STREAM, FEEDS_SUBJECTS};
 use async_nats::jetstream::{self, context::CreateStreamErrorKind, stream};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,12 +21,15 @@ use std::time::Duration;
 /// a bulk import.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// The stream's configuration, every field spelled out.
-pub fn events_stream_config(replicas: usize) -> stream::Config {
+/// The configuration of a stream that is a record: kept whole (file storage, no age, size
+/// or count limit), never deleted from or purged, duplicates dropped within
+/// [`DUPLICATE_WINDOW`]. Every field spelled out. `STOCKPILE_EVENTS`, `STOCKPILE_FEEDS` and
+/// the projector's `STOCKPILE_REPORTS` are all this, with their own names and subjects.
+pub fn kept_stream_config(name: &str, description: &str, subjects: &str, replicas: usize) -> stream::Config {
     stream::Config {
-        name: EVENTS_STREAM.to_string(),
-        description: Some("every stockpile ledger record in sequence order: stream seq = ledger seq".to_string()),
-        subjects: vec![EVENTS_SUBJECTS.to_string()],
+        name: name.to_string(),
+        description: Some(description.to_string()),
+        subjects: vec![subjects.to_string()],
         // A replica of the ledger, not its record: it keeps everything (design §7).
         retention: stream::RetentionPolicy::Limits,
         max_messages: -1,
@@ -35,20 +39,20 @@ pub fn events_stream_config(replicas: usize) -> stream::Config {
         // Records are bounded by the append request limit; the server's max_payload rules.
         max_message_size: -1,
         // With no limits nothing is ever discarded; should a limit ever be set, refuse new
-        // records (the outbox retries and alerts) rather than silently drop the oldest.
+        // records (the publisher retries and alerts) rather than silently drop the oldest.
         discard: stream::DiscardPolicy::New,
         discard_new_per_subject: false,
         storage: stream::StorageType::File,
         num_replicas: replicas,
-        // Acks are how the outbox knows a record is stored and may advance its cursor.
+        // Acks are how a publisher knows a message is stored and may move on.
         no_ack: false,
         duplicate_window: DUPLICATE_WINDOW,
         max_consumers: -1,
-        // Partners and auditors read it; nobody may remove a record from the replica.
+        // Partners and auditors read it; nobody may remove a message.
         deny_delete: true,
         deny_purge: true,
         allow_rollup: false,
-        // Reads go through the stream leader, which has every acknowledged record.
+        // Reads go through the stream leader, which has every acknowledged message.
         allow_direct: false,
         mirror_direct: false,
         sealed: false,
@@ -65,14 +69,34 @@ pub fn events_stream_config(replicas: usize) -> stream::Config {
     }
 }
 
-/// Creates the stream, or updates it to [`events_stream_config`] if it exists with another
-/// configuration. Returns the stream's info.
-pub async fn ensure_events_stream(
+/// `STOCKPILE_EVENTS`: every record, stream seq = ledger seq.
+pub fn events_stream_config(replicas: usize) -> stream::Config {
+    kept_stream_config(
+        EVENTS_STREAM,
+        "every stockpile ledger record in sequence order: stream seq = ledger seq",
+        EVENTS_SUBJECTS,
+        replicas,
+    )
+}
+
+/// `STOCKPILE_FEEDS`: each record once per partner it concerns, in ledger order.
+pub fn feeds_stream_config(replicas: usize) -> stream::Config {
+    kept_stream_config(
+        FEEDS_STREAM,
+        "each stockpile ledger record once per partner it concerns, on that partner's feed, in ledger order",
+        FEEDS_SUBJECTS,
+        replicas,
+    )
+}
+
+/// Creates the stream, or updates it to `config` if it exists with another configuration.
+/// Returns the stream's info.
+pub async fn ensure_stream(
     js: &jetstream::Context,
-    replicas: usize,
+    config: stream::Config,
 ) -> Result<stream::Stream<stream::Info>, ServiceError> {
-    let config = events_stream_config(replicas);
-    let failed = |reason: String| ServiceError::Stream { stream: EVENTS_STREAM, reason };
+    let name = config.name.clone();
+    let failed = |reason: String| ServiceError::Stream { stream: name.clone(), reason };
     match js.create_stream(config.clone()).await {
         Ok(stream) => Ok(stream),
         Err(e) => match e.kind() {
@@ -80,7 +104,7 @@ pub async fn ensure_events_stream(
                 if js_error.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST =>
             {
                 js.update_stream(config).await.map_err(|e| failed(e.to_string()))?;
-                js.get_stream(EVENTS_STREAM).await.map_err(|e| failed(e.to_string()))
+                js.get_stream(&name).await.map_err(|e| failed(e.to_string()))
             }
             _ => Err(failed(e.to_string())),
         },

@@ -25,6 +25,15 @@ pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
 /// The subjects of [`EVENTS_STREAM`]: `stockpile.v1.events.<partner>.<material>.<kind>`.
 pub const EVENTS_SUBJECTS: &str = "stockpile.v1.events.>";
 
+/// The JetStream stream of partner feeds: each record once per partner it concerns.
+pub const FEEDS_STREAM: &str = "STOCKPILE_FEEDS";
+
+/// The subjects of [`FEEDS_STREAM`]: `stockpile.v1.feed.<partner>.<material>.<kind>`.
+pub const FEEDS_SUBJECTS: &str = "stockpile.v1.feed.>";
+
+/// Header: the partner whose feed a [`FEEDS_STREAM`] message is on.
+pub const HEADER_PARTNER: &str = "Stockpile-Partner";
+
 /// Header: the record's event id. JetStream drops a second message with the same id
 /// within the stream's duplicate window.
 pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
@@ -48,6 +57,12 @@ pub const ABSENT_TOKEN: &str = "_";
 /// command is decided, so this is defence in depth), becomes [`ABSENT_TOKEN`].
 pub fn event_subject(partner: Option<&str>, material: Option<&str>, kind: &str) -> String {
     format!("stockpile.v1.events.{}.{}.{}", token(partner), token(material), token(Some(kind)))
+}
+
+/// The subject of one record on one partner's feed:
+/// `stockpile.v1.feed.<partner>.<material>.<kind>`, tokens as in [`event_subject`].
+pub fn feed_subject(partner: &str, material: Option<&str>, kind: &str) -> String {
+    format!("stockpile.v1.feed.{}.{}.{}", token(Some(partner)), token(material), token(Some(kind)))
 }
 
 fn token(part: Option<&str>) -> &str {

@@ -1,5 +1,6 @@
 //! (a) Signed commands over NATS → appended → every record on `STOCKPILE_EVENTS`, in order,
-//! on its subject, with its headers and its stored bytes; `ledger.range` pages the same
+//! on its subject, with its headers and its stored bytes, and on `STOCKPILE_FEEDS` once
+//! per partner it concerns (a transfer NL → DE on both feeds); `ledger.range` pages the same
 //! bytes. (e) The micro service answers `$SRV.PING`, `INFO` and `STATS`.
 
 use super::*;
@@ -36,7 +37,27 @@ async fn appends_over_nats_reach_the_stream_in_order_byte_for_byte() {
     assert_eq!(again[0], AppendResult::Duplicate { seq: seq_of(&replies[0][0]), event_id: "acq-0".into() });
     assert_eq!(*service.ledger.head().borrow(), head);
 
+    // A transfer from NL to DE concerns both: it goes on both partners' feeds.
+    let transfer = world.key("nl-covra").sign(command(
+        "nl-to-de",
+        at("2026-02-02T00:00:00Z"),
+        Action::Transfer {
+            lot: stockpile_ledger::domain::LotId::new("lot-0"),
+            from: holding("nl-covra", "in_transit", Programme::National),
+            to: holding("de-rohstoff", "in_transit", Programme::Nato),
+            quantity: amount("0.5", Unit::T),
+        },
+    ));
+    let moved = append(&client, vec![transfer], false).await;
+    let head = seq_of(&moved[0]);
+
     let records = stored_records(&service.ledger);
+    let feeds = expected_messages(&records[head as usize - 1..], true);
+    let partners: Vec<_> = feeds.iter().map(|m| (m.subject.as_str(), m.partner.as_deref())).collect();
+    assert_eq!(
+        partners,
+        [("stockpile.v1.feed.DE.cobalt.transfer", Some("DE")), ("stockpile.v1.feed.NL.cobalt.transfer", Some("NL"))]
+    );
     assert_eq!(expected_subject(&records[0]), "stockpile.v1.events._._.genesis", "absent parts are `_`");
     // acq-0 (NL cobalt); the 20 concurrent requests may commit in any order.
     let acq_0 = &records[(seq_of(&replies[0][0]) - 1) as usize];
