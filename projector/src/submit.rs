@@ -10,8 +10,8 @@
 use crate::report::{render, Report, ReportError};
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, stream};
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use stockpile_ledger::service::stream::kept_stream_config;
 
 /// The stream of submitted reports.
 pub const REPORTS_STREAM: &str = "STOCKPILE_REPORTS";
@@ -38,10 +38,6 @@ pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 /// few reports a year per framework, so this is decades of them; past it, refuse rather than
 /// read without bound.
 pub const SUBMITTED_SCAN_MAX: u64 = 10_000;
-
-/// How long JetStream remembers a `Nats-Msg-Id`: a resend of the same report id after a lost
-/// ack comes within seconds; two minutes is JetStream's own default.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -70,43 +66,10 @@ pub fn report_subject(report: &Report) -> String {
     format!("stockpile.v1.reports.{}.{}", report.header.framework.as_str(), report.header.partner)
 }
 
-/// The stream's configuration, every field spelled out.
+/// The stream's configuration: a kept stream (every field spelled out in
+/// [`kept_stream_config`]): a record of what was submitted, never deleted or purged.
 pub fn reports_stream_config() -> stream::Config {
-    stream::Config {
-        name: REPORTS_STREAM.to_string(),
-        description: Some("stock reports as submitted, one message per revision".to_string()),
-        subjects: vec![REPORTS_SUBJECTS.to_string()],
-        // A record of what was submitted: kept, never deleted or purged.
-        retention: stream::RetentionPolicy::Limits,
-        max_messages: -1,
-        max_bytes: -1,
-        max_age: Duration::ZERO,
-        max_messages_per_subject: -1,
-        max_message_size: -1,
-        discard: stream::DiscardPolicy::New,
-        discard_new_per_subject: false,
-        storage: stream::StorageType::File,
-        num_replicas: 1,
-        no_ack: false,
-        duplicate_window: DUPLICATE_WINDOW,
-        max_consumers: -1,
-        deny_delete: true,
-        deny_purge: true,
-        allow_rollup: false,
-        allow_direct: false,
-        mirror_direct: false,
-        sealed: false,
-        template_owner: String::new(),
-        republish: None,
-        mirror: None,
-        sources: None,
-        placement: None,
-        metadata: HashMap::new(),
-        subject_transform: None,
-        compression: None,
-        consumer_limits: None,
-        first_sequence: None,
-    }
+    kept_stream_config(REPORTS_STREAM, "stock reports as submitted, one message per revision", REPORTS_SUBJECTS, 1)
 }
 
 /// Publishes `report` as the next revision of its period, unless the last revision has the

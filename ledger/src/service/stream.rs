@@ -30,7 +30,7 @@ pub fn kept_stream_config(name: &str, description: &str, subjects: &str, replica
         name: name.to_string(),
         description: Some(description.to_string()),
         subjects: vec![subjects.to_string()],
-        // A replica of the ledger, not its record: it keeps everything (design §7).
+        // Kept whole: a replica of the ledger (or a record of submissions) loses nothing (design §7).
         retention: stream::RetentionPolicy::Limits,
         max_messages: -1,
         max_bytes: -1,
