@@ -10,6 +10,13 @@ pub struct Cli {
     /// Talk to running services over NATS instead of the local data directory.
     #[arg(long, global = true, env = "STOCKPILE_NATS_URL")]
     pub nats: Option<String>,
+    /// NKey seed file of the NATS user to connect as (see `stockpile nats-config`).
+    #[arg(long, global = true, env = "STOCKPILE_NATS_NKEY")]
+    pub nats_nkey: Option<PathBuf>,
+    /// Over NATS, act as this partner's user: post on `stockpile.v1.ledger.append.<P>` and
+    /// watch `stockpile.v1.feed.<filter>` (what a partner's NATS user may do).
+    #[arg(long, global = true, env = "STOCKPILE_NATS_PARTNER")]
+    pub nats_partner: Option<String>,
     /// Local data directory (embedded mode: ledger and projector run in this process).
     #[arg(long, global = true, env = "STOCKPILE_DATA", default_value = "./stockpile-data")]
     pub data: PathBuf,
@@ -79,6 +86,22 @@ pub enum Verb {
     /// Auditor tools: checkpoints, export, offline verification, proofs, point-in-time replay.
     #[command(subcommand)]
     Audit(AuditVerb),
+    /// Write a nats-server configuration with one NKey user per partner and per role
+    /// (ledger, projector, auditor, commission) and their permissions, and each user's seed.
+    NatsConfig {
+        /// Directory to write `nats-server.conf` and `users/<user>.nk` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Partners to create users for, comma-separated (default: every reference partner).
+        #[arg(long, value_delimiter = ',')]
+        partners: Vec<String>,
+        /// Address the server listens on.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        listen: String,
+        /// JetStream store directory (default: `<out>/jetstream`).
+        #[arg(long)]
+        store_dir: Option<PathBuf>,
+    },
     /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
     Demo {
         /// Where to build it; an earlier demo there is replaced, anything else is refused.

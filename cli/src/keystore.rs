@@ -129,6 +129,13 @@ impl Keystore {
 }
 
 fn write_private(path: &Path, file: &KeyFile, create_new: bool) -> Result<()> {
+    let text = serde_json::to_string_pretty(file).expect("key file encodes");
+    write_secret(path, text.as_bytes(), create_new)
+}
+
+/// Writes a secret to `path`, created with mode 0600 (`create_new`: refusing an existing
+/// file), and syncs it.
+pub fn write_secret(path: &Path, bytes: &[u8], create_new: bool) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).mode(0o600);
@@ -138,11 +145,10 @@ fn write_private(path: &Path, file: &KeyFile, create_new: bool) -> Result<()> {
         options.truncate(true);
     }
     let mut f = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => usage(format!("key file {} already exists", path.display())),
+        std::io::ErrorKind::AlreadyExists => {
+            usage(format!("{} already exists: remove it or write elsewhere", path.display()))
+        }
         _ => operational(format!("write {}: {e}", path.display())),
     })?;
-    let text = serde_json::to_string_pretty(file).expect("key file encodes");
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| operational(format!("write {}: {e}", path.display())))
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| operational(format!("write {}: {e}", path.display())))
 }

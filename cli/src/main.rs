@@ -17,8 +17,9 @@ use args::{Cli, KeysVerb, Verb};
 use clap::Parser;
 use client::{Backend, Embedded};
 use commands::Ctx;
-use error::{usage, CliError, Result};
+use error::{operational, usage, CliError, Result};
 use keystore::Keystore;
+use stockpile_ledger::service::access::Identity;
 
 fn main() {
     // Rust ignores SIGPIPE, so printing to a closed pipe (`stockpile … | head`) would panic;
@@ -50,15 +51,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
+        Verb::NatsConfig { out, partners, listen, store_dir } => {
+            return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
+        }
         Verb::Audit(verb) => {
-            let remote = cli.nats.as_deref().map(remote::Remote::connect).transpose()?;
+            let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
         }
         Verb::Watch { filter } => {
             let Some(url) = &cli.nats else {
                 return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
             };
-            return remote::Remote::connect(url)?.watch(filter);
+            return connect(&cli, url)?.watch(filter);
         }
         _ => {}
     }
@@ -72,12 +76,24 @@ fn run(cli: Cli) -> Result<()> {
     // `report --submit` builds from --data and publishes to --nats
     let embedded = matches!(&cli.command, Verb::Report(a) if a.submit);
     let mut backend: Box<dyn Backend> = match &cli.nats {
-        Some(url) if !embedded => Box::new(remote::Remote::connect(url)?),
+        Some(url) if !embedded => Box::new(connect(&cli, url)?),
         _ => Box::new(Embedded::open(&cli.data, create)?),
     };
     let result = dispatch(&cli, keys, backend.as_mut());
     let closed = backend.close();
     result.and(closed)
+}
+
+/// The NATS user of `--nats-nkey`, if given; an unreadable or invalid seed file is an
+/// operational error naming it.
+fn nats_identity(cli: &Cli) -> Result<Option<Identity>> {
+    cli.nats_nkey.as_deref().map(|path| Identity::from_file(path).map_err(operational)).transpose()
+}
+
+/// Connects to the services at `url` as `--nats-nkey`'s user (and `--nats-partner`'s partner).
+fn connect(cli: &Cli, url: &str) -> Result<remote::Remote> {
+    let partner = cli.nats_partner.as_deref().map(str::to_ascii_uppercase);
+    Ok(remote::Remote::connect(url, nats_identity(cli)?.as_ref())?.as_partner(partner))
 }
 
 fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> {
@@ -98,8 +114,11 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
-        Verb::Report(a) => commands::report::run(&mut ctx, a, cli.nats.as_deref()),
-        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) | Verb::Audit(_) => {
+        Verb::Report(a) => {
+            let identity = nats_identity(cli)?;
+            commands::report::run(&mut ctx, a, cli.nats.as_deref().map(|url| (url, identity.as_ref())))
+        }
+        Verb::Watch { .. } | Verb::Demo { .. } | Verb::NatsConfig { .. } | Verb::Keys(_) | Verb::Audit(_) => {
             unreachable!("handled before a backend is opened")
         }
     }

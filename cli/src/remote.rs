@@ -8,7 +8,10 @@ use futures::StreamExt;
 use std::time::{Duration, Instant};
 use stockpile_ledger::audit::export::{Lines, LinesError};
 use stockpile_ledger::audit::Checkpoint;
-use stockpile_ledger::service::subjects::{CHECKPOINT, PROOF};
+use stockpile_ledger::service::access::{self, Identity};
+use stockpile_ledger::service::subjects::{
+    partner_append_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, PROOF, RANGE,
+};
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{
     AppendReply, AppendRequest, AppendResult, ErrorReply, ProofReply, ProofRequest, RangeReply, RangeRequest,
@@ -16,10 +19,8 @@ use stockpile_ledger::wire::{
 use stockpile_projector::report::{Report, ReportRequest};
 use stockpile_projector::{Holdings, HoldingsQuery};
 
-const APPEND: &str = "stockpile.v1.ledger.append";
-const RANGE: &str = "stockpile.v1.ledger.range";
-const HOLDINGS: &str = "stockpile.v1.holdings.query";
 const EVENTS_PREFIX: &str = "stockpile.v1.events.";
+const FEED_PREFIX: &str = "stockpile.v1.feed.";
 
 /// Commands per append request: the ledger service's limit (`APPEND_COMMANDS_MAX`).
 pub const APPEND_CHUNK_COMMANDS_MAX: usize = 1024;
@@ -38,6 +39,8 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 
 pub struct Remote {
     url: String,
+    /// Post as this partner (`--nats-partner`): appends on its own subject, watch on its feed.
+    partner: Option<String>,
     runtime: tokio::runtime::Runtime,
     client: async_nats::Client,
 }
@@ -45,17 +48,17 @@ pub struct Remote {
 impl Remote {
     /// Connects to `url` (comma-separated servers allowed); an unreachable server is an
     /// operational error (exit 2) naming the URL.
-    pub fn connect(url: &str) -> Result<Remote> {
+    pub fn connect(url: &str, identity: Option<&Identity>) -> Result<Remote> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
         let servers: Vec<&str> = url.split(',').map(str::trim).collect();
-        let options = async_nats::ConnectOptions::new()
+        let options = access::authenticate(async_nats::ConnectOptions::new(), identity)
             .name("stockpile-cli")
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REPLY_TIMEOUT));
         let client = runtime
             .block_on(options.connect(servers))
             .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}")))?;
-        Ok(Remote { url: url.to_string(), runtime, client })
+        Ok(Remote { url: url.to_string(), partner: None, runtime, client })
     }
 
     /// Sends one request; a reply that is an [`ErrorReply`] becomes an operational error.
@@ -81,10 +84,18 @@ impl Remote {
         self.request(RANGE, serde_json::to_vec(&request).expect("encodes"), "ledger service")
     }
 
-    /// Prints one line per record published on `stockpile.v1.events.<filter>` until ctrl-c:
-    /// `seq subject kind event_id`.
+    /// Acts as partner `code`'s NATS user: appends go to `stockpile.v1.ledger.append.<code>`
+    /// and `watch` follows `stockpile.v1.feed.<filter>` (the partner's feed).
+    pub fn as_partner(mut self, code: Option<String>) -> Remote {
+        self.partner = code;
+        self
+    }
+
+    /// Prints one line per record published on `stockpile.v1.events.<filter>` (as a partner:
+    /// `stockpile.v1.feed.<filter>`) until ctrl-c: `seq subject kind event_id`.
     pub fn watch(&self, filter: &str) -> Result<()> {
-        let subject = format!("{EVENTS_PREFIX}{filter}");
+        let prefix = if self.partner.is_some() { FEED_PREFIX } else { EVENTS_PREFIX };
+        let subject = format!("{prefix}{filter}");
         self.runtime.block_on(async {
             let mut subscription = self
                 .client
@@ -152,7 +163,8 @@ impl Backend for Remote {
         for chunk in chunks {
             let count = chunk.len();
             let body = serde_json::to_vec(&AppendRequest { commands: chunk, atomic }).expect("encodes");
-            let reply: AppendReply = self.request(APPEND, body, "ledger service")?;
+            let subject = self.partner.as_deref().map_or_else(|| APPEND.to_string(), partner_append_subject);
+            let reply: AppendReply = self.request(&subject, body, "ledger service")?;
             if reply.results.len() != count {
                 return Err(operational(format!(
                     "the ledger answered {} results for {count} commands",
@@ -210,7 +222,7 @@ impl Backend for Remote {
     }
 
     fn close(self: Box<Self>) -> Result<()> {
-        let Remote { runtime, client, url } = *self;
+        let Remote { runtime, client, url, .. } = *self;
         runtime.block_on(client.flush()).map_err(|e| operational(format!("{url}: {e}")))?;
         Ok(())
     }

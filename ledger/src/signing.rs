@@ -141,7 +141,7 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
 }
 
 fn verified(signed: SignedCommand, p: Prepared) -> Verified {
-    let signer = Signer { key: signed.key.clone(), public_key: signed.public_key.clone() };
+    let signer = Signer { key: signed.key.clone(), public_key: signed.public_key.clone(), origin: None };
     let mut canonical = p.message;
     canonical.drain(..SIGNING_DOMAIN.len());
     Verified { signed, canonical, digest: p.digest, signer }

@@ -11,6 +11,7 @@
 //! The writer drains everything pending into one group, so under load one fsync covers
 //! thousands of commands; under no load a single command commits alone at once.
 
+use crate::domain::Country;
 use crate::error::LedgerError;
 use crate::ledger::{Ledger, Outcome, Submission};
 use crate::signing::{self, SignedCommand};
@@ -52,6 +53,8 @@ type Reply = oneshot::Sender<Result<Vec<Outcome>, AppendError>>;
 struct Job {
     commands: Vec<SignedCommand>,
     atomic: bool,
+    /// The partner channel the commands came through, if any ([`crate::domain::Signer::origin`]).
+    origin: Option<Country>,
     reply: Reply,
 }
 
@@ -102,8 +105,19 @@ impl LedgerHandle {
     /// Appends signed commands and waits until they are durable (or refused).
     /// `atomic`: all apply or none; otherwise each command stands alone.
     pub async fn append(&self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<Outcome>, AppendError> {
+        self.append_from(None, commands, atomic).await
+    }
+
+    /// [`LedgerHandle::append`] for commands that came through partner `origin`'s channel:
+    /// each must be signed by a key of one of that partner's parties (else `wrong_origin`).
+    pub async fn append_from(
+        &self,
+        origin: Option<Country>,
+        commands: Vec<SignedCommand>,
+        atomic: bool,
+    ) -> Result<Vec<Outcome>, AppendError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { commands, atomic, reply };
+        let job = Job { commands, atomic, origin, reply };
         // A full queue blocks briefly; do that off the async worker threads.
         let submit = self.submit.clone();
         let sent = tokio::task::spawn_blocking(move || submit.send(job).is_ok()).await.unwrap_or(false);
@@ -116,7 +130,7 @@ impl LedgerHandle {
     /// [`LedgerHandle::append`] for callers outside an async runtime.
     pub fn append_blocking(&self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<Outcome>, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.submit.send(Job { commands, atomic, reply }).map_err(|_| stopped())?;
+        self.submit.send(Job { commands, atomic, origin: None, reply }).map_err(|_| stopped())?;
         answer.blocking_recv().unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -163,15 +177,24 @@ fn verify_loop(submitted: Receiver<Job>, verified: Sender<Vec<VerifiedJob>>) {
         let mut meta = Vec::with_capacity(jobs.len());
         for job in jobs {
             all.extend(job.commands);
-            meta.push((job.atomic, job.reply));
+            meta.push((job.atomic, job.origin, job.reply));
         }
         let mut results = signing::verify_all(all).into_iter();
         let group: Vec<VerifiedJob> = sizes
             .into_iter()
             .zip(meta)
-            .map(|(n, (atomic, reply))| VerifiedJob {
-                submission: Submission { commands: results.by_ref().take(n).collect(), atomic },
-                reply,
+            .map(|(n, (atomic, origin, reply))| {
+                let commands = results
+                    .by_ref()
+                    .take(n)
+                    .map(|verified| {
+                        verified.map(|mut v| {
+                            v.signer.origin.clone_from(&origin);
+                            v
+                        })
+                    })
+                    .collect();
+                VerifiedJob { submission: Submission { commands, atomic }, reply }
             })
             .collect();
         if verified.send(group).is_err() {

@@ -20,10 +20,10 @@ use futures::StreamExt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
+use stockpile_ledger::service::access::{self, Identity};
 use stockpile_ledger::wire::{ErrorBody, ErrorReply, RangeReply, RangeRequest};
 
-/// The holdings query subject (request/reply).
-pub const HOLDINGS_QUERY: &str = "stockpile.v1.holdings.query";
+pub use stockpile_ledger::service::subjects::HOLDINGS_QUERY;
 /// The ledger's range subject, for gap repair.
 pub const LEDGER_RANGE: &str = "stockpile.v1.ledger.range";
 /// The stream the ledger's outbox publishes every record to.
@@ -53,11 +53,18 @@ pub struct ProjectorConfig {
     pub data_dir: PathBuf,
     /// Durable consumer name: one per projector instance that keeps its own views.
     pub durable: String,
+    /// The NATS user to connect as (the `projector` role of `stockpile nats-config`).
+    pub identity: Option<Identity>,
 }
 
 impl ProjectorConfig {
     pub fn new(nats_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> ProjectorConfig {
-        ProjectorConfig { nats_url: nats_url.into(), data_dir: data_dir.into(), durable: "stockpile-projector".into() }
+        ProjectorConfig {
+            nats_url: nats_url.into(),
+            data_dir: data_dir.into(),
+            durable: "stockpile-projector".into(),
+            identity: None,
+        }
     }
 }
 
@@ -82,7 +89,8 @@ fn js_err(e: impl std::fmt::Display) -> ServiceError {
 /// Opens the projector in `config.data_dir`, follows the stream and answers holdings
 /// queries until `shutdown` completes.
 pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
-    let client = async_nats::connect(&config.nats_url)
+    let client = access::authenticate(async_nats::ConnectOptions::new(), config.identity.as_ref())
+        .connect(&config.nats_url)
         .await
         .map_err(|e| ServiceError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
     let dir = config.data_dir.clone();

@@ -13,10 +13,7 @@ use async_nats::jetstream::{self, stream};
 use std::collections::BTreeMap;
 use stockpile_ledger::service::stream::kept_stream_config;
 
-/// The stream of submitted reports.
-pub const REPORTS_STREAM: &str = "STOCKPILE_REPORTS";
-/// Its subjects: `stockpile.v1.reports.<framework>.<partner>`.
-pub const REPORTS_SUBJECTS: &str = "stockpile.v1.reports.>";
+pub use stockpile_ledger::service::subjects::{REPORTS_STREAM, REPORTS_SUBJECTS};
 /// Header: the report's period (`2026-H1`).
 pub const HEADER_PERIOD: &str = "Stockpile-Period";
 /// Header: the revision number of this period's report, from 1.

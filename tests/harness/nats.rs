@@ -65,6 +65,8 @@ pub struct NatsServer {
     dir: Option<tempfile::TempDir>,
     /// Arguments beyond the common ones (cluster settings).
     extra_args: Vec<String>,
+    /// A configuration file (`-c`) that sets JetStream and its store itself.
+    config: Option<PathBuf>,
     child: Option<Child>,
     port: u16,
 }
@@ -75,9 +77,20 @@ impl NatsServer {
         NatsServer::spawn_new("nats".into(), Vec::new())
     }
 
+    /// Starts a server with a configuration file (as `stockpile nats-config` writes them:
+    /// users, permissions and the JetStream store), on a random loopback port.
+    pub fn start_with_config(config: &Path) -> NatsServer {
+        NatsServer::spawn_with("nats-auth".into(), Vec::new(), Some(config.to_path_buf()))
+    }
+
     fn spawn_new(name: String, extra_args: Vec<String>) -> NatsServer {
+        NatsServer::spawn_with(name, extra_args, None)
+    }
+
+    fn spawn_with(name: String, extra_args: Vec<String>, config: Option<PathBuf>) -> NatsServer {
         let dir = tempfile::Builder::new().prefix(&format!("stockpile-{name}-")).tempdir().expect("create a temp dir");
-        let mut server = NatsServer { name, bin: nats_server_bin(), dir: Some(dir), extra_args, child: None, port: 0 };
+        let mut server =
+            NatsServer { name, bin: nats_server_bin(), dir: Some(dir), extra_args, config, child: None, port: 0 };
         server.spawn(None);
         server
     }
@@ -132,10 +145,13 @@ impl NatsServer {
         let log = self.log_path();
         let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
-        let child = Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js"])
-            .arg("-sd")
-            .arg(dir.join("store"))
+        let mut command = Command::new(&self.bin);
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command.arg("-js").arg("-sd").arg(dir.join("store")),
+        };
+        let child = command
+            .args(["-a", "127.0.0.1", "-p", &port_arg])
             .arg("--ports_file_dir")
             .arg(&dir)
             .arg("-l")

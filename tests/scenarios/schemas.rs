@@ -233,6 +233,7 @@ fn every_rejection() -> Vec<Rejection> {
         },
         Rejection::QuantityOverflow { position: position() },
         Rejection::NotOwner { key: key(), key_party: "nl-covra".into(), party: "nl-mod".into() },
+        Rejection::WrongOrigin { key: key(), origin: "NL".into(), key_partner: "partner DE".into() },
         Rejection::NotAdmin { key: key() },
         Rejection::NoParty { key: key() },
         Rejection::KeyRevoked { key: key(), revoked_at: 9 },
@@ -260,6 +261,7 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::InsufficientStock { .. }
             | Rejection::QuantityOverflow { .. }
             | Rejection::NotOwner { .. }
+            | Rejection::WrongOrigin { .. }
             | Rejection::NotAdmin { .. }
             | Rejection::NoParty { .. }
             | Rejection::KeyRevoked { .. }

@@ -6,6 +6,7 @@
 //! built `stockpile-ledger` binary. Every wait is bounded by a generous deadline; nothing
 //! asserts on speed.
 
+mod access;
 mod bad_requests;
 mod cluster;
 mod crash;
@@ -126,8 +127,8 @@ pub async fn client(url: &str) -> async_nats::Client {
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
-/// Endpoints of the ledger's micro service: append, range, checkpoint, proof.
-pub const LEDGER_ENDPOINTS: usize = 4;
+/// Endpoints of the ledger's micro service: append, append-as-partner, range, checkpoint, proof.
+pub const LEDGER_ENDPOINTS: usize = 5;
 
 /// Waits until the ledger service answers `$SRV.INFO` with all its endpoints.
 pub async fn wait_until_serving(client: &async_nats::Client) {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod demo;
 pub mod keys;
 pub mod movements;
+pub mod nats_config;
 pub mod post;
 pub mod query;
 pub mod register;

@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::args::{Format, ReportArgs};
 use crate::error::{operational, usage, Result};
 use std::io::Write;
+use stockpile_ledger::service::access::{self, Identity};
 use stockpile_projector::report::{render, Framework, MaterialScope, Period, Report, ReportRequest};
 use stockpile_projector::submit::{self, Submitted};
 
@@ -30,12 +31,13 @@ pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
     Ok(ReportRequest { partner, period, framework, materials })
 }
 
-pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<&str>) -> Result<()> {
+/// `nats`: where `--submit` publishes, and as whom.
+pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<(&str, Option<&Identity>)>) -> Result<()> {
     let req = request(a)?;
     let report = ctx.backend.report(&req)?;
     if a.submit {
-        let url = nats.ok_or_else(|| usage("--submit publishes over NATS: pass --nats URL"))?;
-        return submit(url, &report);
+        let (url, identity) = nats.ok_or_else(|| usage("--submit publishes over NATS: pass --nats URL"))?;
+        return submit(url, identity, &report);
     }
     let bytes = match ctx.format {
         Format::Json => render::json(&report).map_err(operational)?,
@@ -50,10 +52,12 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<&str>) -> Result<()> 
 }
 
 /// Publishes `report` to `STOCKPILE_REPORTS` at `url` and says what happened.
-fn submit(url: &str, report: &Report) -> Result<()> {
+fn submit(url: &str, identity: Option<&Identity>, report: &Report) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
     let outcome = runtime.block_on(async {
-        let client = async_nats::connect(url)
+        let options = access::authenticate(async_nats::ConnectOptions::new(), identity);
+        let client = options
+            .connect(url)
             .await
             .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}; is the server running?")))?;
         let js = async_nats::jetstream::new(client.clone());

@@ -39,6 +39,10 @@ struct ServeArgs {
     /// Seconds between signed checkpoints (only when the log grew).
     #[arg(long, default_value_t = CHECKPOINT_INTERVAL_DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: u64,
+    /// NKey seed file of the NATS user to connect as (the `ledger` user of
+    /// `stockpile nats-config`).
+    #[arg(long, env = "STOCKPILE_NATS_NKEY")]
+    nkey: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,15 @@ fn main() -> ExitCode {
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
+    if let Some(path) = &args.nkey {
+        match service::access::Identity::from_file(path) {
+            Ok(identity) => config.identity = Some(identity),
+            Err(e) => {
+                eprintln!("stockpile-ledger: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match runtime.block_on(service::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

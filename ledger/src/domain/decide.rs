@@ -36,6 +36,10 @@ pub fn occurred_at_min() -> DateTime<Utc> {
 pub struct Signer {
     pub key: KeyId,
     pub public_key: String,
+    /// The partner whose channel the command came through (`stockpile.v1.ledger.append.<P>`,
+    /// which only that partner's NATS user may use); `None` for the operator's own ledger
+    /// and replays. A command with an origin must be signed by a key of that partner.
+    pub origin: Option<Country>,
 }
 
 /// Earlier events, for reversals. The store provides it; tests use a map.
@@ -67,6 +71,11 @@ pub fn decide(
     history: &dyn History,
 ) -> Result<Decision, Rejection> {
     command.id.check()?;
+    if let Some(origin) = &signer.origin {
+        // Before anything else, the duplicate check included: a partner learns nothing
+        // about commands that are not its own.
+        check_origin(state, signer, origin)?;
+    }
     if let Some(entry) = state.events.get(&command.id) {
         return if entry.digest == *digest {
             Ok(Decision::Duplicate { seq: entry.seq })
@@ -137,6 +146,22 @@ fn genesis(
         materials_version: reference.materials_version.clone(),
         partners_version: reference.partners_version.clone(),
     })
+}
+
+/// A command from a partner's channel must be signed by a registered key of one of that
+/// partner's parties.
+fn check_origin(state: &State, signer: &Signer, origin: &Country) -> Result<(), Rejection> {
+    let key = state.keys.get(&signer.key);
+    let partner = key.and_then(|k| k.party.as_ref()).and_then(|p| state.parties.get(p)).map(|p| &p.partner);
+    if partner == Some(origin) {
+        return Ok(());
+    }
+    let key_partner = match (key, partner) {
+        (None, _) => "no partner (the key is not registered)".to_string(),
+        (Some(_), None) => "no partner (an admin key)".to_string(),
+        (Some(_), Some(p)) => format!("partner {p}"),
+    };
+    Err(Rejection::WrongOrigin { key: signer.key.clone(), origin: origin.clone(), key_partner })
 }
 
 /// The registered, unrevoked key that signed, with the public key that verified.

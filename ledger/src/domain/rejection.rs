@@ -1,6 +1,6 @@
 //! Rejections: business outcomes the operator can fix. Never a storage failure.
 
-use super::ids::{EventId, IdError, KeyId, LotId};
+use super::ids::{Country, EventId, IdError, KeyId, LotId};
 use super::model::PositionKey;
 use super::quantity::QuantityError;
 use chrono::{DateTime, Utc};
@@ -37,6 +37,8 @@ pub enum Rejection {
     QuantityOverflow { position: PositionKey },
     #[error("key {key} acts for {key_party} and may not move stock of party {party}: sign with a key of {party}")]
     NotOwner { key: KeyId, key_party: String, party: String },
+    #[error("key {key} acts for {key_partner}, but the command came through partner {origin}'s channel: a partner posts only commands signed by its own parties' keys")]
+    WrongOrigin { key: KeyId, origin: Country, key_partner: String },
     #[error("key {key} is not an admin key: registrations must be signed by an admin key")]
     NotAdmin { key: KeyId },
     #[error("key {key} is an admin key and acts for no party: sign movements with an operator key of the party")]
@@ -87,6 +89,7 @@ impl Rejection {
             Rejection::InsufficientStock { .. } => "insufficient_stock",
             Rejection::QuantityOverflow { .. } => "quantity_overflow",
             Rejection::NotOwner { .. } => "not_owner",
+            Rejection::WrongOrigin { .. } => "wrong_origin",
             Rejection::NotAdmin { .. } => "not_admin",
             Rejection::NoParty { .. } => "no_party",
             Rejection::KeyRevoked { .. } => "key_revoked",

@@ -6,19 +6,41 @@
 
 use super::config::Limits;
 use super::error::RequestError;
+use crate::domain::reference::Reference;
+use crate::domain::Country;
 use crate::wire::{AppendReply, AppendRequest, AppendResult};
 use crate::LedgerHandle;
 
 /// Answers one append request: the encoded [`AppendReply`], or why the whole request was
 /// refused (nothing was written then).
-pub(crate) async fn handle(payload: &[u8], ledger: &LedgerHandle, limits: &Limits) -> Result<Vec<u8>, RequestError> {
+/// `origin`: the partner whose channel it came through.
+pub(crate) async fn handle(
+    payload: &[u8],
+    origin: Option<Country>,
+    ledger: &LedgerHandle,
+    limits: &Limits,
+) -> Result<Vec<u8>, RequestError> {
     let request = parse(payload, limits)?;
     let outcomes = ledger
-        .append(request.commands, request.atomic)
+        .append_from(origin, request.commands, request.atomic)
         .await
         .map_err(|e| RequestError::Unavailable { reason: e.to_string() })?;
     let reply = AppendReply { results: outcomes.into_iter().map(AppendResult::from).collect() };
     Ok(serde_json::to_vec(&reply).expect("an append reply always encodes"))
+}
+
+/// The partner of a `stockpile.v1.ledger.append.<partner>` subject: one of the reference
+/// partners. (NATS permissions decide who may publish there.)
+pub(crate) fn origin(subject: &str) -> Result<Country, RequestError> {
+    let code = subject.rsplit('.').next().unwrap_or_default();
+    let country = Country::new(code);
+    if Reference::get().partner(&country).is_none() {
+        return Err(RequestError::Malformed {
+            what: "append subject (stockpile.v1.ledger.append.<partner>)",
+            reason: format!("{code:?} is not a partner code of the reference list"),
+        });
+    }
+    Ok(country)
 }
 
 /// Checks the request's size, shape and command count, in that order, so an oversized

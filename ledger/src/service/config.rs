@@ -55,6 +55,9 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// How often to sign a checkpoint when the log grew.
     pub checkpoint_interval: std::time::Duration,
+    /// The NATS user to connect as (the `ledger` role of `stockpile nats-config`); none on a
+    /// server without authentication.
+    pub identity: Option<super::access::Identity>,
 }
 
 impl ServiceConfig {
@@ -66,6 +69,7 @@ impl ServiceConfig {
             stream_replicas: STREAM_REPLICAS_DEFAULT,
             limits: Limits::default(),
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
+            identity: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The request/reply side: a NATS micro service (`$SRV.PING|INFO|STATS.stockpile-ledger`)
-//! with the `append`, `range`, `checkpoint` and `proof` endpoints, each request handled in its
+//! with the `append`, `append-as-partner`, `range`, `checkpoint` and `proof` endpoints, each request handled in its
 //! own task.
 //!
 //! Every request that carries a reply subject is answered: with its reply, or with a
@@ -11,7 +11,7 @@ use super::checkpoints::{self, Checkpointer};
 use super::config::Limits;
 use super::error::{RequestError, ServiceError};
 use super::shutdown::Stop;
-use super::subjects::{APPEND, CHECKPOINT, PROOF, RANGE, SERVICE_NAME};
+use super::subjects::{APPEND, APPEND_AS_PARTNER, CHECKPOINT, PROOF, RANGE, SERVICE_NAME};
 use super::{append, range};
 use crate::LedgerHandle;
 use async_nats::service::{Request, Service, ServiceExt};
@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 #[derive(Debug, Clone, Copy)]
 enum Api {
     Append,
+    AppendAsPartner,
     Range,
     Checkpoint,
     Proof,
@@ -32,6 +33,7 @@ enum Api {
 pub(crate) struct Endpoints {
     service: Service,
     append: async_nats::service::endpoint::Endpoint,
+    append_as_partner: async_nats::service::endpoint::Endpoint,
     range: async_nats::service::endpoint::Endpoint,
     checkpoint: async_nats::service::endpoint::Endpoint,
     proof: async_nats::service::endpoint::Endpoint,
@@ -47,10 +49,12 @@ pub(crate) async fn register(client: &async_nats::Client) -> Result<Endpoints, S
         .await
         .map_err(failed)?;
     let append = service.endpoint_builder().name("append").add(APPEND).await.map_err(failed)?;
+    let append_as_partner =
+        service.endpoint_builder().name("append-as-partner").add(APPEND_AS_PARTNER).await.map_err(failed)?;
     let range = service.endpoint_builder().name("range").add(RANGE).await.map_err(failed)?;
     let checkpoint = service.endpoint_builder().name("checkpoint").add(CHECKPOINT).await.map_err(failed)?;
     let proof = service.endpoint_builder().name("proof").add(PROOF).await.map_err(failed)?;
-    Ok(Endpoints { service, append, range, checkpoint, proof })
+    Ok(Endpoints { service, append, append_as_partner, range, checkpoint, proof })
 }
 
 #[derive(Clone)]
@@ -76,6 +80,7 @@ impl Endpoints {
         let context = Context { client: client.clone(), ledger, limits: Arc::new(limits), checkpointer };
         let mut requests = futures::stream::select_all([
             self.append.map(|request| (Api::Append, request)).boxed(),
+            self.append_as_partner.map(|request| (Api::AppendAsPartner, request)).boxed(),
             self.range.map(|request| (Api::Range, request)).boxed(),
             self.checkpoint.map(|request| (Api::Checkpoint, request)).boxed(),
             self.proof.map(|request| (Api::Proof, request)).boxed(),
@@ -132,7 +137,11 @@ async fn handle(api: Api, request: Request, context: &Context) {
     }
     let payload = &request.message.payload;
     let result = match api {
-        Api::Append => append::handle(payload, &context.ledger, &context.limits).await,
+        Api::Append => append::handle(payload, None, &context.ledger, &context.limits).await,
+        Api::AppendAsPartner => match append::origin(&request.message.subject) {
+            Ok(origin) => append::handle(payload, Some(origin), &context.ledger, &context.limits).await,
+            Err(e) => Err(e),
+        },
         Api::Range => range::handle(payload, &context.ledger, &context.limits).await,
         Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.client).await,
         Api::Proof => checkpoints::handle_proof(payload, &context.ledger).await,

@@ -22,6 +22,7 @@
 //! **Boundary:** the writer never waits on NATS. An append is acknowledged when it is durable;
 //! publication follows, and catches up after an outage.
 
+pub mod access;
 pub mod config;
 mod endpoints;
 pub mod error;
@@ -84,7 +85,7 @@ pub async fn serve(
     ledger: LedgerHandle,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServiceError> {
-    let client = connect(&config.nats_url).await?;
+    let client = connect(&config.nats_url, config.identity.as_ref()).await?;
     let js = async_nats::jetstream::new(client.clone());
     stream::ensure_stream(&js, stream::events_stream_config(config.stream_replicas)).await?;
     stream::ensure_stream(&js, stream::feeds_stream_config(config.stream_replicas)).await?;
@@ -135,9 +136,9 @@ pub async fn serve(
 }
 
 /// Connects to NATS: `url` is one URL or several separated by commas.
-async fn connect(url: &str) -> Result<async_nats::Client, ServiceError> {
+async fn connect(url: &str, identity: Option<&access::Identity>) -> Result<async_nats::Client, ServiceError> {
     let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let options = async_nats::ConnectOptions::new()
+    let options = access::authenticate(async_nats::ConnectOptions::new(), identity)
         .name(subjects::SERVICE_NAME)
         .subscription_capacity(SUBSCRIPTION_PENDING_MESSAGES_MAX)
         .request_timeout(Some(NATS_REQUEST_TIMEOUT))

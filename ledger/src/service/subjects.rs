@@ -1,11 +1,22 @@
-//! Subjects and headers of the ledger's part of the NATS contract (DESIGN.md §7). Every
-//! name the service puts on the wire is here, once.
+//! Subjects and headers of the NATS contract (DESIGN.md §7). Every name the ledger puts on
+//! the wire is here, once, and the projector's subjects too, so that the access rules
+//! ([`super::access`]) and the services name the same things.
 
 /// The micro-service name: `$SRV.PING.stockpile-ledger` and friends answer under it.
 pub const SERVICE_NAME: &str = "stockpile-ledger";
 
 /// `ledger.append`: a batch of signed commands → sequence numbers, or a typed error.
 pub const APPEND: &str = "stockpile.v1.ledger.append";
+
+/// `ledger.append.<partner>`: [`APPEND`] for a partner's own NATS user, which may publish
+/// on its own partner's subject only; every command must be signed by a key of that
+/// partner's parties (rejection `wrong_origin` otherwise).
+pub const APPEND_AS_PARTNER: &str = "stockpile.v1.ledger.append.*";
+
+/// The append subject of partner `code`.
+pub fn partner_append_subject(code: &str) -> String {
+    format!("{APPEND}.{code}")
+}
 
 /// `ledger.range`: records `from..=to` as stored, for gap repair and audit.
 pub const RANGE: &str = "stockpile.v1.ledger.range";
@@ -30,6 +41,15 @@ pub const FEEDS_STREAM: &str = "STOCKPILE_FEEDS";
 
 /// The subjects of [`FEEDS_STREAM`]: `stockpile.v1.feed.<partner>.<material>.<kind>`.
 pub const FEEDS_SUBJECTS: &str = "stockpile.v1.feed.>";
+
+/// The projector's holdings query (request/reply).
+pub const HOLDINGS_QUERY: &str = "stockpile.v1.holdings.query";
+
+/// The JetStream stream of submitted stock reports (the projector publishes to it).
+pub const REPORTS_STREAM: &str = "STOCKPILE_REPORTS";
+
+/// The subjects of [`REPORTS_STREAM`]: `stockpile.v1.reports.<framework>.<partner>`.
+pub const REPORTS_SUBJECTS: &str = "stockpile.v1.reports.>";
 
 /// Header: the partner whose feed a [`FEEDS_STREAM`] message is on.
 pub const HEADER_PARTNER: &str = "Stockpile-Partner";

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use stockpile_ledger::service::access::Identity;
 use stockpile_projector::service::{run, ProjectorConfig};
 
 #[derive(Parser)]
@@ -24,6 +25,10 @@ enum Verb {
         /// Durable consumer name (one per projector that keeps its own views).
         #[arg(long, default_value = "stockpile-projector")]
         durable: String,
+        /// NKey seed file of the NATS user to connect as (the `projector` user of
+        /// `stockpile nats-config`).
+        #[arg(long, env = "STOCKPILE_NATS_NKEY")]
+        nkey: Option<PathBuf>,
     },
 }
 
@@ -33,8 +38,15 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let Verb::Serve { nats, data, durable } = Cli::parse().command;
-    let config = ProjectorConfig { durable, ..ProjectorConfig::new(nats, data) };
+    let Verb::Serve { nats, data, durable, nkey } = Cli::parse().command;
+    let identity = match nkey.as_deref().map(Identity::from_file).transpose() {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let config = ProjectorConfig { durable, identity, ..ProjectorConfig::new(nats, data) };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

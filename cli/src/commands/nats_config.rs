@@ -1,0 +1,69 @@
+//! `stockpile nats-config`: writes a nats-server configuration with one NKey user per
+//! partner and per service role (ledger, projector, auditor, Commission intake), and each
+//! user's seed in a file of its own (mode 0600). The permissions are
+//! [`stockpile_ledger::service::access`]'s.
+
+use crate::error::{operational, usage, Result};
+use crate::keystore::write_secret;
+use std::path::{Path, PathBuf};
+use stockpile_ledger::domain::reference::Reference;
+use stockpile_ledger::domain::Country;
+use stockpile_ledger::service::access::{render_config, Identity, Role};
+
+/// The configuration file's name in the output directory.
+pub const CONFIG_FILE: &str = "nats-server.conf";
+/// The directory of seed files in the output directory: `users/<user>.nk`.
+pub const USERS_DIR: &str = "users";
+
+pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Path>) -> Result<()> {
+    let partners = partner_codes(partners)?;
+    let config_path = out.join(CONFIG_FILE);
+    if config_path.exists() {
+        return Err(usage(format!("{} already exists: remove it or choose another --out", config_path.display())));
+    }
+    let users_dir = out.join(USERS_DIR);
+    std::fs::create_dir_all(&users_dir).map_err(|e| operational(format!("create {}: {e}", users_dir.display())))?;
+    let mut roles = vec![Role::Ledger, Role::Projector, Role::Auditor, Role::Commission];
+    roles.extend(partners.into_iter().map(Role::Partner));
+    let mut users = Vec::with_capacity(roles.len());
+    let mut files: Vec<(String, PathBuf)> = Vec::with_capacity(roles.len());
+    for role in roles {
+        let identity = Identity::generate();
+        let path = users_dir.join(format!("{}.nk", role.user()));
+        write_secret(&path, format!("{}\n", identity.seed()).as_bytes(), true)?;
+        files.push((role.user(), path));
+        users.push((role, identity.public_key().to_string()));
+    }
+    let store = store_dir.map_or_else(|| out.join("jetstream"), Path::to_path_buf);
+    let text = render_config(&users, listen, &store);
+    std::fs::write(&config_path, text).map_err(|e| operational(format!("write {}: {e}", config_path.display())))?;
+    println!("wrote {}", config_path.display());
+    for (user, path) in &files {
+        println!("  {user:<14} {}", path.display());
+    }
+    eprintln!("start the server with: nats-server -c {}", config_path.display());
+    eprintln!("connect as a user with --nats-nkey <its .nk file> (the services take --nkey)");
+    Ok(())
+}
+
+/// The partners named (upper-cased, checked against the reference list), or every
+/// reference partner when none is named.
+fn partner_codes(named: &[String]) -> Result<Vec<String>> {
+    let reference = Reference::get();
+    if named.is_empty() {
+        return Ok(reference.partners().map(|p| p.code.to_string()).collect());
+    }
+    let mut codes = Vec::with_capacity(named.len());
+    for code in named {
+        let upper = code.trim().to_ascii_uppercase();
+        if reference.partner(&Country::new(&upper)).is_none() {
+            return Err(usage(format!(
+                "{code:?} is not a partner of the reference list (ISO 3166-1 alpha-2, e.g. NL, DE, GR): see schemas/reference"
+            )));
+        }
+        if !codes.contains(&upper) {
+            codes.push(upper);
+        }
+    }
+    Ok(codes)
+}
