@@ -93,7 +93,7 @@ fn nats_identity(cli: &Cli) -> Result<Option<Identity>> {
 /// Connects to the services at `url` as `--nats-nkey`'s user (and `--nats-partner`'s partner).
 fn connect(cli: &Cli, url: &str) -> Result<remote::Remote> {
     let partner = cli.nats_partner.as_deref().map(str::to_ascii_uppercase);
-    Ok(remote::Remote::connect(url, nats_identity(cli)?.as_ref())?.as_partner(partner))
+    Ok(remote::Remote::connect(url, nats_identity(cli)?.as_ref())?.acting_for(partner))
 }
 
 fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> {

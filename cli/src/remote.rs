@@ -86,7 +86,7 @@ impl Remote {
 
     /// Acts as partner `code`'s NATS user: appends go to `stockpile.v1.ledger.append.<code>`
     /// and `watch` follows `stockpile.v1.feed.<filter>` (the partner's feed).
-    pub fn as_partner(mut self, code: Option<String>) -> Remote {
+    pub fn acting_for(mut self, code: Option<String>) -> Remote {
         self.partner = code;
         self
     }
