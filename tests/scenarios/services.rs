@@ -2,15 +2,17 @@
 //! `STOCKPILE_EVENTS` stream, through NATS outages, crashes and a cluster losing a node.
 //!
 //! Each test starts its own nats-server ([`stockpile_tests::nats`]) and runs the service
-//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`], as the
-//! built `stockpile-ledger` binary. Every wait is bounded by a generous deadline; nothing
-//! asserts on speed.
+//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`] and
+//! [`kill_loop`], as the built `stockpile-ledger` binary. Every wait is
+//! bounded by a generous deadline; nothing asserts on speed.
 
 mod bad_requests;
 mod cluster;
 mod crash;
 mod end_to_end;
 mod harness_checks;
+mod kill_loop;
+mod load;
 mod outage;
 mod projector;
 mod real_binary;

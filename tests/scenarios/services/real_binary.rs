@@ -36,13 +36,13 @@ fn ledger_binary() -> PathBuf {
 }
 
 /// A running `stockpile-ledger serve`; killed on drop, its log printed if the test fails.
-struct LedgerProcess {
+pub(super) struct LedgerProcess {
     child: Child,
     log: PathBuf,
 }
 
 impl LedgerProcess {
-    fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
+    pub(super) fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
         let child = Command::new(ledger_binary())
             .args(["serve", "--nats", nats_url, "--data"])
@@ -56,13 +56,18 @@ impl LedgerProcess {
         LedgerProcess { child, log: log.to_path_buf() }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL, and waits for the exit.
+    pub(super) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(super) fn terminate(&mut self) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: sending a signal to our own child process, which has not been reaped.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
