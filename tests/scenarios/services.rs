@@ -2,8 +2,8 @@
 //! `STOCKPILE_EVENTS` stream, through NATS outages, crashes and a cluster losing a node.
 //!
 //! Each test starts its own nats-server ([`stockpile_tests::nats`]) and runs the service
-//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`] and
-//! [`kill_loop`], as the built `stockpile-ledger` binary. Every wait is
+//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`],
+//! [`kill_loop`] and [`soak`], as the built `stockpile-ledger` binary. Every wait is
 //! bounded by a generous deadline; nothing asserts on speed.
 
 mod bad_requests;
@@ -16,6 +16,7 @@ mod load;
 mod outage;
 mod projector;
 mod real_binary;
+mod soak;
 
 use async_nats::jetstream;
 use futures::StreamExt;
