@@ -9,11 +9,10 @@
 
 use super::load::{check_acked_in_log, Load};
 use super::projector::{assert_views_equal_rebuild, ProjectorTask};
-use super::real_binary::LedgerProcess;
+use super::real_binary::BinaryLedger;
 use super::*;
 use rand::{Rng, SeedableRng};
 use stockpile_ledger::store::Store;
-use stockpile_tests::nats::NatsServer;
 use tokio::sync::watch;
 
 /// Times the ledger is killed. Each round is a start (recovery, stream, service), a few
@@ -36,26 +35,19 @@ async fn the_binary_killed_fifty_times_under_load_loses_and_duplicates_nothing()
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
 
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
+    let mut ledger = BinaryLedger::start().await;
+    let client = ledger.client.clone();
     let projector_dir = tempfile::tempdir().expect("tempdir");
-    let projector = ProjectorTask::run(&nats.url(), projector_dir.path());
-    let client = client(&nats.url()).await;
-    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
-    wait_until_serving(&client).await;
-    let world = World::new();
-    append(&client, setup_commands(&world), true).await;
+    let projector = ProjectorTask::run(&ledger.nats.url(), projector_dir.path());
 
     let (restarts, restarts_seen) = watch::channel(0u64);
     let load = Load::start(&client, KILL_LOOP_CLIENTS, &restarts_seen);
     for round in 0..KILL_ROUNDS {
         load.wait_for_acked(load.acked() + rng.gen_range(1..=KILL_AFTER_REPLIES_MAX)).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=KILL_JITTER_MS_MAX))).await;
-        tokio::task::block_in_place(|| process.kill());
+        tokio::task::block_in_place(|| ledger.process.kill());
         restarts.send_modify(|n| *n += 1);
-        process = LedgerProcess::spawn(&nats.url(), &data, &log);
-        wait_until_serving(&client).await;
+        ledger.respawn().await;
         assert_eq!(*restarts.borrow(), round as u64 + 1);
     }
     load.wait_for_acked(load.acked() + KILL_AFTER_REPLIES_MAX).await;
@@ -79,9 +71,9 @@ async fn the_binary_killed_fifty_times_under_load_loses_and_duplicates_nothing()
     let records = records_via_range(&client).await;
     check_acked_in_log(&records, &acked);
     check_stream_mirrors(&client, &records).await;
-    let status = tokio::task::block_in_place(|| process.terminate());
+    let status = tokio::task::block_in_place(|| ledger.process.terminate());
     assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
-    let store = tokio::task::block_in_place(|| Store::open(&data)).expect("open the ledger's store");
+    let store = tokio::task::block_in_place(|| Store::open(&ledger.data)).expect("open the ledger's store");
     assert_views_equal_rebuild(&client, store, records.len() as u64).await;
     projector.stop().await;
     eprintln!(

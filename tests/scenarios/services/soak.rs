@@ -11,9 +11,8 @@
 //! `cargo test -p stockpile-tests --test integration -- services::soak --ignored --nocapture`.
 
 use super::load::{check_acked_in_log, Load};
-use super::real_binary::LedgerProcess;
+use super::real_binary::BinaryLedger;
 use super::*;
-use stockpile_tests::nats::NatsServer;
 use tokio::sync::watch;
 
 /// How long the clients append, in seconds, unless `STOCKPILE_SOAK_SECS` is set.
@@ -57,13 +56,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 #[ignore = "fails: the ledger's RSS grows with the log (437 MiB after a minute); see the module doc"]
 async fn eight_clients_for_a_minute_leave_memory_flat_and_every_ack_in_the_log() {
     let duration = soak_duration();
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
-    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
-    let client = client(&nats.url()).await;
-    wait_until_serving(&client).await;
-    append(&client, setup_commands(&World::new()), true).await;
+    let mut ledger = BinaryLedger::start().await;
+    let client = ledger.client.clone();
 
     let (_restarts, never_restarted) = watch::channel(0u64);
     let started = Instant::now();
@@ -71,7 +65,7 @@ async fn eight_clients_for_a_minute_leave_memory_flat_and_every_ack_in_the_log()
     let mut samples = Vec::new();
     while started.elapsed() < duration {
         tokio::time::sleep(RSS_SAMPLE_INTERVAL).await;
-        samples.push(rss_kib(process.pid()));
+        samples.push(rss_kib(ledger.process.pid()));
     }
     let acked = load.finish().await;
     let elapsed = started.elapsed();
@@ -88,7 +82,7 @@ async fn eight_clients_for_a_minute_leave_memory_flat_and_every_ack_in_the_log()
         first_peak / 1024,
         last_peak / 1024,
         peak / 1024,
-        dir_bytes(&data) >> 20,
+        dir_bytes(&ledger.data) >> 20,
     );
     let bound = (first_peak as f64 * RSS_GROWTH_FACTOR_MAX) as u64 + RSS_MARGIN_KIB;
     assert!(
@@ -98,6 +92,6 @@ async fn eight_clients_for_a_minute_leave_memory_flat_and_every_ack_in_the_log()
 
     let records = records_via_range(&client).await;
     check_acked_in_log(&records, &acked);
-    let status = tokio::task::block_in_place(|| process.terminate());
+    let status = tokio::task::block_in_place(|| ledger.process.terminate());
     assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
 }
