@@ -48,6 +48,7 @@ pub const QUERY_BYTES_MAX: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
+    /// One NATS URL, or several separated by commas.
     pub nats_url: String,
     /// The projector's own data directory (its sled views).
     pub data_dir: PathBuf,
@@ -89,8 +90,10 @@ fn js_err(e: impl std::fmt::Display) -> ServiceError {
 /// Opens the projector in `config.data_dir`, follows the stream and answers holdings
 /// queries until `shutdown` completes.
 pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
+    // One URL or several separated by commas (a cluster), as the ledger and the CLI take it.
+    let servers: Vec<&str> = config.nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let client = access::authenticate(async_nats::ConnectOptions::new(), config.identity.as_ref())
-        .connect(&config.nats_url)
+        .connect(servers)
         .await
         .map_err(|e| ServiceError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
     let dir = config.data_dir.clone();

@@ -2,9 +2,9 @@
 //! `STOCKPILE_EVENTS` stream, through NATS outages, crashes and a cluster losing a node.
 //!
 //! Each test starts its own nats-server ([`stockpile_tests::nats`]) and runs the service
-//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`], as the
-//! built `stockpile-ledger` binary. Every wait is bounded by a generous deadline; nothing
-//! asserts on speed.
+//! in-process ([`InProcess`], over [`service::serve`]) — or, in [`real_binary`],
+//! [`kill_loop`] and [`soak`], as the built `stockpile-ledger` binary. Every wait is
+//! bounded by a generous deadline; nothing asserts on speed.
 
 mod access;
 mod bad_requests;
@@ -12,9 +12,12 @@ mod cluster;
 mod crash;
 mod end_to_end;
 mod harness_checks;
+mod kill_loop;
+mod load;
 mod outage;
 mod projector;
 mod real_binary;
+mod soak;
 
 use async_nats::jetstream;
 use futures::StreamExt;

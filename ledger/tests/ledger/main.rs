@@ -2,6 +2,7 @@
 
 mod audit;
 mod crash;
+mod decoding;
 mod harness;
 mod model;
 mod rejections;

@@ -1,7 +1,9 @@
 //! (f) A three-node JetStream cluster with an R3 `STOCKPILE_EVENTS` stream: the harness
 //! forms the cluster, and when the stream's leader node is killed during appends, every
-//! record still arrives, once, in order.
+//! record still arrives, once, in order, and a projector following the stream through the
+//! failover ends equal to a rebuild from the ledger.
 
+use super::projector::{assert_views_equal_rebuild, ProjectorTask};
 use super::*;
 use stockpile_tests::nats::{NatsCluster, CLUSTER_NAME};
 
@@ -21,6 +23,8 @@ async fn a_cluster_losing_the_stream_leader_during_appends_still_gets_every_reco
     let mut config = config(&cluster.urls());
     config.stream_replicas = 3;
     let service = InProcess::serve(config, open_ledger(data.path()));
+    let projector_dir = tempfile::tempdir().expect("tempdir");
+    let projector = ProjectorTask::run(&cluster.urls(), projector_dir.path());
     let client = client(&cluster.urls()).await;
     wait_until_serving(&client).await;
     let world = World::new();
@@ -50,5 +54,7 @@ async fn a_cluster_losing_the_stream_leader_during_appends_still_gets_every_reco
     check_stream_mirrors(&client, &records).await;
     let info = js_api("get the events stream's info", || stream.get_info()).await;
     assert_ne!(info.cluster.as_ref().and_then(|c| c.leader.clone()), Some(leader), "a new leader took over");
+    assert_views_equal_rebuild(&client, service.ledger.store().clone(), head).await;
+    projector.stop().await;
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }

@@ -1,8 +1,10 @@
 //! (b) nats-server killed and restarted in the middle of a stream of appends. While it is
 //! down, appends go on through the embedded ledger handle (the writer never waits on NATS);
 //! after it returns, appends go over NATS again and the outbox catches up: every record is
-//! in the stream exactly once, in order.
+//! in the stream exactly once, in order, and a projector that followed the stream across
+//! the outage ends equal to a rebuild from the ledger.
 
+use super::projector::{assert_views_equal_rebuild, ProjectorTask};
 use super::*;
 use stockpile_tests::nats::NatsServer;
 
@@ -18,7 +20,9 @@ const DOWN_ROUND_PAUSE: Duration = Duration::from_millis(300);
 async fn records_committed_while_nats_is_down_are_published_once_in_order_when_it_returns() {
     let mut nats = NatsServer::start();
     let data = tempfile::tempdir().expect("tempdir");
+    let projector_dir = tempfile::tempdir().expect("tempdir");
     let service = InProcess::serve(config(&nats.url()), open_ledger(data.path()));
+    let projector = ProjectorTask::run(&nats.url(), projector_dir.path());
     let client = client(&nats.url()).await;
     wait_until_serving(&client).await;
     let world = World::new();
@@ -56,5 +60,7 @@ async fn records_committed_while_nats_is_down_are_published_once_in_order_when_i
     assert_eq!(records.len() as u64, head);
     check_stream_mirrors(&client, &records).await;
     wait_for_cursor(&service.ledger, head).await;
+    assert_views_equal_rebuild(&client, service.ledger.store().clone(), head).await;
+    projector.stop().await;
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }

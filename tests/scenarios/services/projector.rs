@@ -7,6 +7,7 @@
 //! that starts past the views' head is repaired from the ledger.
 
 use super::*;
+use stockpile_ledger::store::Store;
 use stockpile_projector::service::{self as projector_service, ProjectorConfig, HOLDINGS_QUERY};
 use stockpile_projector::{AsOf, Dimension, Holdings, HoldingsQuery, LedgerSource, Projector};
 use stockpile_tests::nats::NatsServer;
@@ -226,13 +227,22 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
     let head = *service.ledger.head().borrow();
     let projector = restart(&nats.url(), projector_dir.path()).await;
 
-    // The from-zero rebuild, over the ledger's own store.
+    assert_views_equal_rebuild(&client, service.ledger.store().clone(), head).await;
+    assert_eq!(holdings_at(&client, &by(&[]), head).await.total.gross_g, 3_500 * 1_500_000);
+
+    projector.stop().await;
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}
+
+/// Checks that the projector serving `stockpile.v1.holdings.query` has folded up to `head`
+/// and answers a spread of queries (totals, every grouping, as of two dates) exactly as a
+/// projector rebuilt from zero over the ledger's `store` does.
+pub async fn assert_views_equal_rebuild(client: &async_nats::Client, store: Store, head: u64) {
     let rebuild_dir = tempfile::tempdir().expect("tempdir");
-    let store = service.ledger.store().clone();
     let rebuilt = tokio::task::block_in_place(|| {
         let mut rebuilt = Projector::open(rebuild_dir.path()).expect("open");
         let done = rebuilt.rebuild(&mut LedgerSource::new(store)).expect("rebuild");
-        assert_eq!(done.head.seq, head);
+        assert_eq!(done.head.seq, head, "the rebuild reaches the ledger's head");
         rebuilt
     });
     let queries = [
@@ -244,14 +254,10 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
         as_of("2026-02-01", &[Dimension::Partner, Dimension::Material]),
     ];
     for query in &queries {
-        let served = holdings_at(&client, query, head).await;
+        let served = holdings_at(client, query, head).await;
         let expected = rebuilt.holdings(query).expect("a query");
-        assert_eq!(served, expected, "for {query:?}");
+        assert_eq!(served, expected, "the followed views differ from a rebuild for {query:?}");
     }
-    assert_eq!(holdings_at(&client, &by(&[]), head).await.total.gross_g, 3_500 * 1_500_000);
-
-    projector.stop().await;
-    service.stop().await.shutdown().expect("the ledger stops cleanly");
 }
 
 /// Starts the projector again on `dir`. The killed one's last blocking fold may still hold

@@ -36,13 +36,13 @@ fn ledger_binary() -> PathBuf {
 }
 
 /// A running `stockpile-ledger serve`; killed on drop, its log printed if the test fails.
-struct LedgerProcess {
+pub(super) struct LedgerProcess {
     child: Child,
     log: PathBuf,
 }
 
 impl LedgerProcess {
-    fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
+    pub(super) fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
         let child = Command::new(ledger_binary())
             .args(["serve", "--nats", nats_url, "--data"])
@@ -56,13 +56,18 @@ impl LedgerProcess {
         LedgerProcess { child, log: log.to_path_buf() }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL, and waits for the exit.
+    pub(super) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(super) fn terminate(&mut self) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: sending a signal to our own child process, which has not been reaped.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "send SIGTERM");
@@ -89,16 +94,42 @@ impl Drop for LedgerProcess {
     }
 }
 
+/// A nats-server and the `stockpile-ledger` binary serving over it on a fresh data
+/// directory, with the test world set up. Fields drop in order: the process first.
+pub(super) struct BinaryLedger {
+    pub process: LedgerProcess,
+    pub client: async_nats::Client,
+    pub nats: NatsServer,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl BinaryLedger {
+    pub(super) async fn start() -> BinaryLedger {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
+        let process = LedgerProcess::spawn(&nats.url(), &data, &log);
+        let client = client(&nats.url()).await;
+        wait_until_serving(&client).await;
+        append(&client, setup_commands(&World::new()), true).await;
+        BinaryLedger { process, client, nats, data, log, _dir: dir }
+    }
+
+    /// Starts the binary again over the same data directory (the last one must be dead)
+    /// and waits until it serves.
+    pub(super) async fn respawn(&mut self) {
+        self.process = LedgerProcess::spawn(&self.nats.url(), &self.data, &self.log);
+        wait_until_serving(&self.client).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_killed_mid_stream_restarts_and_the_stream_equals_the_log() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
-    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
-    let client = client(&nats.url()).await;
-    wait_until_serving(&client).await;
+    let mut ledger = BinaryLedger::start().await;
+    let client = ledger.client.clone();
     let world = World::new();
-    append(&client, setup_commands(&world), true).await;
 
     // A stream of appends in the background; the process dies in the middle of it.
     let acked = Arc::new(AtomicUsize::new(0));
@@ -123,12 +154,11 @@ async fn the_binary_killed_mid_stream_restarts_and_the_stream_equals_the_log() {
         assert!(Instant::now() < deadline, "the appender did not get {KILL_AFTER} replies in time");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::task::block_in_place(|| process.kill());
+    tokio::task::block_in_place(|| ledger.process.kill());
     let done = appender.await.expect("the appender");
     assert!(done.len() >= KILL_AFTER && done.len() < REQUESTS_MAX, "killed mid-stream ({} acked)", done.len());
 
-    let mut process = LedgerProcess::spawn(&nats.url(), &data, &log);
-    wait_until_serving(&client).await;
+    ledger.respawn().await;
     // Everything acknowledged before the kill is there: a resend returns the same seqs.
     for (i, seqs) in &done {
         let again = append(&client, acquires(&world, i * PER_REQUEST, PER_REQUEST), false).await;
@@ -139,8 +169,8 @@ async fn the_binary_killed_mid_stream_restarts_and_the_stream_equals_the_log() {
 
     let records = records_via_range(&client).await;
     check_stream_mirrors(&client, &records).await;
-    let status = tokio::task::block_in_place(|| process.terminate());
+    let status = tokio::task::block_in_place(|| ledger.process.terminate());
     assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
-    let text = std::fs::read_to_string(&log).expect("the log");
+    let text = std::fs::read_to_string(&ledger.log).expect("the log");
     assert!(text.contains("ledger stopped"), "a clean shutdown is logged");
 }
