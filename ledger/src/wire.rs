@@ -8,6 +8,48 @@ use crate::signing::SignedCommand;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+/// Deepest JSON nesting accepted in any request or `post` line. The deepest valid message
+/// (an append request: request → commands → command → action → lot/holding → field) nests
+/// six levels; anything deeper is refused before it is parsed, so hostile input cannot
+/// spend the parser's stack (serde_json's own recursion limit, 128, is the backstop).
+pub const JSON_DEPTH_MAX: usize = 16;
+
+/// The nesting depth of JSON text: the most `[`/`{` open at once, outside strings. A scan,
+/// not a parse: malformed text gets a depth too, and the parser then says what is wrong.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Refuses JSON nested deeper than [`JSON_DEPTH_MAX`], with the reason to show.
+pub fn check_json_depth(bytes: &[u8]) -> Result<(), String> {
+    let depth = json_depth(bytes);
+    if depth > JSON_DEPTH_MAX {
+        return Err(format!("JSON nested {depth} levels deep; at most {JSON_DEPTH_MAX} are accepted"));
+    }
+    Ok(())
+}
+
 /// `stockpile.v1.ledger.append` request: a batch of signed commands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,4 +147,21 @@ pub enum ProofRequest {
 pub enum ProofReply {
     Inclusion(crate::audit::proof::InclusionProof),
     Consistency(crate::audit::proof::ConsistencyProof),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(br#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(json_depth(br#"{"a":"[[[[{{{{\"[["}"#), 1, "brackets in strings, escaped quotes");
+        assert_eq!(json_depth(b"]]]][[[").max(0), 3, "malformed text still gets a depth");
+        let deep = format!("{}{}", "[".repeat(JSON_DEPTH_MAX + 1), "]".repeat(JSON_DEPTH_MAX + 1));
+        assert!(check_json_depth(deep.as_bytes()).unwrap_err().contains("17 levels"));
+        let ok = format!("{}{}", "[".repeat(JSON_DEPTH_MAX), "]".repeat(JSON_DEPTH_MAX));
+        assert!(check_json_depth(ok.as_bytes()).is_ok());
+    }
 }

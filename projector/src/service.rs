@@ -283,6 +283,8 @@ async fn answer_queries(client: async_nats::Client, reader: Reader) {
         let Some(reply) = msg.reply.clone() else { continue };
         let body = if msg.payload.len() > QUERY_BYTES_MAX {
             error_reply("request_too_large", format!("a holdings query is at most {QUERY_BYTES_MAX} bytes"))
+        } else if let Err(reason) = stockpile_ledger::wire::check_json_depth(&msg.payload) {
+            error_reply("too_deeply_nested", reason)
         } else {
             match serde_json::from_slice::<HoldingsQuery>(&msg.payload) {
                 Err(e) => error_reply("malformed_request", format!("not a holdings query: {e}")),

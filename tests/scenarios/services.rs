@@ -12,6 +12,7 @@ mod cluster;
 mod crash;
 mod end_to_end;
 mod harness_checks;
+mod hostile;
 mod kill_loop;
 mod load;
 mod outage;

@@ -85,6 +85,10 @@ fn read_lines(ctx: &Ctx<'_>, reader: Box<dyn BufRead>, key: Option<&str>) -> Res
             errors.push(format!("line {line_no}: longer than {POST_LINE_BYTES_MAX} bytes"));
             continue;
         }
+        if let Err(reason) = stockpile_ledger::wire::check_json_depth(line.as_bytes()) {
+            errors.push(format!("line {line_no}: {reason}"));
+            continue;
+        }
         let value: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {

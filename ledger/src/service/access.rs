@@ -10,7 +10,7 @@
 //! | `projector` | `ledger.range`, reports, JetStream API (not delete/purge), acks, replies | `holdings.query` |
 //! | `auditor` | `ledger.range`, `ledger.proof`, `holdings.query`, stream info and message reads | `stockpile.v1.>` (never a reply: writes nothing) |
 //! | `commission` | its durable consumer `commission` on `STOCKPILE_REPORTS` | every report |
-//! | `partner-<P>` | `ledger.append.<P>` (commands signed by its own parties' keys only); its durable consumer `<P>` on `STOCKPILE_FEEDS` (own feed only) and `STOCKPILE_REPORTS` (own reports only) | `stockpile.v1.feed.<P>.>` |
+//! | `partner-<P>` | `ledger.append.<P>` (commands signed by its own parties' keys only), `ledger.proof`; its durable consumer `<P>` on `STOCKPILE_FEEDS` (own feed only) and `STOCKPILE_REPORTS` (own reports only) | `stockpile.v1.feed.<P>.>`, `stockpile.v1.checkpoints` |
 //!
 //! **Replies stay private.** Every user's inbox is `_INBOX.<its public NKey>`, and each may
 //! subscribe to its own inbox only, so no user can listen to the answers another one gets.
@@ -130,13 +130,15 @@ pub fn permissions(role: &Role, public_nkey: &str) -> Permissions {
         Role::Partner(code) => {
             let feed = format!("stockpile.v1.feed.{code}.>");
             let reports = format!("stockpile.v1.reports.*.{code}");
-            let mut publish_allow = vec![partner_append_subject(code)];
+            // Proofs carry hashes only: a partner checks its feed's records are in the
+            // signed log without seeing anyone else's.
+            let mut publish_allow = vec![partner_append_subject(code), PROOF.to_string()];
             publish_allow.extend(consumer(FEEDS_STREAM, code, &feed));
             publish_allow.extend(consumer(REPORTS_STREAM, code, &reports));
             Permissions {
                 publish_allow,
                 publish_deny: Vec::new(),
-                subscribe_allow: vec![feed, inbox],
+                subscribe_allow: vec![feed, CHECKPOINTS.to_string(), inbox],
                 allow_responses: false,
             }
         }
@@ -255,7 +257,7 @@ mod tests {
             .publish_allow
             .contains(&"$JS.API.CONSUMER.CREATE.STOCKPILE_REPORTS.NL.stockpile.v1.reports.*.NL".into()));
         assert!(p.publish_allow.iter().all(|s| !s.contains("DE") && !s.contains("EVENTS") && !s.contains("MSG.GET")));
-        assert_eq!(p.subscribe_allow, ["stockpile.v1.feed.NL.>", "_INBOX.UNL.>"]);
+        assert_eq!(p.subscribe_allow, ["stockpile.v1.feed.NL.>", "stockpile.v1.checkpoints", "_INBOX.UNL.>"]);
         assert!(!p.allow_responses);
         let auditor = permissions(&Role::Auditor, "UA");
         assert!(
@@ -271,7 +273,7 @@ mod tests {
         let text = render_config(&users, "127.0.0.1:4222", Path::new("/var/lib/nats"));
         assert_eq!(text.matches("nkey: ").count(), 2);
         assert!(text.contains("nkey: \"UDE\""));
-        assert!(text.contains("\"stockpile.v1.feed.DE.>\", \"_INBOX.UDE.>\""));
+        assert!(text.contains("\"stockpile.v1.feed.DE.>\", \"stockpile.v1.checkpoints\", \"_INBOX.UDE.>\""));
         assert!(text.contains("deny: [\"$JS.API.STREAM.DELETE.>\""));
     }
 }

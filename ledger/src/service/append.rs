@@ -49,6 +49,7 @@ pub(crate) fn parse(payload: &[u8], limits: &Limits) -> Result<AppendRequest, Re
     if payload.len() > limits.append_request_bytes_max {
         return Err(RequestError::TooLarge { bytes: payload.len(), max: limits.append_request_bytes_max });
     }
+    RequestError::check_depth(payload)?;
     let request: AppendRequest = serde_json::from_slice(payload).map_err(|e| RequestError::Malformed {
         what: "append request ({\"commands\": [signed command, …], \"atomic\": bool})",
         reason: e.to_string(),

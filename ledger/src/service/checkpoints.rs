@@ -101,6 +101,7 @@ pub(crate) async fn handle_proof(payload: &[u8], ledger: &LedgerHandle) -> Resul
         reason,
     }
     };
+    RequestError::check_depth(payload)?;
     let request: ProofRequest = serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
     let head = *ledger.head().borrow();
     let size = match &request {

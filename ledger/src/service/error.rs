@@ -28,6 +28,10 @@ pub enum RequestError {
     Malformed { what: &'static str, reason: String },
     #[error("the request has {bytes} bytes, more than the {max} allowed: split it into smaller requests")]
     TooLarge { bytes: usize, max: usize },
+    #[error(
+        "the request nests JSON {depth} levels deep, more than the {max} allowed: no valid request nests that deep"
+    )]
+    TooDeep { depth: usize, max: usize },
     #[error("the request has {count} commands, more than the {max} allowed: split it into batches of at most {max}")]
     TooManyCommands { count: usize, max: usize },
     #[error(
@@ -41,12 +45,23 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// Refuses `payload` if it nests deeper than [`crate::wire::JSON_DEPTH_MAX`]; checked
+    /// after the size limit and before parsing, on every endpoint.
+    pub fn check_depth(payload: &[u8]) -> Result<(), RequestError> {
+        let depth = crate::wire::json_depth(payload);
+        if depth > crate::wire::JSON_DEPTH_MAX {
+            return Err(RequestError::TooDeep { depth, max: crate::wire::JSON_DEPTH_MAX });
+        }
+        Ok(())
+    }
+
     /// The stable, machine-matchable code carried on the wire.
     pub fn code(&self) -> &'static str {
         match self {
             RequestError::Malformed { .. } => "malformed_request",
             RequestError::TooLarge { .. } => "request_too_large",
             RequestError::TooManyCommands { .. } => "too_many_commands",
+            RequestError::TooDeep { .. } => "too_deeply_nested",
             RequestError::ReplyTooLarge { .. } => "reply_too_large",
             RequestError::Unavailable { .. } => "unavailable",
             RequestError::Internal { .. } => "internal",

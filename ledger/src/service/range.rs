@@ -39,6 +39,7 @@ pub(crate) fn parse(payload: &[u8], limits: &Limits) -> Result<RangeRequest, Req
         what: "range request ({\"from\": seq, \"to\": seq, \"limit\": count})",
         reason,
     };
+    RequestError::check_depth(payload)?;
     let request: RangeRequest = serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
     if request.from == 0 {
         return Err(malformed("from is 0: sequence numbers start at 1".into()));
