@@ -24,6 +24,7 @@ pub mod canonical;
 pub mod domain;
 pub mod error;
 pub mod ledger;
+pub mod malloc;
 pub mod merkle;
 pub mod record;
 pub mod service;

@@ -46,6 +46,7 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    stockpile_ledger::malloc::return_large_frees_to_os();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -5,9 +5,12 @@
 //! and every acknowledged command is in the log at its seq. Throughput and peak RSS are
 //! printed, never asserted.
 //!
-//! Ignored for now because it fails: the ledger's RSS grows with the log it writes (one
-//! minute, ~111k events: 129 MiB in the first third, 437 MiB at the end, beside a data
-//! directory growing ~2.8 KiB per event). Run it with
+//! Ignored for now because it fails: the ledger's RSS grows with the log it writes. One
+//! minute, ~109k events: 129 MiB in the first third, 348 MiB at the end (437 MiB before
+//! glibc's mmap threshold was fixed), beside a data directory growing ~3.2 KiB per event.
+//! What grows (heaptrack, `ledger/examples/memory.rs`): every frame sled wrote, ~1.3 KiB
+//! per event, which its sharded LRU does not evict from an append-only tree, and the
+//! domain `State`, ~0.9 KiB per acquire (a lot, a position, an idempotency entry). Run it with
 //! `cargo test -p stockpile-tests --test integration -- services::soak --ignored --nocapture`.
 
 use super::load::{check_acked_in_log, Load};
@@ -53,7 +56,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: the ledger's RSS grows with the log (437 MiB after a minute); see the module doc"]
+#[ignore = "fails: the ledger's RSS grows with the log (348 MiB after a minute): sled keeps written frames; see the module doc"]
 async fn eight_clients_for_a_minute_leave_memory_flat_and_every_ack_in_the_log() {
     let duration = soak_duration();
     let mut ledger = BinaryLedger::start().await;
