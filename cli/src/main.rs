@@ -50,6 +50,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
+        Verb::Bench(a) => return commands::bench::run(a, cli.format),
         Verb::Audit(verb) => {
             let remote = cli.nats.as_deref().map(remote::Remote::connect).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
@@ -99,7 +100,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
         Verb::Report(a) => commands::report::run(&mut ctx, a, cli.nats.as_deref()),
-        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Keys(_) | Verb::Audit(_) => {
+        Verb::Watch { .. } | Verb::Demo { .. } | Verb::Bench(_) | Verb::Keys(_) | Verb::Audit(_) => {
             unreachable!("handled before a backend is opened")
         }
     }
