@@ -35,7 +35,8 @@ const POSTGRES_USERS: [&str; 2] = ["postgres", "root"];
 
 /// Grams each PostgreSQL event moves: the ledger workload's 1 kg.
 const POSTGRES_EVENT_G: i64 = 1_000;
-/// Grams each client's first position starts with: the workload's 1,000 t lot.
+/// Grams each client's first position starts with: the workload's 1,000 t lot (enough for
+/// the most events a client is given, `--events` ≤ 1,000,000).
 const POSTGRES_OPENING_G: i64 = 1_000_000_000;
 
 pub fn jetstream(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
@@ -236,8 +237,8 @@ impl Tables {
     }
 }
 
-/// `clients` connections, each committing one event per transaction, moving 1 kg between
-/// its two positions back and forth as the ledger workload does.
+/// `clients` connections, each committing one event per transaction, moving 1 kg from its
+/// first position to its second as the ledger workload does.
 async fn transactions(
     conninfo: &str,
     tables: &Tables,
@@ -271,11 +272,11 @@ async fn transactions(
             let insert = client.prepare(&insert).await.map_err(pg_error)?;
             let update = client.prepare(&update).await.map_err(pg_error)?;
             let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
-            for (i, record) in mine.iter().enumerate() {
+            for record in &mine {
                 if Instant::now() >= deadline {
                     break;
                 }
-                let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+                let (from, to) = (a, b);
                 let tx = client.transaction().await.map_err(pg_error)?;
                 let rows = tx.query(&select, &[&a, &b]).await.map_err(pg_error)?;
                 let available: i64 = rows.iter().find(|r| r.get::<_, i32>(0) == from).map_or(0, |r| r.get::<_, i64>(1));
