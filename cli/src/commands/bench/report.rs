@@ -352,9 +352,20 @@ fn targets(plan: &Plan, scenarios: &[ScenarioReport], figures: &[&Figure], ratio
         target: format!("peak RSS ≤ {TARGET_PEAK_RSS_MIB:.0} MiB in every scenario"),
         measured: peak.map(|(mib, s)| format!("{mib:.0} MiB ({})", scenario_name(s))),
         met: peak.map(|(mib, _)| mib <= TARGET_PEAK_RSS_MIB),
-        note: None,
+        note: over_rss(scenarios),
     });
     out
+}
+
+/// The scenarios above the RSS target, with their peaks.
+fn over_rss(scenarios: &[ScenarioReport]) -> Option<String> {
+    let over: Vec<String> = scenarios
+        .iter()
+        .filter_map(|s| s.peak_rss_kib.map(|k| (s.scenario, k as f64 / 1024.0)))
+        .filter(|(_, mib)| *mib > TARGET_PEAK_RSS_MIB)
+        .map(|(s, mib)| format!("{} {mib:.0} MiB", scenario_name(s)))
+        .collect();
+    (!over.is_empty()).then(|| format!("over: {}", over.join(", ")))
 }
 
 pub fn scenario_name(s: Scenario) -> String {
