@@ -12,7 +12,7 @@ use super::embedded::baseline_records;
 use super::nats_server::{self, Binary, Server};
 use super::over_nats::{connect, runtime};
 use super::report::{Figure, Status};
-use super::{progress, Plan};
+use super::{join_all, progress, Plan};
 use crate::error::{operational, CliError, Result};
 use async_nats::jetstream::{self, stream};
 use std::path::Path;
@@ -119,9 +119,7 @@ async fn publish(
             Ok::<(), CliError>(())
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.map_err(operational)??;
-    }
+    join_all(tasks).await?;
     Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
 }
 
@@ -293,8 +291,6 @@ async fn transactions(
             Ok::<(), CliError>(())
         });
     }
-    while let Some(joined) = tasks.join_next().await {
-        joined.map_err(operational)??;
-    }
+    join_all(tasks).await?;
     Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
 }

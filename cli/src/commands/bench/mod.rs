@@ -26,9 +26,9 @@ mod report;
 
 use crate::args::{BenchArgs, Format, Scenario};
 use crate::error::{operational, CliError, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use report::{Figure, ScenarioReport};
-use std::io::{BufRead, IsTerminal};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -278,16 +278,20 @@ fn run_in_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenario
     })
 }
 
-/// A progress bar on stderr when it is a terminal, hidden otherwise (and in JSON runs'
-/// children, whose stderr is still the user's terminal: the bar is for people).
+/// A progress bar for one timed run (on a terminal only).
 pub fn progress(len: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+    crate::output::progress(
+        len,
+        &format!("{{spinner}} {what:<28} {{bar:30}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})"),
+    )
+}
+
+/// Waits for every client task; the first failure is the run's.
+pub async fn join_all(mut tasks: tokio::task::JoinSet<Result<()>>) -> Result<()> {
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(operational)??;
     }
-    let bar = ProgressBar::new(len);
-    let template = format!("{{spinner}} {what:<28} {{bar:30}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
-    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
-    bar
+    Ok(())
 }
 
 /// Collects figures into one scenario's report with this process's peak RSS.

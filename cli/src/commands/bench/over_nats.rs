@@ -5,7 +5,7 @@
 use super::embedded::fresh_dir;
 use super::nats_server::{self, Server};
 use super::report::{Figure, Status};
-use super::{progress, Plan};
+use super::{join_all, progress, Plan};
 use crate::error::{operational, CliError, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,9 +85,7 @@ pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
                     Ok::<(), CliError>(())
                 });
             }
-            while let Some(joined) = tasks.join_next().await {
-                joined.map_err(operational)??;
-            }
+            join_all(tasks).await?;
             let name = format!("signed durable appends over NATS, {clients} clients");
             Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
         }))?;
