@@ -102,6 +102,9 @@ pub enum Verb {
         #[arg(long)]
         store_dir: Option<PathBuf>,
     },
+    /// Measure appends, post-to-visible latency, catch-up, replay, audit and as-of queries
+    /// beside raw sled, JetStream and PostgreSQL baselines, with peak memory per scenario.
+    Bench(BenchArgs),
     /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
     Demo {
         /// Where to build it; an earlier demo there is replaced, anything else is refused.
@@ -554,4 +557,61 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// One measured scenario of `stockpile bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Embedded durable signed appends, once per `--clients` count.
+    Append,
+    /// Appends over NATS to the ledger service (in-process, own nats-server).
+    AppendNats,
+    /// Post-to-visible latency in the projector service at `--rate` events/s.
+    Visible,
+    /// Generating the long history the next four run over (sign + decide + commit).
+    History,
+    /// Projector catch-up over the history.
+    CatchUp,
+    /// Replay of the history into the ledger's state.
+    Replay,
+    /// Audit: checkpoint, export, chain verification, full verification.
+    Audit,
+    /// As-of holdings query latency over the history.
+    AsOf,
+    /// Baseline: raw sled insert + flush (+ fdatasync) of the same record bytes.
+    Sled,
+    /// Baseline: JetStream publish-with-ack of the same bytes (default and `sync_interval: always`).
+    Jetstream,
+    /// Baseline: PostgreSQL, one transaction per event with the same balance check.
+    Postgres,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scenarios to run, in this order (default: all).
+    #[arg(value_enum)]
+    pub scenarios: Vec<Scenario>,
+    /// Events per append scenario and per baseline.
+    #[arg(long, default_value_t = crate::commands::bench::EVENTS_DEFAULT)]
+    pub events: u64,
+    /// Concurrent submitters, comma-separated: each append scenario and baseline runs once per count.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Commands in the generated history that catch-up, replay, audit and as-of run over.
+    #[arg(long, default_value_t = crate::commands::bench::HISTORY_DEFAULT)]
+    pub history: u64,
+    /// Offered rate of the post-to-visible scenario, events per second.
+    #[arg(long, default_value_t = crate::commands::bench::RATE_DEFAULT)]
+    pub rate: u64,
+    /// Longest timed run (one measurement), in seconds: a run stops early and reports what it did.
+    #[arg(long, default_value_t = crate::commands::bench::SCENARIO_SECONDS_DEFAULT)]
+    pub seconds: u64,
+    /// Scratch directory for ledgers, stores and servers (default: a temporary one, removed after).
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Run one scenario in this process and print its figures as one JSON line (the parent
+    /// runs each scenario in a child process so each peak RSS is that scenario's own).
+    #[arg(long, hide = true)]
+    pub scenario_child: Option<Scenario>,
 }

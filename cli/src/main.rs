@@ -54,6 +54,7 @@ fn run(cli: Cli) -> Result<()> {
         Verb::NatsConfig { out, partners, listen, store_dir } => {
             return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
         }
+        Verb::Bench(a) => return commands::bench::run(a, cli.format),
         Verb::Audit(verb) => {
             let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
@@ -118,7 +119,12 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
             let identity = nats_identity(cli)?;
             commands::report::run(&mut ctx, a, cli.nats.as_deref().map(|url| (url, identity.as_ref())))
         }
-        Verb::Watch { .. } | Verb::Demo { .. } | Verb::NatsConfig { .. } | Verb::Keys(_) | Verb::Audit(_) => {
+        Verb::Watch { .. }
+        | Verb::Demo { .. }
+        | Verb::NatsConfig { .. }
+        | Verb::Bench(_)
+        | Verb::Keys(_)
+        | Verb::Audit(_) => {
             unreachable!("handled before a backend is opened")
         }
     }

