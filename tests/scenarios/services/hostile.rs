@@ -233,6 +233,7 @@ fn corpus() -> Vec<Case> {
 
 /// The committed head of the ledger in `data` (the process that wrote it has exited).
 fn head(data: &Path) -> u64 {
+    assert!(data.join("db").exists(), "{} holds a ledger", data.display());
     let store = Store::open(data).expect("open the store");
     store.last_record().expect("read").map_or(0, |(seq, _)| seq)
 }
@@ -280,12 +281,14 @@ async fn hostile_inputs_get_typed_errors_change_nothing_and_the_service_keeps_se
     let demo = dir.path().join("demo");
     let made = stockpile_in(dir.path(), &["demo", "--dir", demo.to_str().expect("UTF-8")]);
     assert!(made.status.success(), "demo: {}", String::from_utf8_lossy(&made.stderr));
-    let (data, keys) = (demo.join("data"), demo.join("keys"));
+    // The embedded CLI keeps the ledger in `<data>/ledger`.
+    let (data, keys) = (demo.join("data").join("ledger"), demo.join("keys"));
     let files = dir.path().join("files");
     std::fs::create_dir_all(&files).expect("mkdir");
     let cases = corpus();
     assert!(cases.len() >= 50, "at least 50 distinct hostile inputs, not {}", cases.len());
     let before = head(&data);
+    assert!(before > 30, "the demo ledger has its records ({before})");
 
     // 1. `post` files, embedded.
     for case in &cases {
