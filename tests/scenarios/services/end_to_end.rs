@@ -116,6 +116,7 @@ async fn micro_service_answers_ping_info_and_stats() {
         endpoints,
         [
             "stockpile.v1.ledger.append",
+            "stockpile.v1.ledger.append.*",
             "stockpile.v1.ledger.checkpoint",
             "stockpile.v1.ledger.proof",
             "stockpile.v1.ledger.range"
