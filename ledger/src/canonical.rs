@@ -87,6 +87,39 @@ pub fn parse_hex(text: &str) -> Option<Hash> {
     bytes.try_into().ok()
 }
 
+/// 64 lower-case hex digits into a hash; `None` for anything else (upper case included).
+/// Table-driven: the chain check calls it once per record.
+pub fn parse_lower_hex(text: &[u8]) -> Option<Hash> {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => 0xff,
+        }
+    }
+    const TABLE: [u8; 256] = {
+        let mut t = [0xff; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = nibble(i as u8);
+            i += 1;
+        }
+        t
+    };
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let (hi, lo) = (TABLE[pair[0] as usize], TABLE[pair[1] as usize]);
+        if (hi | lo) & 0xf0 != 0 {
+            return None;
+        }
+        *o = hi << 4 | lo;
+    }
+    Some(out)
+}
+
 /// Serde helper: a hash as lower-case hex text.
 pub mod hex_hash {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
@@ -111,6 +144,19 @@ mod tests {
         let v = json!({"b": 1, "a": {"z": [1, 2, {"y": null, "x": true}], "é": "\n\u{1}ü"}});
         let out = String::from_utf8(to_vec(&v).unwrap()).unwrap();
         assert_eq!(out, r#"{"a":{"z":[1,2,{"x":true,"y":null}],"é":"\n\u0001ü"},"b":1}"#);
+    }
+
+    #[test]
+    fn lower_hex_round_trips_and_nothing_else_parses() {
+        let h = sha256(b"stockpile");
+        assert_eq!(parse_lower_hex(hex(&h).as_bytes()), Some(h));
+        assert_eq!(parse_lower_hex(hex(&h).to_uppercase().as_bytes()), None);
+        assert_eq!(parse_lower_hex(&hex(&h).as_bytes()[..62]), None);
+        for bad in [b'g', b' ', b'/', b':', b'`', 0xff] {
+            let mut text = hex(&h).into_bytes();
+            text[17] = bad;
+            assert_eq!(parse_lower_hex(&text), None, "{bad}");
+        }
     }
 
     #[test]

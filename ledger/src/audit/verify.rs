@@ -146,7 +146,7 @@ pub fn verify_chain(
         for item in links {
             v.line += 1;
             match item {
-                Link::Record { seq, prev_hash, hash } => {
+                Link::Record { seq, prev_hash, hash, leaf } => {
                     let expected = v.records + 1;
                     if seq != expected {
                         return Err(v.fail(Problem::SeqGap { expected, found: seq }));
@@ -154,7 +154,7 @@ pub fn verify_chain(
                     if prev_hash != v.head {
                         return Err(v.fail(Problem::PrevHash));
                     }
-                    v.frontier.push(leaf_hash(&hash));
+                    v.frontier.push(leaf);
                     v.head = hash;
                     v.records = expected;
                 }
@@ -168,20 +168,16 @@ pub fn verify_chain(
 }
 
 enum Link {
-    Record { seq: u64, prev_hash: Hash, hash: Hash },
+    Record { seq: u64, prev_hash: Hash, hash: Hash, leaf: Digest },
     Other(Parsed),
 }
 
 /// A record line's place in the chain, from its bytes: `{"body":BODY,"hash":"HEX"}` with
-/// HEX = SHA-256(BODY) in lower-case hex, and BODY's `seq` and `prev_hash`.
+/// HEX = SHA-256(BODY) in lower-case hex, and BODY's `seq` and `prev_hash`. Runs on every
+/// core, so the record's Merkle leaf is hashed here too.
 fn link(line: &[u8]) -> Link {
-    #[derive(serde::Deserialize)]
-    struct ChainFields {
-        seq: u64,
-        #[serde(with = "crate::canonical::hex_hash")]
-        prev_hash: Hash,
-    }
-    const SUFFIX: usize = ",\"hash\":\"\"}".len() + 64;
+    const HASH_KEY: &[u8] = b",\"hash\":\"";
+    const SUFFIX: usize = HASH_KEY.len() + 64 + 2;
     if !line.starts_with(RECORD_PREFIX) {
         return match decode_line(line) {
             Decoded::Other(parsed) => Link::Other(parsed),
@@ -194,17 +190,56 @@ fn link(line: &[u8]) -> Link {
     };
     let tail = &line[RECORD_PREFIX.len() + body.len()..];
     let hash = canonical::sha256(body);
-    let mut expected_tail = Vec::with_capacity(SUFFIX);
-    expected_tail.extend_from_slice(b",\"hash\":\"");
-    expected_tail.extend_from_slice(canonical::hex(&hash).as_bytes());
-    expected_tail.extend_from_slice(b"\"}");
-    if tail != expected_tail.as_slice() {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(hash, &mut hex).expect("32 bytes are 64 hex digits");
+    if !(tail.starts_with(HASH_KEY) && tail[HASH_KEY.len()..SUFFIX - 2] == hex && tail.ends_with(b"\"}")) {
         return bad(Problem::HashMismatch);
     }
-    match serde_json::from_slice::<ChainFields>(body) {
-        Ok(f) => Link::Record { seq: f.seq, prev_hash: f.prev_hash, hash },
+    let fields = canonical_tail(body).map(Ok).unwrap_or_else(|| {
+        #[derive(serde::Deserialize)]
+        struct ChainFields {
+            seq: u64,
+            #[serde(with = "crate::canonical::hex_hash")]
+            prev_hash: Hash,
+        }
+        serde_json::from_slice::<ChainFields>(body).map(|f| (f.seq, f.prev_hash))
+    });
+    match fields {
+        Ok((seq, prev_hash)) => Link::Record { seq, prev_hash, hash, leaf: leaf_hash(&hash) },
         Err(e) => bad(Problem::Malformed(e.to_string())),
     }
+}
+
+/// `seq` and `prev_hash` read straight off the end of a canonical record body, without
+/// decoding the rest: its keys are sorted, so it ends
+/// `…,"prev_hash":"HEX","recorded_at":"…","scope":{…},"seq":N}` and nothing after
+/// `prev_hash` can hold an unescaped quote that would fake the key. `None` when the body is
+/// not in that layout; the caller then decodes it as JSON. The chain check reads no other
+/// field (full verification decodes every record whole).
+fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
+    const SEQ_KEY: &[u8] = b",\"seq\":";
+    const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
+    const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
+    let rfind = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).rposition(|w| w == needle);
+    let inner = body.strip_suffix(b"}")?;
+    let at = rfind(inner, SEQ_KEY)?;
+    let digits = &inner[at + SEQ_KEY.len()..];
+    let canonical_number = !digits.is_empty()
+        && digits.len() <= 20
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1);
+    if !canonical_number {
+        return None;
+    }
+    let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let before_seq = &inner[..at];
+    let at = rfind(before_seq, PREV_KEY)?;
+    let rest = &before_seq[at + PREV_KEY.len()..];
+    let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
+    if !rest[64..].starts_with(AFTER_PREV) {
+        return None;
+    }
+    Some((seq, prev_hash))
 }
 
 /// A line after the parallel stage.
@@ -501,5 +536,48 @@ fn check_bytes(record: &Record, verified: Result<Verified, Rejection>, line: &[u
         }
         Err(rejection) if hash_ok() => Err(Problem::Signature(rejection)),
         Err(_) => Err(Problem::HashMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_tail;
+
+    const PREV: &str = "00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff";
+
+    fn body(prev: &str, seq: &str) -> String {
+        // A command string that spells the keys inside an (escaped) value, as a forger might.
+        format!(
+            r#"{{"command":{{"note":"\",\"prev_hash\":\"{PREV}\",\"seq\":7}}"}},"prev_hash":"{prev}","recorded_at":"2026-01-01T00:00:00Z","scope":{{"material":"cobalt","partners":["DE","NL"]}},"seq":{seq}}}"#
+        )
+    }
+
+    #[test]
+    fn the_tail_of_a_canonical_body_gives_seq_and_prev_hash() {
+        let b = body(PREV, "42");
+        let mut prev = [0u8; 32];
+        hex::decode_to_slice(PREV, &mut prev).unwrap();
+        assert_eq!(canonical_tail(b.as_bytes()), Some((42, prev)));
+        assert_eq!(canonical_tail(body(PREV, "0").as_bytes()).map(|f| f.0), Some(0));
+        assert_eq!(canonical_tail(body(PREV, "18446744073709551615").as_bytes()).map(|f| f.0), Some(u64::MAX));
+    }
+
+    #[test]
+    fn anything_off_the_canonical_layout_falls_back_to_decoding() {
+        for bad in [
+            body(PREV, "042"),                  // leading zero
+            body(PREV, "18446744073709551616"), // past u64
+            body(PREV, "4.2"),
+            body(PREV, "-1"),
+            body(PREV, ""),
+            body(&PREV.to_uppercase(), "42"),
+            body(&PREV[..62], "42"),
+        ] {
+            assert_eq!(canonical_tail(bad.as_bytes()), None, "{bad}");
+        }
+        let reordered = format!(r#"{{"seq":42,"prev_hash":"{PREV}","recorded_at":"2026-01-01T00:00:00Z"}}"#);
+        assert_eq!(canonical_tail(reordered.as_bytes()), None);
+        assert_eq!(canonical_tail(b""), None);
+        assert_eq!(canonical_tail(b"}"), None);
     }
 }
