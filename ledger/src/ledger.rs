@@ -359,8 +359,9 @@ fn snapshot_matches_log(store: &Store, state: &State) -> Result<bool, LedgerErro
     Ok(crate::canonical::parse_hex(raw.hash) == Some(state.head.hash))
 }
 
-/// Frames decoded together: a few MiB, so every core gets work and memory stays bounded.
-pub const REPLAY_FRAMES_PER_BATCH: usize = 64;
+/// Stored bytes decoded together (whole frames, so a batch may run over by one frame): a
+/// few thousand records, so every core gets work, while two batches in flight stay small.
+pub const REPLAY_BATCH_BYTES: usize = 8 << 20;
 
 /// What replay needs from a stored record: its hash (computed over the stored body bytes), its
 /// link, and the event. The signed command is skipped, not decoded: `apply` does not need it
@@ -383,52 +384,72 @@ fn decode_for_replay(bytes: &[u8]) -> Result<ReplayRecord, String> {
 }
 
 /// Replays every record after `state.head` into `state`, checking the chain as it goes.
-/// Records are decoded and hashed in parallel, a batch of frames at a time, and applied in
-/// order on this thread.
+/// A two-stage pipeline: while this batch of records is applied in order, the next one is
+/// read, hashed and decoded on the other cores.
 pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> {
-    use rayon::prelude::*;
     let first = state.head.seq + 1;
     let mut frames = store.frames_from(first)?;
+    let mut pending: Vec<(u64, Result<ReplayRecord, String>)> = Vec::new();
     loop {
-        let batch: Vec<(u64, sled::IVec)> =
-            frames.by_ref().take(REPLAY_FRAMES_PER_BATCH).collect::<Result<_, LedgerError>>()?;
-        if batch.is_empty() {
+        let (next, applied) = rayon::join(
+            || read_batch(&mut frames).map(|batch| decode_batch(&batch, first)),
+            || pending.drain(..).try_for_each(|(seq, rec)| apply_replayed(state, seq, rec)),
+        );
+        applied?;
+        pending = next?;
+        if pending.is_empty() {
             return Ok(());
         }
-        let decoded: Vec<Vec<(u64, Result<ReplayRecord, String>)>> = batch
-            .par_iter()
-            .map(|(start, frame)| {
-                frame
-                    .split(|b| *b == b'\n')
-                    .enumerate()
-                    .map(|(i, line)| (start + i as u64, line))
-                    .filter(|(seq, _)| *seq >= first)
-                    .map(|(seq, line)| (seq, decode_for_replay(line)))
-                    .collect()
-            })
-            .collect();
-        for (seq, result) in decoded.into_iter().flatten() {
-            let corrupt = |what: String| LedgerError::Corrupt { seq, what };
-            let rec = result.map_err(corrupt)?;
-            let expected = state.head.seq + 1;
-            if rec.seq != expected || seq != expected {
-                return Err(corrupt(format!("expected seq {expected}, found {}", rec.seq)));
-            }
-            let prev = if expected == 1 { GENESIS_PREV_HASH } else { state.head.hash };
-            if rec.prev_hash != prev {
-                return Err(corrupt("prev_hash does not match the hash of the record before".into()));
-            }
-            let b = &rec.body;
-            let applied = Applied {
-                seq: rec.seq,
-                hash: rec.hash,
-                recorded_at: b.recorded_at,
-                event_id: &b.event_id,
-                digest: b.command_digest,
-            };
-            state.apply(&applied, &b.event).map_err(|v| corrupt(v.to_string()))?;
-        }
     }
+}
+
+/// The next frames, up to [`REPLAY_BATCH_BYTES`]; empty at the end of the log.
+fn read_batch(
+    frames: &mut impl Iterator<Item = Result<(u64, sled::IVec), LedgerError>>,
+) -> Result<Vec<(u64, sled::IVec)>, LedgerError> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    while bytes < REPLAY_BATCH_BYTES {
+        let Some(frame) = frames.next() else { break };
+        let frame = frame?;
+        bytes += frame.1.len();
+        batch.push(frame);
+    }
+    Ok(batch)
+}
+
+/// Every record of `frames` from seq `first` on, hashed and decoded on every core, in order.
+fn decode_batch(frames: &[(u64, sled::IVec)], first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
+    use rayon::prelude::*;
+    let lines: Vec<(u64, &[u8])> = frames
+        .iter()
+        .flat_map(|(start, frame)| frame.split(|b| *b == b'\n').enumerate().map(move |(i, l)| (start + i as u64, l)))
+        .filter(|(seq, _)| *seq >= first)
+        .collect();
+    lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))).collect()
+}
+
+/// Checks that a decoded record is the next link of the chain and folds it into `state`.
+fn apply_replayed(state: &mut State, seq: u64, rec: Result<ReplayRecord, String>) -> Result<(), LedgerError> {
+    let corrupt = |what: String| LedgerError::Corrupt { seq, what };
+    let rec = rec.map_err(corrupt)?;
+    let expected = state.head.seq + 1;
+    if rec.seq != expected || seq != expected {
+        return Err(corrupt(format!("expected seq {expected}, found {}", rec.seq)));
+    }
+    let prev = if expected == 1 { GENESIS_PREV_HASH } else { state.head.hash };
+    if rec.prev_hash != prev {
+        return Err(corrupt("prev_hash does not match the hash of the record before".into()));
+    }
+    let b = &rec.body;
+    let applied = Applied {
+        seq: rec.seq,
+        hash: rec.hash,
+        recorded_at: b.recorded_at,
+        event_id: &b.event_id,
+        digest: b.command_digest,
+    };
+    state.apply(&applied, &b.event).map_err(|v| corrupt(v.to_string()))
 }
 
 /// State folded from the log alone, from seq 1: what the live state must always equal.
