@@ -122,10 +122,10 @@ impl Projector {
         &self.store
     }
 
-    /// Folds everything the source has after the head. A second thread fetches the next
-    /// pages while this one folds (reading the ledger's store costs about as much as
-    /// decoding); it asks for the page after the records it has handed out, which sources
-    /// give in order — if they do not, the fold stops at the gap anyway.
+    /// Folds everything the source has after the head. A second thread fetches and decodes
+    /// the next pages (on every core) while this one folds and persists; it asks for the
+    /// page after the records it has handed out, which sources give in order — if they do
+    /// not, the fold stops at the gap anyway.
     pub fn catch_up<S: Source + Send>(&mut self, source: &mut S) -> Result<CatchUp, ProjectorError> {
         let start = self.head().seq;
         let mut applied = 0;
@@ -134,7 +134,7 @@ impl Projector {
             scope.spawn(move || {
                 let mut after = start;
                 loop {
-                    let page = source.fetch(after, PAGE_RECORDS);
+                    let page = source.fetch(after, PAGE_RECORDS).map(|p| decode_page(&p));
                     let last = !matches!(&page, Ok(p) if !p.is_empty());
                     after += page.as_ref().map_or(0, |p| p.len() as u64);
                     // The folding side hung up (an error, or done): stop.
@@ -148,7 +148,7 @@ impl Projector {
                 if page.is_empty() {
                     break;
                 }
-                let n = self.ingest(&page)?;
+                let n = self.ingest_decoded(page)?;
                 if n == 0 {
                     break; // only records already folded: the source has nothing newer
                 }
@@ -185,9 +185,14 @@ impl Projector {
         if self.stopped {
             return Err(ProjectorError::Stopped);
         }
-        // Decoding (JSON, SHA-256) is most of the work and needs no views: do it on every
-        // core before taking the write lock.
-        let decoded: Vec<Result<Decoded, FoldError>> = records.par_iter().map(|b| decode(b)).collect();
+        self.ingest_decoded(decode_page(records))
+    }
+
+    /// [`Projector::ingest`] of a page [`decode_page`] decoded already.
+    fn ingest_decoded(&mut self, decoded: Vec<Result<Decoded, FoldError>>) -> Result<usize, ProjectorError> {
+        if self.stopped {
+            return Err(ProjectorError::Stopped);
+        }
         let (steps, failure) = self.apply_page(decoded);
         let persisted = {
             let views = self.views.read().unwrap_or_else(PoisonError::into_inner);
@@ -285,4 +290,10 @@ async fn catch_up_blocking(
     .await
     .map_err(|_| ProjectorError::Stopped)?;
     result.map(|_| (projector, source))
+}
+
+/// Decoding (JSON, SHA-256) is most of a fold's work and needs no views: it runs on every
+/// core, before the views are locked.
+fn decode_page(records: &[StoredRecord]) -> Vec<Result<Decoded, FoldError>> {
+    records.par_iter().map(|b| decode(b)).collect()
 }
