@@ -5,11 +5,15 @@
 //! post on DE's channel, listen to other users' replies, or post a DE-signed command through
 //! its own channel. The auditor reads and cannot append; the Commission reads every report.
 //! Every refusal is checked to be the server's permissions violation (or the ledger's
-//! `wrong_origin`), not some other failure.
+//! `wrong_origin`), not some other failure. The projector service, connected as its own
+//! user, follows the stream and answers the auditor's holdings query, which NL may not ask.
 
+use super::projector::{holdings_at, ProjectorTask};
 use super::*;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use stockpile_ledger::service::access::{Identity, COMMISSION_CONSUMER};
+use stockpile_projector::service::HOLDINGS_QUERY;
+use stockpile_projector::{Dimension, HoldingsQuery};
 use stockpile_tests::bins::stockpile_in;
 use stockpile_tests::nats::NatsServer;
 use tokio::sync::mpsc;
@@ -271,6 +275,19 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
     auditor.refused_consumer(subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.NL.>").await;
     let head_after = *service.ledger.head().borrow();
     assert_eq!(head_after, head + 2, "only DE's two later acquires were written after the refusals");
+
+    // The projector service as its own user: it consumes the complete stream and answers
+    // holdings queries, which the auditor may ask (partners may not).
+    let projector_dir = tempfile::tempdir().expect("tempdir");
+    let identity = Identity::from_file(&conf.join("users/projector.nk")).expect("projector seed");
+    let projector_service = ProjectorTask::run_as(&url, projector_dir.path(), Some(identity));
+    let by_party = HoldingsQuery { group_by: vec![Dimension::Party], ..HoldingsQuery::default() };
+    let holdings = holdings_at(&auditor.client, &by_party, head_after).await;
+    let parties: Vec<&str> =
+        holdings.rows.iter().filter_map(|r| r.key.get(Dimension::Party).and_then(|v| v.as_str())).collect();
+    assert!(parties.contains(&"nl-covra") && parties.contains(&"de-rohstoff"), "{parties:?}");
+    nl.refused_request(HOLDINGS_QUERY, serde_json::to_vec(&by_party).expect("encode")).await;
+    projector_service.stop().await;
 
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }

@@ -21,8 +21,18 @@ pub struct ProjectorTask {
 impl ProjectorTask {
     /// Spawns [`projector_service::run`] on its own data directory.
     pub fn run(nats_url: &str, data_dir: &Path) -> ProjectorTask {
+        ProjectorTask::run_as(nats_url, data_dir, None)
+    }
+
+    /// [`ProjectorTask::run`] connected as a NATS user (the `projector` role).
+    pub fn run_as(
+        nats_url: &str,
+        data_dir: &Path,
+        identity: Option<stockpile_ledger::service::access::Identity>,
+    ) -> ProjectorTask {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = ProjectorConfig::new(nats_url, data_dir);
+        let mut config = ProjectorConfig::new(nats_url, data_dir);
+        config.identity = identity;
         let task = tokio::spawn(projector_service::run(config, async move {
             let _ = stopped.await;
         }));
