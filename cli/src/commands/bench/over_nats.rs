@@ -44,59 +44,84 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| operational(format!("cannot start the async runtime: {e}")))
 }
 
-/// Durable signed appends over NATS: `clients` concurrent requesters, one command per
-/// request and one request in flight each, multiplexed on one connection.
+/// Commands per request in the batched runs of the append-over-NATS scenario: what a client
+/// that has many commands at hand sends (`stockpile post` sends 1,000).
+pub const NATS_BATCH_COMMANDS: usize = 100;
+
+/// Durable signed appends over NATS: `clients` concurrent requesters, one request in flight
+/// each, multiplexed on one connection; once with one command per request (`append-nats`)
+/// and once with [`NATS_BATCH_COMMANDS`] per request (`append-nats-batched`).
 pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
     let found = nats_server::candidates();
     let bin = match nats_server::preferred(&found) {
         Ok(b) => b,
         Err(why) => {
             let name = "signed durable appends over NATS";
-            let unavailable =
-                |c: &usize| Figure::not_measured("append-nats", name, Some(*c), Status::Unavailable, why.clone());
-            return Ok(plan.clients.iter().map(unavailable).collect());
+            let unavailable = |(kind, c): (&str, &usize)| {
+                Figure::not_measured(kind, name, Some(*c), Status::Unavailable, why.clone())
+            };
+            let kinds = ["append-nats", "append-nats-batched"];
+            return Ok(kinds.iter().flat_map(|k| plan.clients.iter().map(|c| unavailable((k, c)))).collect());
         }
     };
     let rt = runtime()?;
     let mut figures = Vec::new();
-    for &clients in &plan.clients {
-        let dir = fresh_dir(work, &format!("append-nats-{clients}"))?;
-        let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
-        let server = Server::start(&bin, work, false).map_err(operational)?;
-        let ledger = bench::start(&dir);
-        let bar = progress(plan.events, &format!("append over NATS, {clients} clients"));
-        let deadline = plan.deadline();
-        let rate = rt.block_on(with_ledger_service(server.url(), &dir, ledger.clone(), async {
-            let client = connect(server.url()).await?;
-            let done = Arc::new(AtomicU64::new(0));
-            let started = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for commands in workload.commands {
-                let (client, done, bar) = (client.clone(), done.clone(), bar.clone());
-                tasks.spawn(async move {
-                    for c in commands {
-                        if Instant::now() >= deadline {
-                            break;
-                        }
-                        append_one(&client, c).await?;
-                        done.fetch_add(1, Ordering::Relaxed);
-                        bar.inc(1);
-                    }
-                    Ok::<(), CliError>(())
-                });
-            }
-            join_all(tasks).await?;
-            let name = format!("signed durable appends over NATS, {clients} clients");
-            Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
-        }))?;
-        bar.finish_and_clear();
-        ledger.shutdown().map_err(operational)?;
-        drop(server);
-        let note = format!("nats-server v{}.{}.{}", bin.version.0, bin.version.1, bin.version.2);
-        figures.push(Figure::rate("append-nats", Some(clients), rate).with_note(note));
-        let _ = std::fs::remove_dir_all(&dir);
+    for batch in [1, NATS_BATCH_COMMANDS] {
+        for &clients in &plan.clients {
+            figures.push(append_run(plan, work, &bin, &rt, clients, batch)?);
+        }
     }
     Ok(figures)
+}
+
+/// One run of [`appends`]: `clients` requesters sending `batch` commands per request.
+fn append_run(
+    plan: &Plan,
+    work: &Path,
+    bin: &nats_server::Binary,
+    rt: &tokio::runtime::Runtime,
+    clients: usize,
+    batch: usize,
+) -> Result<Figure> {
+    let (kind, per_request) = match batch {
+        1 => ("append-nats", String::new()),
+        n => ("append-nats-batched", format!(", {n} commands per request")),
+    };
+    let dir = fresh_dir(work, &format!("{kind}-{clients}"))?;
+    let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
+    let server = Server::start(bin, work, false).map_err(operational)?;
+    let ledger = bench::start(&dir);
+    let bar = progress(plan.events, &format!("append over NATS, {clients} clients{per_request}"));
+    let deadline = plan.deadline();
+    let rate = rt.block_on(with_ledger_service(server.url(), &dir, ledger.clone(), async {
+        let client = connect(server.url()).await?;
+        let done = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for commands in workload.commands {
+            let (client, done, bar) = (client.clone(), done.clone(), bar.clone());
+            tasks.spawn(async move {
+                let mut commands = commands.into_iter().peekable();
+                while commands.peek().is_some() && Instant::now() < deadline {
+                    let chunk: Vec<SignedCommand> = commands.by_ref().take(batch).collect();
+                    let n = chunk.len() as u64;
+                    append_batch(&client, chunk).await?;
+                    done.fetch_add(n, Ordering::Relaxed);
+                    bar.inc(n);
+                }
+                Ok::<(), CliError>(())
+            });
+        }
+        join_all(tasks).await?;
+        let name = format!("signed durable appends over NATS, {clients} clients{per_request}");
+        Ok(Rate::new(name, done.load(Ordering::Relaxed), started))
+    }))?;
+    bar.finish_and_clear();
+    ledger.shutdown().map_err(operational)?;
+    drop(server);
+    let note = format!("nats-server v{}.{}.{}", bin.version.0, bin.version.1, bin.version.2);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Figure::rate(kind, Some(clients), rate).with_note(note))
 }
 
 /// Post-to-visible latency: appends offered at `--rate` events/s (open loop: each is sent
@@ -272,13 +297,27 @@ async fn wait_for_projector(client: &async_nats::Client, head: u64) -> Result<()
 
 /// One command in one request; its seq.
 async fn append_one(client: &async_nats::Client, command: SignedCommand) -> Result<u64> {
-    let body = serde_json::to_vec(&AppendRequest { commands: vec![command], atomic: false }).expect("request encodes");
+    append_batch(client, vec![command]).await
+}
+
+/// Commands in one request, each standing alone; the seq of the last. Every one must be
+/// appended: the workload holds no command the ledger refuses.
+async fn append_batch(client: &async_nats::Client, commands: Vec<SignedCommand>) -> Result<u64> {
+    let count = commands.len();
+    let body = serde_json::to_vec(&AppendRequest { commands, atomic: false }).expect("request encodes");
     let reply = client.request(subjects::APPEND, body.into()).await.map_err(operational)?;
     let reply: AppendReply = serde_json::from_slice(&reply.payload)
         .map_err(|e| operational(format!("the ledger answered something else than an append reply: {e}")))?;
-    match reply.results.first() {
-        Some(AppendResult::Appended { seq, .. }) => Ok(*seq),
-        other => Err(operational(format!("a benchmark command was not appended: {other:?}"))),
+    let mut last = None;
+    for result in &reply.results {
+        match result {
+            AppendResult::Appended { seq, .. } => last = Some(*seq),
+            other => return Err(operational(format!("a benchmark command was not appended: {other:?}"))),
+        }
+    }
+    match last {
+        Some(seq) if reply.results.len() == count => Ok(seq),
+        _ => Err(operational(format!("{count} commands sent, {} results back", reply.results.len()))),
     }
 }
 
