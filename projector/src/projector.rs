@@ -23,6 +23,11 @@ use tokio::sync::watch;
 /// reader may wait on and the work lost to a crash both stay small.
 pub const PAGE_RECORDS: usize = 1024;
 
+/// Records per page when catching up from a local source (the ledger's store, an export):
+/// larger than a live page, since nothing waits on a bulk fold but the fold itself, and
+/// each page costs one sled batch and one hand-over between the threads.
+pub const CATCH_UP_PAGE_RECORDS: usize = 4096;
+
 /// Pages waiting between the fetching thread and the fold: with one being folded and one
 /// being fetched, the two threads never wait on each other in steady state; more would only
 /// hold more memory (a page is ~1 MiB of records).
@@ -134,7 +139,7 @@ impl Projector {
             scope.spawn(move || {
                 let mut after = start;
                 loop {
-                    let page = source.fetch(after, PAGE_RECORDS).map(|p| decode_page(&p));
+                    let page = source.fetch(after, CATCH_UP_PAGE_RECORDS).map(|p| decode_page(&p));
                     let last = !matches!(&page, Ok(p) if !p.is_empty());
                     after += page.as_ref().map_or(0, |p| p.len() as u64);
                     // The folding side hung up (an error, or done): stop.
