@@ -30,7 +30,7 @@ pub const CATCH_UP_PAGE_RECORDS: usize = 4096;
 
 /// Pages waiting between the fetching thread and the fold: with one being folded and one
 /// being fetched, the two threads never wait on each other in steady state; more would only
-/// hold more memory (a page is ~1 MiB of records).
+/// hold more memory (a catch-up page is ~5 MiB of records, decoded).
 pub const PAGES_AHEAD: usize = 1;
 
 /// Why catch-up stopped. A [`FoldError`] means the source handed out a bad record (a gap, a
@@ -188,7 +188,7 @@ impl Projector {
     /// the bad record are folded and persisted.
     pub fn ingest(&mut self, records: &[StoredRecord]) -> Result<usize, ProjectorError> {
         if self.stopped {
-            return Err(ProjectorError::Stopped);
+            return Err(ProjectorError::Stopped); // before decoding a page that would be dropped
         }
         self.ingest_decoded(decode_page(records))
     }
