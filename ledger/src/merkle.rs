@@ -529,7 +529,7 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    const VECTORS: &str = include_str!("../../../shared/reference/rfc6962-vectors.json");
+    const VECTORS: &str = include_str!("../tests/data/rfc6962-vectors.json");
 
     fn digest(hex_str: &str) -> Digest {
         let bytes = hex::decode(hex_str).expect("vector hash is hex");

@@ -895,8 +895,24 @@ fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
+/// A file of the shared domain reference, which the repository sits beside (`../shared`).
 fn shared_reference(name: &str) -> PathBuf {
-    workspace().join("../shared/reference").join(name)
+    let path = workspace().join("../shared/reference").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: these tests compare the repository's reference data with ../shared/reference; \
+         check the repository out beside the shared folder",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_vendored_rfc6962_vectors_are_the_shared_ones() {
+    // ledger/src/merkle.rs tests against a copy, so the ledger crate's tests need no ../shared.
+    let vendored = std::fs::read(workspace().join("ledger/tests/data/rfc6962-vectors.json")).expect("vendored vectors");
+    let shared = std::fs::read(shared_reference("rfc6962-vectors.json")).expect("shared vectors");
+    assert_eq!(vendored, shared, "ledger/tests/data/rfc6962-vectors.json drifted from ../shared/reference");
 }
 
 #[test]
