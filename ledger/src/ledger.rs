@@ -388,7 +388,7 @@ fn decode_for_replay(bytes: &[u8]) -> Result<ReplayRecord, String> {
 /// read, hashed and decoded on the other cores.
 pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> {
     let first = state.head.seq + 1;
-    let mut frames = store.frames_from(first)?;
+    let mut frames = store.frames_from(first);
     let mut pending: Vec<(u64, Result<ReplayRecord, String>)> = Vec::new();
     loop {
         let (next, applied) = rayon::join(
@@ -404,22 +404,19 @@ pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> 
 }
 
 /// The next frames, up to [`REPLAY_BATCH_BYTES`]; empty at the end of the log.
-fn read_batch(
-    frames: &mut impl Iterator<Item = Result<(u64, sled::IVec), LedgerError>>,
-) -> Result<Vec<(u64, sled::IVec)>, LedgerError> {
+fn read_batch(frames: &mut crate::store::Frames<'_>) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
     let mut batch = Vec::new();
     let mut bytes = 0;
     while bytes < REPLAY_BATCH_BYTES {
-        let Some(frame) = frames.next() else { break };
-        let frame = frame?;
-        bytes += frame.1.len();
-        batch.push(frame);
+        let Some((first, payload)) = frames.next_frame()? else { break };
+        bytes += payload.len();
+        batch.push((first, payload.to_vec()));
     }
     Ok(batch)
 }
 
 /// Every record of `frames` from seq `first` on, hashed and decoded on every core, in order.
-fn decode_batch(frames: &[(u64, sled::IVec)], first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
+fn decode_batch(frames: &[(u64, Vec<u8>)], first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
     use rayon::prelude::*;
     let lines: Vec<(u64, &[u8])> = frames
         .iter()

@@ -60,39 +60,6 @@ fn main() {
         }
         "reopen" => reopen(&dir),
         "profile" => profile(&dir),
-        "sledscan" => {
-            // Memory of iterating the ledger's sled tree directly, cache set by argument (MiB).
-            let cache: u64 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(32);
-            let db = sled::Config::new()
-                .path(dir.join("ledger"))
-                .segment_size(8 << 20)
-                .cache_capacity(cache << 20)
-                .open()
-                .expect("open");
-            println!("opened: {}", memory());
-            let log = db.open_tree("log").expect("tree");
-            let (mut n, mut bytes) = (0usize, 0usize);
-            for item in log.iter() {
-                let (_, v) = item.expect("item");
-                n += 1;
-                bytes += v.len();
-                if n % 5000 == 0 {
-                    println!("{n} frames {bytes} bytes: {}", memory());
-                    if std::env::var_os("TRIM").is_some() {
-                        unsafe { libc::malloc_trim(0) };
-                        println!("  trimmed: {}", memory());
-                    }
-                }
-            }
-            println!("{n} frames {bytes} bytes: {}", memory());
-            drop(log);
-            drop(db);
-            println!("dropped: {}", memory());
-            std::thread::sleep(Duration::from_secs(2));
-            println!("dropped, 2 s later: {}", memory());
-            unsafe { libc::malloc_trim(0) };
-            println!("malloc_trim: {}", memory());
-        }
         "scan" => {
             // Memory of reading the ledger's store alone.
             let mut source = ledger_source(&dir);

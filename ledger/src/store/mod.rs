@@ -1,42 +1,42 @@
 //! The sled store: the only module that touches sled or the disk.
 //!
-//! Trees:
-//! - `log`: key = big-endian seq of a frame's first record, value = a frame: the stored
-//!   bytes of consecutive records joined by `\n`. One commit writes its frames with one
-//!   atomic `apply_batch`; the head of the chain is the last record of the last frame.
+//! The records are not in sled: they are in the record log beside it ([`log`]), one
+//! checksummed frame per commit, synced with `fdatasync` before the commit returns. sled 0.34
+//! keeps every page it has written in memory, so a log kept in sled grows the process with
+//! the log; the file's pages are the kernel's to drop.
+//!
+//! sled trees:
 //! - `meta`: small counters kept beside the log (the outbox cursor).
 //! - `snapshots`: the derived state at some seq, in chunks, so opening a large ledger does
 //!   not replay it from the start.
 //! - `checkpoints`: key = big-endian tree size, value = a signed checkpoint and the Merkle
 //!   frontier at that size (see [`crate::audit::checkpoint`]).
 //!
-//! Durability: sled 0.34's `flush()` ends in `sync_file_range`, which flushes neither the
-//! device cache nor metadata. [`Store::commit`] therefore ends in a real `fdatasync` of
-//! sled's data file. sled writes values above a threshold to separate blob files that it
+//! Durability: [`Store::commit`] returns after `fdatasync` of the record log. For the small
+//! writes that stay in sled: sled 0.34's `flush()` ends in `sync_file_range`, which flushes
+//! neither the device cache nor metadata, so they end in a real `fdatasync` of sled's data
+//! file. sled writes values above a threshold to separate blob files that it
 //! never syncs; the store keeps every value (frames, snapshot chunks) far below that
-//! threshold (see [`FRAME_BYTES_MAX`], [`SEGMENT_BYTES`]) and refuses a directory with blobs.
+//! threshold (see [`SEGMENT_BYTES`]) and refuses a directory with blobs.
 
+pub mod log;
 mod snapshot;
 
 pub use snapshot::SnapshotError;
 
 use crate::error::LedgerError;
 use crate::record::Sealed;
+pub use log::Frames;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// sled segment size. sled stores a page as a separate, never-synced blob file when it is
 /// larger than a quarter of a segment; a leaf holds at most 17 values (it splits above 16),
-/// so 17 × [`FRAME_BYTES_MAX`] (≈ 1.1 MiB) stays well below 8 MiB / 4 = 2 MiB.
+/// so 17 snapshot chunks (see `snapshot::CHUNK_BYTES`) stay well below 8 MiB / 4 = 2 MiB.
 pub const SEGMENT_BYTES: usize = 8 << 20;
 
-/// Largest frame, in bytes. A frame closes before a record would take it past this size
-/// (a single record larger than it gets a frame of its own, bounded by the request limits).
-pub const FRAME_BYTES_MAX: usize = 64 << 10;
-
-/// sled page cache. Stockpile records are read mostly once (replay, outbox, export); a
-/// small cache keeps the service's memory bounded (the target is 256 MiB in every scenario).
+/// sled page cache. Only snapshots, checkpoints and counters live in sled.
 pub const CACHE_BYTES: u64 = 32 << 20;
 
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor";
@@ -46,7 +46,7 @@ const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor";
 pub struct Store {
     dir: PathBuf,
     db: sled::Db,
-    log: sled::Tree,
+    log: Arc<log::Log>,
     meta: sled::Tree,
     snapshots: sled::Tree,
     checkpoints: sled::Tree,
@@ -64,6 +64,13 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, LedgerError> {
         std::fs::create_dir_all(dir).map_err(|e| LedgerError::io("create", dir, e))?;
         let db = open_db(dir)?;
+        if db.tree_names().iter().any(|name| name.as_ref() == b"log") && !db.open_tree("log")?.is_empty() {
+            return Err(LedgerError::Unusable {
+                path: dir.to_path_buf(),
+                what: "its records are in a sled tree, the store format before the record log; export it with that release (`stockpile audit export`) and start a new ledger".into(),
+            });
+        }
+        let log = Arc::new(log::Log::open(dir)?);
         let data_path = dir.join("db");
         let data_file =
             File::options().read(true).open(&data_path).map_err(|e| LedgerError::io("open", &data_path, e))?;
@@ -71,7 +78,7 @@ impl Store {
         sync_dir(dir)?;
         let store = Store {
             dir: dir.to_path_buf(),
-            log: db.open_tree("log")?,
+            log,
             meta: db.open_tree("meta")?,
             snapshots: db.open_tree("snapshots")?,
             checkpoints: db.open_tree("checkpoints")?,
@@ -102,19 +109,11 @@ impl Store {
         Ok(())
     }
 
-    /// Appends records (consecutive, continuing the log) and makes them durable: one atomic
-    /// sled batch, `flush`, then `fdatasync`. When this returns `Ok`, the records survive a
+    /// Appends records (consecutive, continuing the log) as one frame of the record log and
+    /// makes them durable with `fdatasync`. When this returns `Ok`, the records survive a
     /// crash of the process, the OS or the power.
     pub fn commit(&self, records: &[Sealed]) -> Result<(), LedgerError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for frame in frames(records) {
-            batch.insert(&frame.first_seq.to_be_bytes(), frame.bytes);
-        }
-        self.log.apply_batch(batch)?;
-        self.sync()
+        self.log.append(records)
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
@@ -136,38 +135,14 @@ impl Store {
     }
 
     /// Calls `visit(seq, bytes)` for every record from `from` on, in order, until it returns
-    /// false. Frames are read one at a time, so memory stays bounded on any log size.
-    pub fn scan(&self, from: u64, mut visit: impl FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
-        let start = self.frame_start(from)?.unwrap_or(from);
-        for item in self.log.range(start.to_be_bytes()..) {
-            let (key, frame) = item?;
-            for (seq, line) in (frame_seq(&key)?..).zip(frame.split(|b| *b == b'\n')) {
-                if seq >= from && !visit(seq, line) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+    /// false. The log is read in chunks, so memory stays bounded on any log size.
+    pub fn scan(&self, from: u64, visit: impl FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
+        self.log.scan(from, visit)
     }
 
-    /// Every frame from the one holding `from` on, as (first seq, frame bytes).
-    pub fn frames_from(
-        &self,
-        from: u64,
-    ) -> Result<impl Iterator<Item = Result<(u64, sled::IVec), LedgerError>>, LedgerError> {
-        let start = self.frame_start(from)?.unwrap_or(from);
-        Ok(self.log.range(start.to_be_bytes()..).map(|item| {
-            let (key, frame) = item?;
-            Ok((frame_seq(&key)?, frame))
-        }))
-    }
-
-    /// The first seq of the frame that holds `seq`, if any frame starts at or before it.
-    fn frame_start(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
-        match self.log.range(..=seq.to_be_bytes()).next_back() {
-            Some(item) => Ok(Some(frame_seq(&item?.0)?)),
-            None => Ok(None),
-        }
+    /// A reader of every frame from the one holding `from` on: (first seq, records joined by `\n`).
+    pub fn frames_from(&self, from: u64) -> Frames<'_> {
+        self.log.frames_from(from)
     }
 
     /// The stored bytes of record `seq`.
@@ -177,12 +152,7 @@ impl Store {
 
     /// The stored bytes of the last record: the head of the chain.
     pub fn last_record(&self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
-        let Some(item) = self.log.last()? else { return Ok(None) };
-        let (key, frame) = item;
-        let first = frame_seq(&key)?;
-        let lines = frame.split(|b| *b == b'\n').count() as u64;
-        let last = frame.split(|b| *b == b'\n').next_back().unwrap_or_default();
-        Ok(Some((first + lines - 1, last.to_vec())))
+        self.log.last_record()
     }
 
     pub fn outbox_cursor(&self) -> Result<u64, LedgerError> {
@@ -207,7 +177,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.checkpoints.range(..=up_to.to_be_bytes()) {
             let (key, value) = item?;
-            out.push((frame_seq(&key)?, value.to_vec()));
+            out.push((key_seq(&key)?, value.to_vec()));
         }
         Ok(out)
     }
@@ -215,7 +185,7 @@ impl Store {
     /// The checkpoint entry with the largest tree size.
     pub fn last_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
         match self.checkpoints.last()? {
-            Some((key, value)) => Ok(Some((frame_seq(&key)?, value.to_vec()))),
+            Some((key, value)) => Ok(Some((key_seq(&key)?, value.to_vec()))),
             None => Ok(None),
         }
     }
@@ -270,31 +240,10 @@ pub fn is_lock_conflict(e: &std::io::Error) -> bool {
     e.to_string().contains("could not acquire lock")
 }
 
-fn frame_seq(key: &[u8]) -> Result<u64, LedgerError> {
+fn key_seq(key: &[u8]) -> Result<u64, LedgerError> {
     let bytes: [u8; 8] =
-        key.try_into().map_err(|_| LedgerError::Corrupt { seq: 0, what: "log key is not 8 bytes".into() })?;
+        key.try_into().map_err(|_| LedgerError::Corrupt { seq: 0, what: "checkpoint key is not 8 bytes".into() })?;
     Ok(u64::from_be_bytes(bytes))
-}
-
-struct Frame {
-    first_seq: u64,
-    bytes: Vec<u8>,
-}
-
-/// Packs consecutive records into frames of at most [`FRAME_BYTES_MAX`] bytes.
-fn frames(records: &[Sealed]) -> Vec<Frame> {
-    let mut out: Vec<Frame> = Vec::new();
-    for r in records {
-        debug_assert!(!r.bytes.contains(&b'\n'), "canonical JSON has no raw newline");
-        match out.last_mut() {
-            Some(f) if f.bytes.len() + 1 + r.bytes.len() <= FRAME_BYTES_MAX => {
-                f.bytes.push(b'\n');
-                f.bytes.extend_from_slice(&r.bytes);
-            }
-            _ => out.push(Frame { first_seq: r.seq, bytes: r.bytes.clone() }),
-        }
-    }
-    out
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LedgerError> {

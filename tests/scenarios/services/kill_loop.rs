@@ -7,7 +7,7 @@
 //! When to kill is drawn from a seeded RNG (printed; `STOCKPILE_KILL_SEED` repeats it, the
 //! timing of the machine aside).
 
-use super::load::{check_acked_in_log, Load};
+use super::load::{check_acked_in_log, Load, Workload};
 use super::projector::{assert_views_equal_rebuild, ProjectorTask};
 use super::real_binary::BinaryLedger;
 use super::*;
@@ -41,7 +41,7 @@ async fn the_binary_killed_fifty_times_under_load_loses_and_duplicates_nothing()
     let projector = ProjectorTask::run(&ledger.nats.url(), projector_dir.path());
 
     let (restarts, restarts_seen) = watch::channel(0u64);
-    let load = Load::start(&client, KILL_LOOP_CLIENTS, &restarts_seen);
+    let load = Load::start(&client, KILL_LOOP_CLIENTS, Workload::Acquires, &restarts_seen);
     for round in 0..KILL_ROUNDS {
         load.wait_for_acked(load.acked() + rng.gen_range(1..=KILL_AFTER_REPLIES_MAX)).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..=KILL_JITTER_MS_MAX))).await;

@@ -1,8 +1,8 @@
 //! Clients that append over NATS without pause, for the kill loop and the sustained-load
 //! test, and the check that every command they got acknowledged is in the log once.
 //!
-//! Each client sends requests of [`LOAD_REQUEST_COMMANDS`] acquires with event ids of its own
-//! and sends each request until it is answered, as a real client must: a request whose
+//! Each client sends requests of [`LOAD_REQUEST_COMMANDS`] commands with event ids of its own
+//! (acquires of new lots, or movements of one lot: see [`Workload`]) and sends each request until it is answered, as a real client must: a request whose
 //! ledger died under it (the test bumps `restarts`), that found no responder or that got no
 //! reply is sent again, byte for byte, so a command that had landed comes back as a
 //! duplicate with its seq.
@@ -20,6 +20,60 @@ pub const LOAD_REQUEST_COMMANDS: usize = 5;
 
 /// Acquire numbers of client `c` start at `c * CLIENT_NUMBERS` (event ids never collide).
 const CLIENT_NUMBERS: usize = 100_000_000;
+
+/// What the load clients send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Acquires, each of a new lot: the ledger's state grows by a lot, a position and an
+    /// idempotency entry per event.
+    Acquires,
+    /// Each client acquires one lot of [`MOVEMENT_LOT_TONNES`] in its first command, then
+    /// transfers 1 kg of it between two of its positions: the state grows only by the
+    /// idempotency entry every event id needs, as in a stockpile that mostly moves stock.
+    Movements,
+}
+
+/// The lot each [`Workload::Movements`] client acquires and then moves 1 kg at a time.
+pub const MOVEMENT_LOT_TONNES: &str = "1000000";
+
+/// `count` commands of client `c`, numbered from `first` (its first is 0).
+fn load_commands(workload: Workload, world: &World, c: usize, first: usize, count: usize) -> Vec<SignedCommand> {
+    let number = c * CLIENT_NUMBERS + first;
+    if workload == Workload::Acquires {
+        return acquires(world, number, count);
+    }
+    const WHO: [&str; 3] = ["nl-covra", "de-rohstoff", "be-defence"];
+    const MATERIAL: [&str; 3] = ["cobalt", "germanium", "tungsten"];
+    let party = WHO[c % WHO.len()];
+    let lot_id = format!("mv-lot-{c}");
+    let (national, eu) =
+        (holding(party, "in_transit", Programme::National), holding(party, "in_transit", Programme::Eu));
+    (first..first + count)
+        .map(|i| {
+            let action = match i {
+                0 => Action::Acquire {
+                    lot: lot(&lot_id, MATERIAL[c % MATERIAL.len()], Form::Metal, 999_000, "JP"),
+                    to: national.clone(),
+                    quantity: amount(MOVEMENT_LOT_TONNES, Unit::T),
+                    supplier: None,
+                    contract: None,
+                    price: None,
+                },
+                _ => Action::Transfer {
+                    lot: stockpile_ledger::domain::LotId::new(lot_id.as_str()),
+                    from: national.clone(),
+                    to: eu.clone(),
+                    quantity: amount("1", Unit::Kg),
+                },
+            };
+            world.key(party).sign(command(
+                &format!("mv-{}", c * CLIENT_NUMBERS + i),
+                at("2026-02-01T00:00:00Z"),
+                action,
+            ))
+        })
+        .collect()
+}
 
 /// One request that was answered: its commands, the seq of each, and how many times it
 /// was sent.
@@ -39,7 +93,12 @@ pub struct Load {
 impl Load {
     /// Starts `clients` clients on `client`'s connection. Bump `restarts` after the ledger was
     /// killed: requests in flight to it are then sent again at once.
-    pub fn start(client: &async_nats::Client, clients: usize, restarts: &watch::Receiver<u64>) -> Load {
+    pub fn start(
+        client: &async_nats::Client,
+        clients: usize,
+        workload: Workload,
+        restarts: &watch::Receiver<u64>,
+    ) -> Load {
         let acked = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let clients = (0..clients)
@@ -50,8 +109,8 @@ impl Load {
                     let world = World::new();
                     let mut done = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        let first = c * CLIENT_NUMBERS + done.len() * LOAD_REQUEST_COMMANDS;
-                        let commands = acquires(&world, first, LOAD_REQUEST_COMMANDS);
+                        let first = done.len() * LOAD_REQUEST_COMMANDS;
+                        let commands = load_commands(workload, &world, c, first, LOAD_REQUEST_COMMANDS);
                         let (seqs, attempts) = send_until_answered(&client, &commands, restarts.clone()).await;
                         done.push(Acked { commands, seqs, attempts });
                         acked.fetch_add(1, Ordering::SeqCst);
