@@ -139,10 +139,12 @@ pub fn verify_chain(
 ) -> Result<ChainSummary, VerifyError> {
     let mut v = Verifier::new(options);
     // Reading the next chunk overlaps hashing this one on the other cores.
-    let mut chunk = lines.next_chunk(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
+    let mut chunk = lines.next_block(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
     while !chunk.is_empty() {
-        let (next, links) =
-            rayon::join(|| lines.next_chunk(CHUNK_LINES), || chunk.par_iter().map(|l| link(l)).collect::<Vec<Link>>());
+        let (next, links) = rayon::join(
+            || lines.next_block(CHUNK_LINES),
+            || chunk.lines.par_iter().map(|r| link(&chunk.bytes[r.clone()])).collect::<Vec<Link>>(),
+        );
         for item in links {
             v.line += 1;
             match item {
@@ -162,7 +164,7 @@ pub fn verify_chain(
             }
         }
         progress(v.records);
-        chunk = next.map_err(|e| v.fail(Problem::Read(e)))?;
+        lines.give_back(std::mem::replace(&mut chunk, next.map_err(|e| v.fail(Problem::Read(e)))?));
     }
     v.finish_chain()
 }
@@ -217,12 +219,16 @@ fn link(line: &[u8]) -> Link {
 /// not in that layout; the caller then decodes it as JSON. The chain check reads no other
 /// field (full verification decodes every record whole).
 fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
+    use memchr::memmem::FinderRev;
+    use std::sync::LazyLock;
     const SEQ_KEY: &[u8] = b",\"seq\":";
     const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
     const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
-    let rfind = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).rposition(|w| w == needle);
+    // Built once: constructing a searcher costs more than searching the ~200 bytes it scans.
+    static SEQ: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(SEQ_KEY));
+    static PREV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(PREV_KEY));
     let inner = body.strip_suffix(b"}")?;
-    let at = rfind(inner, SEQ_KEY)?;
+    let at = SEQ.rfind(inner)?;
     let digits = &inner[at + SEQ_KEY.len()..];
     let canonical_number = !digits.is_empty()
         && digits.len() <= 20
@@ -233,7 +239,7 @@ fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
     }
     let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     let before_seq = &inner[..at];
-    let at = rfind(before_seq, PREV_KEY)?;
+    let at = PREV.rfind(before_seq)?;
     let rest = &before_seq[at + PREV_KEY.len()..];
     let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
     if !rest[64..].starts_with(AFTER_PREV) {
