@@ -256,6 +256,10 @@ impl Lines for FileLines {
         block.lines.clear();
         block.bytes.extend_from_slice(&self.carry);
         self.carry.clear();
+        // Whatever `next_line` left buffered comes first; then the file is read directly.
+        let buffered = self.reader.buffer().len();
+        block.bytes.extend_from_slice(self.reader.buffer());
+        self.reader.consume(buffered);
         // `self.offset` is where `block.bytes[0]` sits in the file; `line_start` where the next line begins.
         let (mut line_start, mut scanned) = (0usize, 0usize);
         loop {
@@ -281,7 +285,9 @@ impl Lines for FileLines {
                 return self.end_block(block, line_start, Some(e));
             }
             let have = block.bytes.len();
-            let n = match (&mut self.reader).take(BLOCK_READ_BYTES as u64).read_to_end(&mut block.bytes) {
+            // With room reserved, `read_to_end` reads straight into it (no probe, no zeroing).
+            block.bytes.reserve(BLOCK_READ_BYTES);
+            let n = match self.reader.get_mut().take(BLOCK_READ_BYTES as u64).read_to_end(&mut block.bytes) {
                 Ok(n) => n,
                 Err(source) => {
                     block.bytes.truncate(have);

@@ -219,16 +219,29 @@ fn link(line: &[u8]) -> Link {
 /// not in that layout; the caller then decodes it as JSON. The chain check reads no other
 /// field (full verification decodes every record whole).
 fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
-    use memchr::memmem::FinderRev;
+    use memchr::memmem::{Finder, FinderRev};
     use std::sync::LazyLock;
+    /// The last match: searched forward (SIMD) in the last 512 bytes, where the keys sit,
+    /// and only if none is there, backward through the rest.
+    fn rfind(finders: &(Finder<'_>, FinderRev<'_>), hay: &[u8]) -> Option<usize> {
+        const WINDOW: usize = 512;
+        let start = hay.len().saturating_sub(WINDOW);
+        if let Some(i) = finders.0.find_iter(&hay[start..]).last() {
+            return Some(start + i);
+        }
+        let straddling = (start + finders.0.needle().len()).saturating_sub(1).min(hay.len());
+        (start > 0).then(|| finders.1.rfind(&hay[..straddling])).flatten()
+    }
     const SEQ_KEY: &[u8] = b",\"seq\":";
     const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
     const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
     // Built once: constructing a searcher costs more than searching the ~200 bytes it scans.
-    static SEQ: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(SEQ_KEY));
-    static PREV: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(PREV_KEY));
+    static SEQ: LazyLock<(Finder<'static>, FinderRev<'static>)> =
+        LazyLock::new(|| (Finder::new(SEQ_KEY), FinderRev::new(SEQ_KEY)));
+    static PREV: LazyLock<(Finder<'static>, FinderRev<'static>)> =
+        LazyLock::new(|| (Finder::new(PREV_KEY), FinderRev::new(PREV_KEY)));
     let inner = body.strip_suffix(b"}")?;
-    let at = SEQ.rfind(inner)?;
+    let at = rfind(&SEQ, inner)?;
     let digits = &inner[at + SEQ_KEY.len()..];
     let canonical_number = !digits.is_empty()
         && digits.len() <= 20
@@ -239,7 +252,7 @@ fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
     }
     let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     let before_seq = &inner[..at];
-    let at = PREV.rfind(before_seq)?;
+    let at = rfind(&PREV, before_seq)?;
     let rest = &before_seq[at + PREV_KEY.len()..];
     let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
     if !rest[64..].starts_with(AFTER_PREV) {
@@ -566,6 +579,13 @@ mod tests {
         assert_eq!(canonical_tail(b.as_bytes()), Some((42, prev)));
         assert_eq!(canonical_tail(body(PREV, "0").as_bytes()).map(|f| f.0), Some(0));
         assert_eq!(canonical_tail(body(PREV, "18446744073709551615").as_bytes()).map(|f| f.0), Some(u64::MAX));
+        // A scope long enough that `prev_hash` sits beyond the forward-searched window (and
+        // across its edge): the backward search finds it.
+        for pad in (250..450).chain([600, 2_000]) {
+            let long =
+                b.replace(r#""partners":["DE","NL"]"#, &format!(r#""partners":["DE","NL"],"x":"{}""#, "y".repeat(pad)));
+            assert_eq!(canonical_tail(long.as_bytes()), Some((42, prev)), "pad {pad}");
+        }
     }
 
     #[test]
