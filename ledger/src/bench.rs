@@ -199,7 +199,8 @@ pub fn audit_rates(dir: &Path, scratch: &Path) -> Vec<Rate> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create export"));
     let mut lines = export::StoreLines::new(store, head).expect("export lines");
     export::write_all(&mut lines, &mut out, &mut |_| {}).expect("export");
-    drop(out);
+    // As `stockpile audit export` does: an export is done when it is on disk.
+    out.into_inner().expect("flush the export").sync_all().expect("sync the export");
     let exported = Rate::new("audit export (store to JSON Lines file)", head, started);
     let options = audit::Options { ledger_key: Some(key.public_key_hex()) };
     let started = Instant::now();
