@@ -114,7 +114,7 @@ impl Log {
             .truncate(false)
             .open(&path)
             .map_err(|e| io("open", e))?;
-        if file.metadata().map_err(|e| io("stat", e))?.len() == 0 {
+        if never_held_a_record(&file).map_err(|e| io("read", e))? {
             file.write_all_at(MAGIC, 0).and_then(|()| file.sync_data()).map_err(|e| io("initialize", e))?;
             super::sync_dir(dir)?;
         }
@@ -300,6 +300,18 @@ impl Frames<'_> {
         let start = (self.pos - self.buf_start) as usize;
         Ok(&self.buf[start..start + n])
     }
+}
+
+/// Whether the file is empty or holds only part of [`MAGIC`] (or zeros where it should be):
+/// creating it was cut short, no frame fits, and it is (re)initialized.
+fn never_held_a_record(file: &File) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len > MAGIC.len() as u64 {
+        return Ok(false);
+    }
+    let mut start = vec![0u8; len as usize];
+    file.read_exact_at(&mut start, 0)?;
+    Ok(MAGIC.starts_with(&start) || start.iter().all(|b| *b == 0))
 }
 
 /// Finds the end of the log from the index on, cutting a torn tail off.
@@ -641,6 +653,19 @@ mod tests {
         log.append(&[r(1), r(2)]).unwrap();
         assert!(matches!(log.append(&[r(3), r(5)]), Err(LedgerError::Corrupt { seq: 5, .. })));
         assert_eq!(log.head(), 2);
+    }
+
+    #[test]
+    fn a_log_whose_creation_was_cut_short_starts_afresh() {
+        for start in [&b""[..], b"STK", &MAGIC[..7], &[0u8; 8][..]] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(LOG_FILE), start).unwrap();
+            let log = Log::open(dir.path()).unwrap_or_else(|e| panic!("{start:?}: {e}"));
+            assert_eq!(log.head(), 0);
+            log.append(&[Sealed { seq: 1, hash: [0; 32], bytes: b"{}".to_vec() }]).unwrap();
+            drop(log);
+            assert_eq!(Log::open(dir.path()).unwrap().head(), 1, "{start:?}");
+        }
     }
 
     #[test]
