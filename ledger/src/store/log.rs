@@ -15,11 +15,15 @@
 //!
 //! Recovery ([`Log::open`]): frames are read from the last trusted index entry to the end.
 //! The first frame that does not check out ends the log if it can only be the commit that
-//! was being written — it runs to or past the end of the file, or everything from it on is
-//! zeros (what some file systems show of an extending write after power loss). Those bytes
-//! are moved aside to `records.log.torn-at-<offset>`, never deleted, and the file is cut
-//! there. A bad frame with more data after it is damage in the middle of the log, not a torn
-//! write: opening refuses with [`LedgerError::Corrupt`] and changes nothing.
+//! was being written: the file ends inside its header, its header says it runs to or past the
+//! end of the file, or its header (or everything from it on) is zeros — what some file
+//! systems show of an extending write after power loss — and no whole frame continuing the
+//! log follows it. Those bytes are copied to `records.log.torn-at-<offset>` (synced, never
+//! overwritten or deleted) and the file is cut there. Any other bad frame is damage inside
+//! the log: opening refuses with [`LedgerError::Corrupt`] and changes nothing. A damaged last
+//! frame whose header still reaches the end of the file cannot be told from a torn write.
+//! Opening ends with `fdatasync`: a frame whose write the process died in before syncing may
+//! be whole in the page cache, and readers must not see it before it is durable.
 //!
 //! `records.idx` is a sparse index: `(first_seq: u64 LE, offset: u64 LE)` of the first frame
 //! starting in each [`INDEX_STRIDE_BYTES`] of the log, so reading from any seq starts at most
@@ -170,12 +174,20 @@ impl Log {
                 what: format!("append out of order: expected seq {}", next_seq + i as u64),
             });
         }
+        if let Some(r) = records.iter().find(|r| r.bytes.is_empty() || memchr::memchr(b'\n', &r.bytes).is_some()) {
+            return Err(LedgerError::Corrupt {
+                seq: r.seq,
+                what: "a record to append is empty or holds a raw newline; canonical JSON never does".into(),
+            });
+        }
         let frame = encode_frame(first.seq, records.iter().map(|r| r.bytes.as_slice()))
             .ok_or_else(|| LedgerError::Corrupt { seq: first.seq, what: "a commit larger than 4 GiB".into() })?;
         if let Err(e) = self.file.write_all_at(&frame, end).and_then(|()| self.file.sync_data()) {
-            // Whatever reached the file past `end` is not acknowledged: cut it off so the next
-            // append (after a restart) starts clean. The error stops the writer either way.
-            let _ = self.file.set_len(end);
+            // Whatever reached the file past `end` is not acknowledged: cut it off (best effort:
+            // after a failed fsync the cut may not last either). A frame that survives is a
+            // commit its clients were told failed; the next open replays it, and a resend gets
+            // its seq from idempotency. The error stops the writer.
+            let _ = self.file.set_len(end).and_then(|()| self.file.sync_data());
             return Err(LedgerError::io("append to", &self.path, e));
         }
         let new_entry = {
@@ -272,7 +284,10 @@ impl Frames<'_> {
             return Err(corrupt(seq, format!("frame at byte {at} fails its checksum")));
         }
         let count = memchr::memchr_iter(b'\n', &frame[HEADER_BYTES..]).count() as u64 + 1;
-        self.expected = Some(first_seq + count);
+        let next = first_seq
+            .checked_add(count)
+            .ok_or_else(|| corrupt(seq, format!("frame at byte {at} runs past the largest seq")))?;
+        self.expected = Some(next);
         self.pos += (HEADER_BYTES + len) as u64;
         let start = (at - self.buf_start) as usize + HEADER_BYTES;
         Ok(Some((first_seq, &self.buf[start..start + len])))
@@ -333,7 +348,7 @@ fn recover(path: &Path, file: &File, mut index: Vec<IndexEntry>) -> Result<Tail,
     let (mut pos, mut expected) = start;
     while pos < len {
         match frame_at(file, pos, len).map_err(|e| io("read", e))? {
-            Some(f) if f.first_seq == expected => {
+            Some(f) if f.first_seq == expected && expected.checked_add(f.records).is_some() => {
                 tail.note_frame(f.first_seq, pos);
                 tail.last_frame = Some(pos);
                 pos += f.bytes;
@@ -345,6 +360,9 @@ fn recover(path: &Path, file: &File, mut index: Vec<IndexEntry>) -> Result<Tail,
             }
         }
     }
+    // A frame whose write was never synced (the process died before `fdatasync` returned) can
+    // still sit whole in the page cache: sync before anyone reads it as durable.
+    file.sync_data().map_err(|e| io("fdatasync", e))?;
     tail.end = pos.min(len);
     tail.next_seq = expected;
     Ok(tail)
@@ -355,6 +373,15 @@ fn recover(path: &Path, file: &File, mut index: Vec<IndexEntry>) -> Result<Tail,
 /// inside and nothing is changed (see the module doc).
 fn cut_torn_tail(path: &Path, file: &File, pos: u64, len: u64, seq: u64) -> Result<(), LedgerError> {
     let io = |op, e| LedgerError::io(op, path, e);
+    if !may_be_torn(file, pos, len).map_err(|e| io("read", e))? {
+        return Err(LedgerError::Corrupt {
+            seq,
+            what: format!(
+                "{}: the frame at byte {pos} does not check out and its header says it ends before the end of the file; this is damage inside the log, not a torn write, and nothing was changed",
+                path.display()
+            ),
+        });
+    }
     if let Some(next) = frame_after(file, pos, len, seq).map_err(|e| io("read", e))? {
         return Err(LedgerError::Corrupt {
             seq,
@@ -364,12 +391,19 @@ fn cut_torn_tail(path: &Path, file: &File, pos: u64, len: u64, seq: u64) -> Resu
             ),
         });
     }
-    let aside = path.with_file_name(format!("{LOG_FILE}.torn-at-{pos}"));
+    let aside = (0..)
+        .map(|n| match n {
+            0 => path.with_file_name(format!("{LOG_FILE}.torn-at-{pos}")),
+            n => path.with_file_name(format!("{LOG_FILE}.torn-at-{pos}.{n}")),
+        })
+        .find(|p| !p.exists())
+        .expect("some name is free");
     copy_range(file, pos, len, &aside).map_err(|e| LedgerError::io("write", &aside, e))?;
-    file.set_len(pos).and_then(|()| file.sync_data()).map_err(|e| io("truncate", e))?;
+    // The copy's directory entry is durable before the cut is.
     if let Some(dir) = path.parent() {
         super::sync_dir(dir)?;
     }
+    file.set_len(pos).and_then(|()| file.sync_data()).map_err(|e| io("truncate", e))?;
     tracing::warn!(
         bytes = len - pos,
         offset = pos,
@@ -377,6 +411,33 @@ fn cut_torn_tail(path: &Path, file: &File, pos: u64, len: u64, seq: u64) -> Resu
         "the record log ended in a torn write (a commit that was never acknowledged); moved it aside"
     );
     Ok(())
+}
+
+/// Whether the bad frame at `pos` can be the commit that was being written: the file ends
+/// inside its header, its header says it runs to or past the end of the file, or its header
+/// (or everything from it on) is zeros — what a file system shows of blocks of an extending
+/// write that never reached the disk.
+fn may_be_torn(file: &File, pos: u64, len: u64) -> std::io::Result<bool> {
+    if len - pos < HEADER_BYTES as u64 {
+        return Ok(true);
+    }
+    let mut header = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut header, pos)?;
+    let (_, frame_len, _) = decode_header(&header);
+    if pos + (HEADER_BYTES + frame_len) as u64 >= len || header.iter().all(|b| *b == 0) {
+        return Ok(true);
+    }
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut at = pos;
+    while at < len {
+        let n = (buf.len() as u64).min(len - at) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// The offset of the first whole frame after `pos` whose first seq is at least `seq`.
@@ -406,7 +467,7 @@ fn frame_after(file: &File, pos: u64, len: u64, seq: u64) -> std::io::Result<Opt
 
 /// Copies bytes `from..to` of `file` into a new, synced file at `dest`.
 fn copy_range(file: &File, from: u64, to: u64, dest: &Path) -> std::io::Result<()> {
-    let out = File::create(dest)?;
+    let out = File::options().write(true).create_new(true).open(dest)?;
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut at = from;
     while at < to {
@@ -642,6 +703,61 @@ mod tests {
             .unwrap()
             .flatten()
             .all(|e| !e.file_name().to_string_lossy().contains("torn")));
+    }
+
+    #[test]
+    fn a_bad_frame_with_data_after_it_is_damage_not_a_torn_write() {
+        let (dir, _rng, records) = setup(4);
+        let path = dir.path().join(LOG_FILE);
+        let last = Log::open(dir.path()).unwrap().tail().last_frame.unwrap() as usize;
+        let whole = std::fs::read(&path).unwrap();
+        let torn_after = encode_frame(records.len() as u64 + 1, [b"{\"x\":1}".as_slice()].into_iter()).unwrap();
+        let damages: Vec<(&str, Vec<u8>)> = vec![
+            ("the last acknowledged frame's payload, then a torn commit", {
+                let mut b = whole.clone();
+                b[last + HEADER_BYTES + 5] ^= 1;
+                b.extend_from_slice(&torn_after[..torn_after.len() - 2]);
+                b
+            }),
+            ("a frame's length made shorter", {
+                let mut b = whole.clone();
+                b[last + 8] = b[last + 8].wrapping_sub(7);
+                b
+            }),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&path, &bytes).unwrap();
+            match Log::open(dir.path()) {
+                Err(LedgerError::Corrupt { .. }) => {}
+                other => panic!("{what}: expected a corrupt log, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{what}: nothing changed");
+        }
+    }
+
+    #[test]
+    fn a_tail_torn_twice_at_the_same_place_keeps_both_copies() {
+        let (dir, _rng, _records) = setup(5);
+        let first = append_raw(dir.path(), b"first tear");
+        drop(Log::open(dir.path()).unwrap());
+        let second = append_raw(dir.path(), b"second tear");
+        drop(Log::open(dir.path()).unwrap());
+        assert_eq!(first, second);
+        let aside =
+            |suffix: &str| std::fs::read(dir.path().join(format!("{LOG_FILE}.torn-at-{first}{suffix}"))).unwrap();
+        assert_eq!(aside(""), b"first tear");
+        assert_eq!(aside(".1"), b"second tear");
+    }
+
+    #[test]
+    fn records_that_canonical_json_cannot_be_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        for bytes in [&b""[..], b"{\n}"] {
+            let r = Sealed { seq: 1, hash: [0; 32], bytes: bytes.to_vec() };
+            assert!(matches!(log.append(&[r]), Err(LedgerError::Corrupt { seq: 1, .. })), "{bytes:?}");
+        }
+        assert_eq!(log.head(), 0);
     }
 
     #[test]
