@@ -333,6 +333,14 @@ fn never_held_a_record(file: &File) -> std::io::Result<bool> {
 fn recover(path: &Path, file: &File, mut index: Vec<IndexEntry>) -> Result<Tail, LedgerError> {
     let io = |op, e| LedgerError::io(op, path, e);
     let len = file.metadata().map_err(|e| io("stat", e))?.len();
+    // Every entry must name a frame header with its seq, or readers could start past the seq
+    // they look for: from the first that does not, the index is rebuilt by the walk.
+    if let Some(bad) = index
+        .iter()
+        .position(|e| !(e.offset < len && matches!(read_header(file, e.offset), Ok((seq, _, _)) if seq == e.first_seq)))
+    {
+        index.truncate(bad);
+    }
     // Start at the last index entry whose frame checks out; the entries after it are dropped
     // and the walk adds them again.
     let mut start = (MAGIC.len() as u64, 1u64);
@@ -655,6 +663,18 @@ mod tests {
             (1..50u64).flat_map(|i| encode_entry(IndexEntry { first_seq: i * 3, offset: i * 7_001 })).collect();
         std::fs::write(dir.path().join(INDEX_FILE), lies).unwrap();
         let log = Log::open(dir.path()).expect("reopen with a wrong index");
+        check_reads(&log, &records, &mut rng);
+        drop(log);
+        // One wrong entry early in an otherwise right index (whose last entry checks out).
+        let mut index = std::fs::read(dir.path().join(INDEX_FILE)).unwrap();
+        assert!(index.len() >= 4 * ENTRY_BYTES);
+        let entry = &mut index[ENTRY_BYTES..2 * ENTRY_BYTES];
+        let claimed = u64::from_le_bytes(entry[..8].try_into().unwrap()) - 1;
+        entry[..8].copy_from_slice(&claimed.to_le_bytes());
+        std::fs::write(dir.path().join(INDEX_FILE), index).unwrap();
+        let log = Log::open(dir.path()).expect("reopen with one wrong entry");
+        // Trusted, the entry would start a read of seq `claimed` one frame too late.
+        assert_eq!(read_all(&log, claimed), records[claimed as usize - 1..]);
         check_reads(&log, &records, &mut rng);
     }
 
