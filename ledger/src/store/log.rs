@@ -239,9 +239,9 @@ impl Log {
         };
         let mut frames = Frames::new(self, offset, end);
         let Some((first, payload)) = frames.next_frame()? else { return Ok(None) };
-        let count = payload.split(|b| *b == b'\n').count() as u64;
-        let last = payload.split(|b| *b == b'\n').next_back().unwrap_or_default();
-        Ok(Some((first + count - 1, last.to_vec())))
+        let newlines = memchr::memchr_iter(b'\n', payload).count() as u64;
+        let last = memchr::memrchr(b'\n', payload).map_or(payload, |i| &payload[i + 1..]);
+        Ok(Some((first + newlines, last.to_vec())))
     }
 }
 
@@ -280,10 +280,9 @@ impl Frames<'_> {
         }
         let at = self.pos;
         let frame = self.fill(HEADER_BYTES + len)?;
-        if frame_crc(first_seq, &frame[HEADER_BYTES..]) != crc {
+        let Some(count) = records_in(first_seq, &frame[HEADER_BYTES..], crc) else {
             return Err(corrupt(seq, format!("frame at byte {at} fails its checksum")));
-        }
-        let count = memchr::memchr_iter(b'\n', &frame[HEADER_BYTES..]).count() as u64 + 1;
+        };
         let next = first_seq
             .checked_add(count)
             .ok_or_else(|| corrupt(seq, format!("frame at byte {at} runs past the largest seq")))?;
@@ -296,7 +295,7 @@ impl Frames<'_> {
     /// The `n` bytes at `pos`, reading ahead in chunks; `n` must not pass `end`.
     fn fill(&mut self, n: usize) -> Result<&[u8], LedgerError> {
         let have = (self.buf_start + self.buf.len() as u64).saturating_sub(self.pos);
-        if self.pos < self.buf_start || have < n as u64 {
+        if have < n as u64 {
             let want = n.max(self.chunk).min((self.end - self.pos) as usize);
             self.chunk = (self.chunk * 2).min(READ_CHUNK_BYTES);
             if want < n {
@@ -512,11 +511,11 @@ fn frame_at(file: &File, pos: u64, len: u64) -> std::io::Result<Option<FoundFram
     }
     let mut payload = vec![0u8; frame_len];
     file.read_exact_at(&mut payload, pos + HEADER_BYTES as u64)?;
-    if frame_crc(first_seq, &payload) != crc {
-        return Ok(None);
-    }
-    let records = memchr::memchr_iter(b'\n', &payload).count() as u64 + 1;
-    Ok(Some(FoundFrame { first_seq, records, bytes: (HEADER_BYTES + frame_len) as u64 }))
+    Ok(records_in(first_seq, &payload, crc).map(|records| FoundFrame {
+        first_seq,
+        records,
+        bytes: (HEADER_BYTES + frame_len) as u64,
+    }))
 }
 
 fn decode_header(header: &[u8]) -> (u64, usize, u32) {
@@ -524,6 +523,12 @@ fn decode_header(header: &[u8]) -> (u64, usize, u32) {
     let len = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
     (first_seq, len, crc)
+}
+
+/// How many records a frame's payload holds, if it is not empty and its CRC matches.
+fn records_in(first_seq: u64, payload: &[u8], crc: u32) -> Option<u64> {
+    (!payload.is_empty() && frame_crc(first_seq, payload) == crc)
+        .then(|| memchr::memchr_iter(b'\n', payload).count() as u64 + 1)
 }
 
 fn frame_crc(first_seq: u64, payload: &[u8]) -> u32 {
@@ -541,7 +546,6 @@ fn encode_frame<'r>(first_seq: u64, records: impl Iterator<Item = &'r [u8]> + Cl
     let mut frame = Vec::with_capacity(HEADER_BYTES + payload_len);
     frame.extend_from_slice(&[0u8; HEADER_BYTES]);
     for (i, r) in records.enumerate() {
-        debug_assert!(!r.contains(&b'\n'), "canonical JSON has no raw newline");
         if i > 0 {
             frame.push(b'\n');
         }

@@ -16,7 +16,7 @@
 //! writes that stay in sled: sled 0.34's `flush()` ends in `sync_file_range`, which flushes
 //! neither the device cache nor metadata, so they end in a real `fdatasync` of sled's data
 //! file. sled writes values above a threshold to separate blob files that it
-//! never syncs; the store keeps every value (frames, snapshot chunks) far below that
+//! never syncs; the store keeps every value (snapshot chunks, checkpoints) far below that
 //! threshold (see [`SEGMENT_BYTES`]) and refuses a directory with blobs.
 
 pub mod log;
