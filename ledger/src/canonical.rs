@@ -122,15 +122,28 @@ pub fn parse_lower_hex(text: &[u8]) -> Option<Hash> {
 
 /// Serde helper: a hash as lower-case hex text.
 pub mod hex_hash {
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use serde::{de::Error, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(hash: &super::Hash, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(hash))
     }
 
+    /// Reads the text where it stands (no owned copy): records carry two or three hashes and
+    /// replay decodes millions of them.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<super::Hash, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_hex(&text).ok_or_else(|| D::Error::custom("expected 64 lower-case hex characters"))
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = super::Hash;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 lower-case hex characters")
+            }
+            fn visit_str<E: Error>(self, text: &str) -> Result<super::Hash, E> {
+                super::parse_lower_hex(text.as_bytes())
+                    .or_else(|| super::parse_hex(text))
+                    .ok_or_else(|| E::custom("expected 64 lower-case hex characters"))
+            }
+        }
+        d.deserialize_str(HexVisitor)
     }
 }
 

@@ -168,7 +168,7 @@ struct ChainFields {
 
 /// The fields of a record body that replay folds; the rest (the signed command, scope, …)
 /// is skipped by the decoder, which is most of the cost of decoding a record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct ReplayBody {
     pub seq: u64,
     pub event_id: EventId,
@@ -178,6 +178,78 @@ pub struct ReplayBody {
     pub event: Event,
     #[serde(with = "hex_hash")]
     pub prev_hash: Hash,
+}
+
+impl ReplayBody {
+    /// Decodes what replay folds from a record body: read straight off its canonical layout
+    /// when it has it ([`ReplayBody::from_canonical`]), else as JSON.
+    pub fn decode(body: &[u8]) -> Result<ReplayBody, serde_json::Error> {
+        match ReplayBody::from_canonical(body) {
+            Some(b) => Ok(b),
+            None => serde_json::from_slice(body),
+        }
+    }
+
+    /// The fields replay folds, without walking the signed command (two thirds of a record).
+    /// A canonical body ends, keys sorted,
+    /// `"command_digest":"HEX","event":{…},"event_id":"…","key":…,"seq":N}`. The last
+    /// `,"event_id":` is the one that ends the event: a string cannot hold it (its quote would
+    /// be escaped), nothing after the event has such a key, and neither the event nor anything
+    /// after it has a `command_digest` key, so the last one before the event is the body's own.
+    /// Only the event and the few fields after it are decoded. `None` when the body is not in
+    /// this layout; the caller then decodes it whole.
+    pub fn from_canonical(body: &[u8]) -> Option<ReplayBody> {
+        use memchr::memmem::FinderRev;
+        use std::sync::LazyLock;
+        const DIGEST_KEY: &[u8] = b"\"command_digest\":\"";
+        const EVENT_KEY: &[u8] = b"\",\"event\":";
+        const EVENT_END: &[u8] = b",\"event_id\":";
+        #[derive(Deserialize)]
+        struct Tail {
+            event_id: EventId,
+            recorded_at: DateTime<Utc>,
+            #[serde(with = "hex_hash")]
+            prev_hash: Hash,
+            seq: u64,
+        }
+        // Built once: building a searcher costs more than one search.
+        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>)> =
+            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY)));
+        let event_end = FINDERS.0.rfind(body)?;
+        let digest_at = FINDERS.1.rfind(&body[..event_end])? + DIGEST_KEY.len();
+        let command_digest = canonical::parse_lower_hex(body.get(digest_at..digest_at + 64)?)?;
+        let event_at = digest_at + 64 + EVENT_KEY.len();
+        if body.get(digest_at + 64..event_at)? != EVENT_KEY {
+            return None;
+        }
+        let event: Event = serde_json::from_slice(body.get(event_at..event_end)?).ok()?;
+        // The fields after the event, as an object of their own: `{"event_id":…,"seq":N}`.
+        let mut tail = Vec::with_capacity(body.len() - event_end);
+        tail.push(b'{');
+        tail.extend_from_slice(&body[event_end + 1..]);
+        let tail: Tail = serde_json::from_slice(&tail).ok()?;
+        Some(ReplayBody {
+            seq: tail.seq,
+            event_id: tail.event_id,
+            recorded_at: tail.recorded_at,
+            command_digest,
+            event,
+            prev_hash: tail.prev_hash,
+        })
+    }
+}
+
+/// How every stored record line starts.
+pub const RECORD_PREFIX: &[u8] = b"{\"body\":";
+
+/// A stored record cut into its body and the hash it claims, by the layout the ledger seals:
+/// `{"body":BODY,"hash":"HEX"}`, HEX 64 lower-case hex digits. `None` for anything else
+/// (the caller decodes it as JSON and says what is wrong).
+pub fn split_sealed(line: &[u8]) -> Option<(&[u8], Hash)> {
+    const HASH_KEY: &[u8] = b",\"hash\":\"";
+    let rest = line.strip_prefix(RECORD_PREFIX)?.strip_suffix(b"\"}")?;
+    let (body_and_key, hex) = rest.split_at(rest.len().checked_sub(64)?);
+    Some((body_and_key.strip_suffix(HASH_KEY)?, canonical::parse_lower_hex(hex)?))
 }
 
 /// Why stored bytes are not a valid record in the chain.

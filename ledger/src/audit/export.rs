@@ -223,8 +223,7 @@ impl FileLines {
     }
 }
 
-/// How every stored record line begins.
-pub const RECORD_PREFIX: &[u8] = b"{\"body\":";
+pub use crate::record::RECORD_PREFIX;
 
 impl Lines for FileLines {
     fn next_chunk(&mut self, max: usize) -> Result<Vec<Vec<u8>>, LinesError> {

@@ -74,6 +74,8 @@ pub(crate) enum Undo {
     Key(KeyId, Option<KeyEntry>),
     Figure(FigureKey, Option<u64>),
     Lot(LotId, Option<LotState>),
+    /// A lot's flow counters before an event changed them (the lot itself is unchanged).
+    LotFlows(LotId, BTreeMap<FlowKind, u64>),
     Position(PositionKey, Option<u64>),
     Event(EventId, Option<EventEntry>),
 }
@@ -135,8 +137,7 @@ impl State {
         }
         self.apply_registry(event, at.seq, undo).map_err(violation)?;
         let effects = event.effects();
-        let touched = self.apply_effects(&effects).map_err(violation)?;
-        undo.extend(touched);
+        self.apply_effects(&effects, undo).map_err(violation)?;
         if let Event::Reversed { target, .. } = event {
             let entry = self.events.get_mut(target).ok_or_else(|| violation(format!("reverses unknown {target}")))?;
             undo.push(Undo::Event(target.clone(), Some(entry.clone())));
@@ -193,45 +194,55 @@ impl State {
         Ok(())
     }
 
-    /// Applies postings and flows. On error nothing is changed (all checks run first).
-    fn apply_effects(&mut self, effects: &Effects) -> Result<Vec<Undo>, String> {
-        let mut touched = Vec::new();
+    /// Applies postings and flows. On error nothing is changed (all checks run first). Keys
+    /// are borrowed from `effects` until written, and a lot's flow counters are copied, not
+    /// the lot: this runs for every event of a replay or an audit.
+    fn apply_effects(&mut self, effects: &Effects, undo: &mut Vec<Undo>) -> Result<(), String> {
         // Compute every new value first, then write: an invariant failure changes nothing.
-        let mut new_positions: Vec<(PositionKey, u64)> = Vec::new();
+        let mut new_positions: Vec<(&PositionKey, u64)> = Vec::with_capacity(effects.postings.len());
         for p in &effects.postings {
             let current = new_positions
                 .iter()
                 .rev()
-                .find(|(k, _)| *k == p.position)
+                .find(|(k, _)| **k == p.position)
                 .map(|(_, v)| *v)
                 .unwrap_or_else(|| self.position(&p.position));
             let next = step(current, p.direction, p.grams)
                 .ok_or_else(|| format!("position {} would go below zero or overflow", p.position))?;
-            new_positions.push((p.position.clone(), next));
+            new_positions.push((&p.position, next));
         }
-        let mut new_lots: Vec<LotState> = Vec::new();
+        let mut new_flows: Vec<(&LotId, BTreeMap<FlowKind, u64>)> = Vec::new();
         for f in &effects.flows {
-            let idx = match new_lots.iter().position(|l| l.spec.id == f.lot) {
+            let idx = match new_flows.iter().position(|(id, _)| **id == f.lot) {
                 Some(i) => i,
                 None => {
                     let lot = self.lots.get(&f.lot).ok_or_else(|| format!("flow on unknown lot {}", f.lot))?;
-                    new_lots.push(lot.clone());
-                    new_lots.len() - 1
+                    new_flows.push((&f.lot, lot.flows.clone()));
+                    new_flows.len() - 1
                 }
             };
-            let counter = new_lots[idx].flows.entry(f.kind).or_insert(0);
+            let flows = &mut new_flows[idx].1;
+            let counter = flows.entry(f.kind).or_insert(0);
             *counter =
                 step(*counter, f.direction, f.grams).ok_or_else(|| format!("lot {} counter underflow", f.lot))?;
-            new_lots[idx].flows.retain(|_, g| *g != 0);
+            flows.retain(|_, g| *g != 0);
         }
         for (key, value) in new_positions {
-            let prev = if value == 0 { self.positions.remove(&key) } else { self.positions.insert(key.clone(), value) };
-            touched.push(Undo::Position(key, prev));
+            let prev = if value == 0 {
+                self.positions.remove(key)
+            } else if let Some(held) = self.positions.get_mut(key) {
+                Some(std::mem::replace(held, value))
+            } else {
+                self.positions.insert(key.clone(), value)
+            };
+            undo.push(Undo::Position(key.clone(), prev));
         }
-        for lot in new_lots {
-            touched.push(Undo::Lot(lot.spec.id.clone(), self.lots.insert(lot.spec.id.clone(), lot)));
+        for (id, flows) in new_flows {
+            if let Some(lot) = self.lots.get_mut(id) {
+                undo.push(Undo::LotFlows(id.clone(), std::mem::replace(&mut lot.flows, flows)));
+            }
         }
-        Ok(touched)
+        Ok(())
     }
 
     /// Restores the values recorded in `undo`, newest first.
@@ -245,6 +256,11 @@ impl State {
                 Undo::Key(k, v) => restore(&mut self.keys, k, v),
                 Undo::Figure(k, v) => restore(&mut self.figures, k, v),
                 Undo::Lot(k, v) => restore_hash(&mut self.lots, k, v),
+                Undo::LotFlows(k, flows) => {
+                    if let Some(lot) = self.lots.get_mut(&k) {
+                        lot.flows = flows;
+                    }
+                }
                 Undo::Position(k, v) => restore_hash(&mut self.positions, k, v),
                 Undo::Event(k, v) => restore_hash(&mut self.events, k, v),
             }

@@ -222,3 +222,73 @@ fn troy_ounces_keep_the_stated_amount() {
     // 1000 ozt = 31103.4768 g -> 31103 g (round half to even)
     assert_eq!(h.state().position(&pos("nl-mod", "pt-001", "nl-vlissingen", Programme::National)), 31_103);
 }
+
+/// Replay reads the fields it folds straight off a record's canonical layout. Operator text
+/// that spells the keys it looks for (in the signed command and in the event), and bodies
+/// in any other layout, must give exactly what decoding the whole body gives — or nothing,
+/// so the caller decodes it whole.
+#[test]
+fn replay_reads_the_same_fields_from_the_layout_as_from_the_json() {
+    let mut h = Harness::new();
+    let t = at("2026-02-01T10:00:00Z");
+    h.clock.set(at("2026-02-02T00:00:00Z"));
+    let covra = deterministic_key("nl-covra-ops");
+    let spelled = r#"","event_id":"forged","command_digest":"00","event":{"kind":"acquired"},"seq":1}\"},"#;
+    let commands = vec![
+        covra.sign(command(
+            "acq-layout",
+            t,
+            Action::Acquire {
+                lot: lot("co-layout", "cobalt", Form::Metal, 998_000, "CD"),
+                to: holding("nl-covra", "in_transit", Programme::National),
+                quantity: amount("3", Unit::T),
+                supplier: Some(spelled.into()),
+                contract: None,
+                price: None,
+            },
+        )),
+        covra.sign(command(
+            "adj-layout",
+            t,
+            Action::Adjust {
+                lot: LotId::new("co-layout"),
+                at: holding("nl-covra", "in_transit", Programme::National),
+                direction: Direction::Decrease,
+                quantity: amount("2", Unit::Kg),
+                reason: AdjustReason::StockTake,
+                note: spelled.into(),
+            },
+        )),
+        covra.sign(command(
+            "rev-layout",
+            t,
+            Action::Reverse { target: EventId::new("adj-layout"), reason: spelled.into() },
+        )),
+    ];
+    for o in h.submit(commands, true) {
+        assert!(matches!(o, Outcome::Appended { .. }), "{o:?}");
+    }
+    let head = h.state().head.seq;
+    let store = h.ledger().store();
+    for seq in 1..=head {
+        let line = store.record(seq).unwrap().expect("stored");
+        let (body, _) = record::split_sealed(&line).expect("sealed layout");
+        let whole: record::ReplayBody = serde_json::from_slice(body).unwrap();
+        assert_eq!(record::ReplayBody::from_canonical(body).as_ref(), Some(&whole), "seq {seq}");
+        // The same body in other layouts: pretty-printed, and with its keys in reverse order.
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let reversed = {
+            let object = value.as_object().unwrap();
+            let members: Vec<String> =
+                object.iter().rev().map(|(k, v)| format!("{}:{v}", serde_json::json!(k))).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        for other in [serde_json::to_string_pretty(&value).unwrap(), reversed] {
+            if let Some(fields) = record::ReplayBody::from_canonical(other.as_bytes()) {
+                assert_eq!(fields, whole, "seq {seq} read off {other}");
+            }
+            assert_eq!(record::ReplayBody::decode(other.as_bytes()).unwrap(), whole, "seq {seq}");
+        }
+    }
+    h.check_invariants();
+}
