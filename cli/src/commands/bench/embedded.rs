@@ -101,7 +101,7 @@ fn catch_up(work: &Path) -> Result<Vec<Figure>> {
 fn audit(work: &Path) -> Result<Vec<Figure>> {
     let scratch = fresh_dir(work, "audit")?;
     let rates = bench::audit_rates(&existing_history(work)?, &scratch);
-    let kinds = ["audit-checkpoint", "audit-export", "audit-chain", "audit-full"];
+    let kinds = ["audit-checkpoint", "audit-export", "audit-chain", "audit-full", "audit-signatures"];
     let figures = kinds.iter().zip(rates).map(|(kind, rate)| Figure::rate(kind, None, rate)).collect();
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(figures)
