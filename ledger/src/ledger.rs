@@ -400,10 +400,11 @@ fn decode_for_replay(bytes: &[u8]) -> Result<ReplayRecord, String> {
 pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> {
     let first = state.head.seq + 1;
     let mut frames = store.frames_from(first);
+    let mut batch = Batch::default();
     let mut pending: Vec<(u64, Result<ReplayRecord, String>)> = Vec::new();
     loop {
         let (next, applied) = rayon::join(
-            || read_batch(&mut frames).map(|batch| decode_batch(&batch, first)),
+            || batch.read(&mut frames).map(|()| batch.decode(first)),
             || pending.drain(..).try_for_each(|(seq, rec)| apply_replayed(state, seq, rec)),
         );
         applied?;
@@ -414,27 +415,47 @@ pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> 
     }
 }
 
-/// The next frames, up to [`REPLAY_BATCH_BYTES`]; empty at the end of the log.
-fn read_batch(frames: &mut crate::store::Frames<'_>) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
-    while bytes < REPLAY_BATCH_BYTES {
-        let Some((first, payload)) = frames.next_frame()? else { break };
-        bytes += payload.len();
-        batch.push((first, payload.to_vec()));
-    }
-    Ok(batch)
+/// Frames read for one step of replay: their payloads end to end in one buffer, reused from
+/// batch to batch (no allocation or fresh pages per frame), and where each frame starts.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Each frame's first seq and its payload's range in `bytes`.
+    frames: Vec<(u64, std::ops::Range<usize>)>,
 }
 
-/// Every record of `frames` from seq `first` on, hashed and decoded on every core, in order.
-fn decode_batch(frames: &[(u64, Vec<u8>)], first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
-    use rayon::prelude::*;
-    let lines: Vec<(u64, &[u8])> = frames
-        .iter()
-        .flat_map(|(start, frame)| frame.split(|b| *b == b'\n').enumerate().map(move |(i, l)| (start + i as u64, l)))
-        .filter(|(seq, _)| *seq >= first)
-        .collect();
-    lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))).collect()
+impl Batch {
+    /// The next frames, up to [`REPLAY_BATCH_BYTES`]; none at the end of the log.
+    fn read(&mut self, frames: &mut crate::store::Frames<'_>) -> Result<(), LedgerError> {
+        self.bytes.clear();
+        self.frames.clear();
+        while self.bytes.len() < REPLAY_BATCH_BYTES {
+            let Some((first, payload)) = frames.next_frame()? else { break };
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(payload);
+            self.frames.push((first, start..self.bytes.len()));
+        }
+        Ok(())
+    }
+
+    /// Every record of the batch from seq `first` on, hashed and decoded on every core, in order.
+    fn decode(&self, first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
+        use rayon::prelude::*;
+        let mut lines: Vec<(u64, &[u8])> = Vec::new();
+        for (start, range) in &self.frames {
+            let frame = &self.bytes[range.clone()];
+            let mut from = 0;
+            let ends = memchr::memchr_iter(b'\n', frame).chain(std::iter::once(frame.len()));
+            for (i, end) in ends.enumerate() {
+                let seq = start + i as u64;
+                if seq >= first {
+                    lines.push((seq, &frame[from..end]));
+                }
+                from = end + 1;
+            }
+        }
+        lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))).collect()
+    }
 }
 
 /// Checks that a decoded record is the next link of the chain and folds it into `state`.

@@ -199,22 +199,15 @@ impl ReplayBody {
     /// Only the event and the few fields after it are decoded. `None` when the body is not in
     /// this layout; the caller then decodes it whole.
     pub fn from_canonical(body: &[u8]) -> Option<ReplayBody> {
-        use memchr::memmem::FinderRev;
+        use memchr::memmem::{Finder, FinderRev};
         use std::sync::LazyLock;
         const DIGEST_KEY: &[u8] = b"\"command_digest\":\"";
         const EVENT_KEY: &[u8] = b"\",\"event\":";
         const EVENT_END: &[u8] = b",\"event_id\":";
-        #[derive(Deserialize)]
-        struct Tail {
-            event_id: EventId,
-            recorded_at: DateTime<Utc>,
-            #[serde(with = "hex_hash")]
-            prev_hash: Hash,
-            seq: u64,
-        }
+        const KEY: &[u8] = b",\"key\":\"";
         // Built once: building a searcher costs more than one search.
-        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>)> =
-            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY)));
+        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>, Finder<'static>)> =
+            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY), Finder::new(KEY)));
         let event_end = FINDERS.0.rfind(body)?;
         let digest_at = FINDERS.1.rfind(&body[..event_end])? + DIGEST_KEY.len();
         let command_digest = canonical::parse_lower_hex(body.get(digest_at..digest_at + 64)?)?;
@@ -223,20 +216,72 @@ impl ReplayBody {
             return None;
         }
         let event: Event = serde_json::from_slice(body.get(event_at..event_end)?).ok()?;
-        // The fields after the event, as an object of their own: `{"event_id":…,"seq":N}`.
-        let mut tail = Vec::with_capacity(body.len() - event_end);
-        tail.push(b'{');
-        tail.extend_from_slice(&body[event_end + 1..]);
-        let tail: Tail = serde_json::from_slice(&tail).ok()?;
-        Some(ReplayBody {
-            seq: tail.seq,
-            event_id: tail.event_id,
-            recorded_at: tail.recorded_at,
-            command_digest,
-            event,
-            prev_hash: tail.prev_hash,
-        })
+        // After the event: `"event_id":"ID","key":…` (the id's string ends at the first
+        // `,"key":"`, as no string holds an unescaped quote); `seq` and `prev_hash` off the
+        // end, and `recorded_at`'s text right after `prev_hash`.
+        let id_at = event_end + EVENT_END.len();
+        let id_end = id_at + FINDERS.2.find(&body[id_at..])?;
+        let event_id: EventId = serde_json::from_slice(&body[id_at..id_end]).ok()?;
+        let (seq, prev_hash, time_at) = tail_fields(body)?;
+        let time_end = time_at + memchr::memchr(b'"', body.get(time_at..)?)?;
+        // As serde decodes it: `DateTime<Utc>`'s `FromStr`.
+        let recorded_at: DateTime<Utc> = std::str::from_utf8(&body[time_at..time_end]).ok()?.parse().ok()?;
+        Some(ReplayBody { seq, event_id, recorded_at, command_digest, event, prev_hash })
     }
+}
+
+/// `seq` and `prev_hash` read straight off the end of a canonical record body, without
+/// decoding the rest: its keys are sorted, so it ends
+/// `…,"prev_hash":"HEX","recorded_at":"…","scope":{…},"seq":N}` and nothing after
+/// `prev_hash` can hold an unescaped quote that would fake the key. `None` when the body is
+/// not in that layout; the caller then decodes it as JSON. The chain check reads no other
+/// field (full verification decodes every record whole); replay reads `recorded_at` after it.
+pub fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
+    tail_fields(body).map(|(seq, prev_hash, _)| (seq, prev_hash))
+}
+
+/// [`canonical_tail`], and where the text of `recorded_at` (which follows `prev_hash`) starts.
+fn tail_fields(body: &[u8]) -> Option<(u64, Hash, usize)> {
+    use memchr::memmem::{Finder, FinderRev};
+    use std::sync::LazyLock;
+    /// The last match: searched forward (SIMD) in the last 512 bytes, where the keys sit,
+    /// and only if none is there, backward through the rest.
+    fn rfind(finders: &(Finder<'_>, FinderRev<'_>), hay: &[u8]) -> Option<usize> {
+        const WINDOW: usize = 512;
+        let start = hay.len().saturating_sub(WINDOW);
+        if let Some(i) = finders.0.find_iter(&hay[start..]).last() {
+            return Some(start + i);
+        }
+        let straddling = (start + finders.0.needle().len()).saturating_sub(1).min(hay.len());
+        (start > 0).then(|| finders.1.rfind(&hay[..straddling])).flatten()
+    }
+    const SEQ_KEY: &[u8] = b",\"seq\":";
+    const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
+    const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
+    // Built once: constructing a searcher costs more than searching the ~200 bytes it scans.
+    static SEQ: LazyLock<(Finder<'static>, FinderRev<'static>)> =
+        LazyLock::new(|| (Finder::new(SEQ_KEY), FinderRev::new(SEQ_KEY)));
+    static PREV: LazyLock<(Finder<'static>, FinderRev<'static>)> =
+        LazyLock::new(|| (Finder::new(PREV_KEY), FinderRev::new(PREV_KEY)));
+    let inner = body.strip_suffix(b"}")?;
+    let at = rfind(&SEQ, inner)?;
+    let digits = &inner[at + SEQ_KEY.len()..];
+    let canonical_number = !digits.is_empty()
+        && digits.len() <= 20
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1);
+    if !canonical_number {
+        return None;
+    }
+    let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let before_seq = &inner[..at];
+    let at = rfind(&PREV, before_seq)?;
+    let rest = &before_seq[at + PREV_KEY.len()..];
+    let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
+    if !rest[64..].starts_with(AFTER_PREV) {
+        return None;
+    }
+    Some((seq, prev_hash, at + PREV_KEY.len() + 64 + AFTER_PREV.len()))
 }
 
 /// How every stored record line starts.

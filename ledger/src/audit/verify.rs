@@ -197,7 +197,7 @@ fn link(line: &[u8]) -> Link {
     if !(tail.starts_with(HASH_KEY) && tail[HASH_KEY.len()..SUFFIX - 2] == hex && tail.ends_with(b"\"}")) {
         return bad(Problem::HashMismatch);
     }
-    let fields = canonical_tail(body).map(Ok).unwrap_or_else(|| {
+    let fields = record::canonical_tail(body).map(Ok).unwrap_or_else(|| {
         #[derive(serde::Deserialize)]
         struct ChainFields {
             seq: u64,
@@ -210,55 +210,6 @@ fn link(line: &[u8]) -> Link {
         Ok((seq, prev_hash)) => Link::Record { seq, prev_hash, hash, leaf: leaf_hash(&hash) },
         Err(e) => bad(Problem::Malformed(e.to_string())),
     }
-}
-
-/// `seq` and `prev_hash` read straight off the end of a canonical record body, without
-/// decoding the rest: its keys are sorted, so it ends
-/// `…,"prev_hash":"HEX","recorded_at":"…","scope":{…},"seq":N}` and nothing after
-/// `prev_hash` can hold an unescaped quote that would fake the key. `None` when the body is
-/// not in that layout; the caller then decodes it as JSON. The chain check reads no other
-/// field (full verification decodes every record whole).
-fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
-    use memchr::memmem::{Finder, FinderRev};
-    use std::sync::LazyLock;
-    /// The last match: searched forward (SIMD) in the last 512 bytes, where the keys sit,
-    /// and only if none is there, backward through the rest.
-    fn rfind(finders: &(Finder<'_>, FinderRev<'_>), hay: &[u8]) -> Option<usize> {
-        const WINDOW: usize = 512;
-        let start = hay.len().saturating_sub(WINDOW);
-        if let Some(i) = finders.0.find_iter(&hay[start..]).last() {
-            return Some(start + i);
-        }
-        let straddling = (start + finders.0.needle().len()).saturating_sub(1).min(hay.len());
-        (start > 0).then(|| finders.1.rfind(&hay[..straddling])).flatten()
-    }
-    const SEQ_KEY: &[u8] = b",\"seq\":";
-    const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
-    const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
-    // Built once: constructing a searcher costs more than searching the ~200 bytes it scans.
-    static SEQ: LazyLock<(Finder<'static>, FinderRev<'static>)> =
-        LazyLock::new(|| (Finder::new(SEQ_KEY), FinderRev::new(SEQ_KEY)));
-    static PREV: LazyLock<(Finder<'static>, FinderRev<'static>)> =
-        LazyLock::new(|| (Finder::new(PREV_KEY), FinderRev::new(PREV_KEY)));
-    let inner = body.strip_suffix(b"}")?;
-    let at = rfind(&SEQ, inner)?;
-    let digits = &inner[at + SEQ_KEY.len()..];
-    let canonical_number = !digits.is_empty()
-        && digits.len() <= 20
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits[0] != b'0' || digits.len() == 1);
-    if !canonical_number {
-        return None;
-    }
-    let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    let before_seq = &inner[..at];
-    let at = rfind(&PREV, before_seq)?;
-    let rest = &before_seq[at + PREV_KEY.len()..];
-    let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
-    if !rest[64..].starts_with(AFTER_PREV) {
-        return None;
-    }
-    Some((seq, prev_hash))
 }
 
 /// A line after the parallel stage.
@@ -560,7 +511,7 @@ fn check_bytes(record: &Record, verified: Result<Verified, Rejection>, line: &[u
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_tail;
+    use crate::record::canonical_tail;
 
     const PREV: &str = "00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff";
 
