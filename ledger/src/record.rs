@@ -192,23 +192,47 @@ impl ReplayBody {
 
     /// The fields replay folds, without walking the signed command (two thirds of a record).
     /// A canonical body ends, keys sorted,
-    /// `"command_digest":"HEX","event":{…},"event_id":"…","key":…,"seq":N}`. The last
-    /// `,"event_id":` is the one that ends the event: a string cannot hold it (its quote would
-    /// be escaped), nothing after the event has such a key, and neither the event nor anything
-    /// after it has a `command_digest` key, so the last one before the event is the body's own.
-    /// Only the event and the few fields after it are decoded. `None` when the body is not in
-    /// this layout; the caller then decodes it whole.
+    /// `"command_digest":"HEX","event":{…},"event_id":"…","key":…,"seq":N}`. The text after
+    /// the last `,"event_id":` must decode, as an object of its own, to exactly the body's
+    /// last members (`event_id` … `seq`, each once, nothing else), so that `,"event_id":` is
+    /// the body's own key and not one nested in a later member; the event is the one JSON
+    /// value between it and the `"command_digest":"HEX","event":` before it. `None` when the
+    /// body is not in this layout; the caller then decodes it whole.
+    ///
+    /// What comes before `command_digest` (the signed command) is not parsed: a body whose
+    /// command is not JSON at all is folded here where the whole-body decoder would refuse
+    /// it. Its hash still binds it; `audit verify` decodes and checks every byte.
     pub fn from_canonical(body: &[u8]) -> Option<ReplayBody> {
-        use memchr::memmem::{Finder, FinderRev};
+        use memchr::memmem::FinderRev;
+        use serde::de::IgnoredAny;
         use std::sync::LazyLock;
         const DIGEST_KEY: &[u8] = b"\"command_digest\":\"";
         const EVENT_KEY: &[u8] = b"\",\"event\":";
         const EVENT_END: &[u8] = b",\"event_id\":";
-        const KEY: &[u8] = b",\"key\":\"";
+        /// The body's members after the event; the ones replay does not fold are checked to
+        /// be there (once) and skipped.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Tail {
+            event_id: EventId,
+            key: IgnoredAny,
+            kind: IgnoredAny,
+            occurred_at: IgnoredAny,
+            #[serde(with = "hex_hash")]
+            prev_hash: Hash,
+            recorded_at: DateTime<Utc>,
+            scope: IgnoredAny,
+            seq: u64,
+        }
         // Built once: building a searcher costs more than one search.
-        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>, Finder<'static>)> =
-            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY), Finder::new(KEY)));
+        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>)> =
+            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY)));
         let event_end = FINDERS.0.rfind(body)?;
+        let mut tail = Vec::with_capacity(body.len() - event_end);
+        tail.push(b'{');
+        tail.extend_from_slice(&body[event_end + 1..]);
+        let tail: Tail = serde_json::from_slice(&tail).ok()?;
         let digest_at = FINDERS.1.rfind(&body[..event_end])? + DIGEST_KEY.len();
         let command_digest = canonical::parse_lower_hex(body.get(digest_at..digest_at + 64)?)?;
         let event_at = digest_at + 64 + EVENT_KEY.len();
@@ -216,17 +240,14 @@ impl ReplayBody {
             return None;
         }
         let event: Event = serde_json::from_slice(body.get(event_at..event_end)?).ok()?;
-        // After the event: `"event_id":"ID","key":…` (the id's string ends at the first
-        // `,"key":"`, as no string holds an unescaped quote); `seq` and `prev_hash` off the
-        // end, and `recorded_at`'s text right after `prev_hash`.
-        let id_at = event_end + EVENT_END.len();
-        let id_end = id_at + FINDERS.2.find(&body[id_at..])?;
-        let event_id: EventId = serde_json::from_slice(&body[id_at..id_end]).ok()?;
-        let (seq, prev_hash, time_at) = tail_fields(body)?;
-        let time_end = time_at + memchr::memchr(b'"', body.get(time_at..)?)?;
-        // As serde decodes it: `DateTime<Utc>`'s `FromStr`.
-        let recorded_at: DateTime<Utc> = std::str::from_utf8(&body[time_at..time_end]).ok()?.parse().ok()?;
-        Some(ReplayBody { seq, event_id, recorded_at, command_digest, event, prev_hash })
+        Some(ReplayBody {
+            seq: tail.seq,
+            event_id: tail.event_id,
+            recorded_at: tail.recorded_at,
+            command_digest,
+            event,
+            prev_hash: tail.prev_hash,
+        })
     }
 }
 
@@ -235,13 +256,8 @@ impl ReplayBody {
 /// `…,"prev_hash":"HEX","recorded_at":"…","scope":{…},"seq":N}` and nothing after
 /// `prev_hash` can hold an unescaped quote that would fake the key. `None` when the body is
 /// not in that layout; the caller then decodes it as JSON. The chain check reads no other
-/// field (full verification decodes every record whole); replay reads `recorded_at` after it.
+/// field (full verification decodes every record whole).
 pub fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
-    tail_fields(body).map(|(seq, prev_hash, _)| (seq, prev_hash))
-}
-
-/// [`canonical_tail`], and where the text of `recorded_at` (which follows `prev_hash`) starts.
-fn tail_fields(body: &[u8]) -> Option<(u64, Hash, usize)> {
     use memchr::memmem::{Finder, FinderRev};
     use std::sync::LazyLock;
     /// The last match: searched forward (SIMD) in the last 512 bytes, where the keys sit,
@@ -281,7 +297,7 @@ fn tail_fields(body: &[u8]) -> Option<(u64, Hash, usize)> {
     if !rest[64..].starts_with(AFTER_PREV) {
         return None;
     }
-    Some((seq, prev_hash, at + PREV_KEY.len() + 64 + AFTER_PREV.len()))
+    Some((seq, prev_hash))
 }
 
 /// How every stored record line starts.

@@ -289,6 +289,22 @@ fn replay_reads_the_same_fields_from_the_layout_as_from_the_json() {
             }
             assert_eq!(record::ReplayBody::decode(other.as_bytes()).unwrap(), whole, "seq {seq}");
         }
+        // Forged bodies, still sorted and without whitespace: a key given twice, and a later
+        // member holding look-alikes of the keys the layout reader looks for. Whatever it
+        // reads must be what the JSON decoder reads; where that refuses, it must too.
+        let text = std::str::from_utf8(body).unwrap();
+        let look_alikes = format!(
+            r#""scope":{{"command_digest":"{}","event":{},"event_id":"B","key":"q","prev_hash":"{}","recorded_at":"1999-01-01T00:00:00Z","#,
+            "1".repeat(64),
+            value["event"],
+            "3".repeat(64)
+        );
+        for forged in [text.replace(r#","seq":"#, r#","seq":7,"seq":"#), text.replace(r#""scope":{"#, &look_alikes)] {
+            assert_ne!(forged, text);
+            if let Some(fields) = record::ReplayBody::from_canonical(forged.as_bytes()) {
+                assert_eq!(serde_json::from_str::<record::ReplayBody>(&forged).ok(), Some(fields), "{forged}");
+            }
+        }
     }
     h.check_invariants();
 }
