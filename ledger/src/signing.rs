@@ -140,18 +140,19 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
     })
 }
 
-fn verified(signed: SignedCommand, p: Prepared) -> Verified {
+fn checked(signed: &SignedCommand, p: Prepared) -> Checked {
     let signer = Signer { key: signed.key.clone(), public_key: signed.public_key.clone(), origin: None };
     let mut canonical = p.message;
     canonical.drain(..SIGNING_DOMAIN.len());
-    Verified { signed, canonical, digest: p.digest, signer }
+    Checked { canonical, digest: p.digest, signer }
 }
 
 /// Verifies one signed command.
 pub fn verify(signed: SignedCommand) -> Result<Verified, Rejection> {
     let p = prepare(&signed)?;
     p.key.verify_strict(&p.message, &p.signature).map_err(|_| Rejection::BadSignature { key: signed.key.clone() })?;
-    Ok(verified(signed, p))
+    let c = checked(&signed, p);
+    Ok(Verified { signed, canonical: c.canonical, digest: c.digest, signer: c.signer })
 }
 
 /// Verifies many signed commands: in batches of [`VERIFY_BATCH_COMMANDS_MAX`], spread over
@@ -181,14 +182,36 @@ pub fn verify_all(commands: Vec<SignedCommand>) -> Vec<Result<Verified, Rejectio
 /// Verifies one batch on this thread (one Ed25519 batch; culprits re-checked one by one).
 /// For callers that spread batches over cores themselves.
 pub fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
-    let prepared: Vec<Result<Prepared, Rejection>> = chunk.iter().map(prepare).collect();
+    let refs: Vec<&SignedCommand> = chunk.iter().collect();
+    let checked = check_chunk(&refs);
+    chunk
+        .into_iter()
+        .zip(checked)
+        .map(|(signed, c)| c.map(|c| Verified { signed, canonical: c.canonical, digest: c.digest, signer: c.signer }))
+        .collect()
+}
+
+/// What a command's verified signature establishes: [`Verified`] without the command, for a
+/// caller that keeps the command where it is (an auditor's decoded record) instead of a copy.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Canonical JSON of the command, as signed.
+    pub canonical: Vec<u8>,
+    /// SHA-256 of the canonical command: the idempotency fingerprint.
+    pub digest: Hash,
+    pub signer: Signer,
+}
+
+/// [`verify_chunk`] over borrowed commands.
+pub fn check_chunk(chunk: &[&SignedCommand]) -> Vec<Result<Checked, Rejection>> {
+    let prepared: Vec<Result<Prepared, Rejection>> = chunk.iter().map(|s| prepare(s)).collect();
     let ok: Vec<&Prepared> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
     let messages: Vec<&[u8]> = ok.iter().map(|p| p.message.as_slice()).collect();
     let signatures: Vec<Signature> = ok.iter().map(|p| p.signature).collect();
     let keys: Vec<VerifyingKey> = ok.iter().map(|p| p.key).collect();
     let batch_ok = !ok.is_empty() && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok();
     chunk
-        .into_iter()
+        .iter()
         .zip(prepared)
         .map(|(signed, p)| {
             let p = p?;
@@ -199,7 +222,7 @@ pub fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection
                     .verify_strict(&p.message, &p.signature)
                     .map_err(|_| Rejection::BadSignature { key: signed.key.clone() })?;
             }
-            Ok(verified(signed, p))
+            Ok(checked(signed, p))
         })
         .collect()
 }

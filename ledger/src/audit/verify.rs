@@ -24,7 +24,7 @@ use crate::canonical::{self, Hash};
 use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
 use crate::record::{self, RawRecord, Record, GENESIS_PREV_HASH};
-use crate::signing::{self, Verified, VERIFY_BATCH_COMMANDS_MAX};
+use crate::signing::{self, Checked, VERIFY_BATCH_COMMANDS_MAX};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -214,7 +214,7 @@ fn link(line: &[u8]) -> Link {
 
 /// A line after the parallel stage.
 enum Parsed {
-    Record(Box<(Record, Result<Verified, Problem>)>),
+    Record(Box<(Record, Result<Checked, Problem>)>),
     Checkpoint(Result<Checkpoint, CheckpointError>),
     Bad(Problem),
 }
@@ -323,7 +323,7 @@ impl Verifier {
         Ok(())
     }
 
-    fn record(&mut self, record: Record, verified: Verified, lines: &dyn Lines) -> Result<(), Problem> {
+    fn record(&mut self, record: Record, verified: Checked, lines: &dyn Lines) -> Result<(), Problem> {
         let expected = self.records + 1;
         let body = &record.body;
         if body.seq != expected {
@@ -338,7 +338,7 @@ impl Verifier {
         let history = LinesHistory { lines, error: RefCell::new(None) };
         let decision = domain::decide(
             &self.state,
-            &verified.signed.command,
+            &body.command.command,
             &verified.signer,
             &verified.digest,
             body.recorded_at,
@@ -355,7 +355,7 @@ impl Verifier {
         if event != body.event {
             return Err(Problem::Mismatch("event"));
         }
-        if body.kind != verified.signed.command.action.kind() {
+        if body.kind != body.command.command.action.kind() {
             return Err(Problem::Mismatch("kind"));
         }
         if body.key != verified.signer.key {
@@ -453,11 +453,12 @@ fn parse_batch(lines: &[Vec<u8>]) -> Vec<Parsed> {
     let commands: Vec<_> = decoded
         .iter()
         .filter_map(|d| match d {
-            Decoded::Record(r) => Some(r.body.command.clone()),
+            Decoded::Record(r) => Some(&r.body.command),
             Decoded::Other(_) => None,
         })
         .collect();
-    let mut verified = signing::verify_chunk(commands).into_iter();
+    // The commands are checked where they are, in their decoded records (no copy).
+    let mut verified = signing::check_chunk(&commands).into_iter();
     decoded
         .into_iter()
         .zip(lines)
@@ -492,7 +493,7 @@ fn decode_line(line: &[u8]) -> Decoded {
 
 /// The line must be exactly the sealed record (canonical body, its hash, lower-case hex), and
 /// its command's signature must verify.
-fn check_bytes(record: &Record, verified: Result<Verified, Rejection>, line: &[u8]) -> Result<Verified, Problem> {
+fn check_bytes(record: &Record, verified: Result<Checked, Rejection>, line: &[u8]) -> Result<Checked, Problem> {
     let hash_ok = || {
         let raw: Option<RawRecord<'_>> = serde_json::from_slice(line).ok();
         raw.is_some_and(|r| canonical::parse_hex(r.hash) == Some(canonical::sha256(r.body.get().as_bytes())))
