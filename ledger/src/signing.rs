@@ -151,8 +151,7 @@ fn checked(signed: &SignedCommand, p: Prepared) -> Checked {
 pub fn verify(signed: SignedCommand) -> Result<Verified, Rejection> {
     let p = prepare(&signed)?;
     p.key.verify_strict(&p.message, &p.signature).map_err(|_| Rejection::BadSignature { key: signed.key.clone() })?;
-    let c = checked(&signed, p);
-    Ok(Verified { signed, canonical: c.canonical, digest: c.digest, signer: c.signer })
+    Ok(checked(&signed, p).of(signed))
 }
 
 /// Verifies many signed commands: in batches of [`VERIFY_BATCH_COMMANDS_MAX`], spread over
@@ -184,11 +183,7 @@ pub fn verify_all(commands: Vec<SignedCommand>) -> Vec<Result<Verified, Rejectio
 pub fn verify_chunk(chunk: Vec<SignedCommand>) -> Vec<Result<Verified, Rejection>> {
     let refs: Vec<&SignedCommand> = chunk.iter().collect();
     let checked = check_chunk(&refs);
-    chunk
-        .into_iter()
-        .zip(checked)
-        .map(|(signed, c)| c.map(|c| Verified { signed, canonical: c.canonical, digest: c.digest, signer: c.signer }))
-        .collect()
+    chunk.into_iter().zip(checked).map(|(signed, c)| c.map(|c| c.of(signed))).collect()
 }
 
 /// What a command's verified signature establishes: [`Verified`] without the command, for a
@@ -200,6 +195,13 @@ pub struct Checked {
     /// SHA-256 of the canonical command: the idempotency fingerprint.
     pub digest: Hash,
     pub signer: Signer,
+}
+
+impl Checked {
+    /// The [`Verified`] command this check was made on.
+    fn of(self, signed: SignedCommand) -> Verified {
+        Verified { signed, canonical: self.canonical, digest: self.digest, signer: self.signer }
+    }
 }
 
 /// [`verify_chunk`] over borrowed commands.
