@@ -6,7 +6,11 @@ use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// The state's hash maps: keyed by operator-chosen ids, so with a randomly seeded hasher (no
+/// crafted collisions), but a faster one than the standard library's SipHash.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 /// A lot and its flow counters. Conservation: inflows − outflows = sum of its positions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,7 +274,7 @@ impl State {
     /// Checks conservation for every lot: inflows − outflows = sum of its positions, and no
     /// position is zero or negative (zero positions are removed; u64 cannot be negative).
     pub fn check_conservation(&self) -> Result<(), String> {
-        let mut sums: HashMap<&LotId, i128> = HashMap::new();
+        let mut sums: HashMap<&LotId, i128> = HashMap::default();
         for (key, grams) in &self.positions {
             if *grams == 0 {
                 return Err(format!("zero position {key} kept"));

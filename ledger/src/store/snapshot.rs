@@ -8,7 +8,7 @@
 use super::Store;
 use crate::canonical::{self, Hash};
 use crate::domain::state::{EventEntry, FigureKey, Head, LotState, State};
-use crate::domain::{EventId, Facility, KeyEntry, LotId, Party, PositionKey};
+use crate::domain::{EventId, Facility, KeyEntry, Party, PositionKey};
 use crate::error::LedgerError;
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +78,7 @@ fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
         facilities: e.facilities.into_iter().map(|f| (f.id.clone(), f)).collect(),
         keys: e.keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
         figures: e.figures.into_iter().collect(),
-        lots: e.lots.into_iter().map(|l| (l.spec.id.clone(), l)).collect::<std::collections::HashMap<LotId, _>>(),
+        lots: e.lots.into_iter().map(|l| (l.spec.id.clone(), l)).collect(),
         positions: e.positions.into_iter().collect(),
         events: e.events.into_iter().collect(),
     })
