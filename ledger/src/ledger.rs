@@ -443,16 +443,8 @@ impl Batch {
         use rayon::prelude::*;
         let mut lines: Vec<(u64, &[u8])> = Vec::new();
         for (start, range) in &self.frames {
-            let frame = &self.bytes[range.clone()];
-            let mut from = 0;
-            let ends = memchr::memchr_iter(b'\n', frame).chain(std::iter::once(frame.len()));
-            for (i, end) in ends.enumerate() {
-                let seq = start + i as u64;
-                if seq >= first {
-                    lines.push((seq, &frame[from..end]));
-                }
-                from = end + 1;
-            }
+            let records = crate::store::log::frame_records(*start, &self.bytes[range.clone()]);
+            lines.extend(records.filter(|(seq, _)| *seq >= first));
         }
         lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))).collect()
     }

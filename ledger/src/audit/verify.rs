@@ -178,8 +178,8 @@ enum Link {
 /// HEX = SHA-256(BODY) in lower-case hex, and BODY's `seq` and `prev_hash`. Runs on every
 /// core, so the record's Merkle leaf is hashed here too.
 fn link(line: &[u8]) -> Link {
-    const HASH_KEY: &[u8] = b",\"hash\":\"";
-    const SUFFIX: usize = HASH_KEY.len() + 64 + 2;
+    /// `,"hash":"`, 64 hex digits and `"}`: the sealed layout after the body.
+    const SUFFIX: usize = 9 + 64 + 2;
     if !line.starts_with(RECORD_PREFIX) {
         return match decode_line(line) {
             Decoded::Other(parsed) => Link::Other(parsed),
@@ -187,14 +187,15 @@ fn link(line: &[u8]) -> Link {
         };
     }
     let bad = |p: Problem| Link::Other(Parsed::Bad(p));
-    let Some(body) = line.get(RECORD_PREFIX.len()..line.len().saturating_sub(SUFFIX)) else {
-        return bad(Problem::Malformed("too short for a record".into()));
+    let Some((body, claimed)) = record::split_sealed(line) else {
+        return bad(if line.len() < RECORD_PREFIX.len() + SUFFIX {
+            Problem::Malformed("too short for a record".into())
+        } else {
+            Problem::HashMismatch
+        });
     };
-    let tail = &line[RECORD_PREFIX.len() + body.len()..];
     let hash = canonical::sha256(body);
-    let mut hex = [0u8; 64];
-    hex::encode_to_slice(hash, &mut hex).expect("32 bytes are 64 hex digits");
-    if !(tail.starts_with(HASH_KEY) && tail[HASH_KEY.len()..SUFFIX - 2] == hex && tail.ends_with(b"\"}")) {
+    if hash != claimed {
         return bad(Problem::HashMismatch);
     }
     let fields = record::canonical_tail(body).map(Ok).unwrap_or_else(|| {

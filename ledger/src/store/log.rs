@@ -212,7 +212,7 @@ impl Log {
     pub fn scan(&self, from: u64, mut visit: impl FnMut(u64, &[u8]) -> bool) -> Result<(), LedgerError> {
         let mut frames = self.frames_from(from);
         while let Some((first, payload)) = frames.next_frame()? {
-            for (seq, line) in (first..).zip(payload.split(|b| *b == b'\n')) {
+            for (seq, line) in frame_records(first, payload) {
                 if seq >= from && !visit(seq, line) {
                     return Ok(());
                 }
@@ -526,6 +526,17 @@ fn decode_header(header: &[u8]) -> (u64, usize, u32) {
 }
 
 /// How many records a frame's payload holds, if it is not empty and its CRC matches.
+/// The records of a frame's payload (joined by newlines), each with its seq, in order.
+pub fn frame_records(first_seq: u64, payload: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut from = 0;
+    let ends = memchr::memchr_iter(b'\n', payload).chain(std::iter::once(payload.len()));
+    (first_seq..).zip(ends.map(move |end| {
+        let record = &payload[from..end];
+        from = end + 1;
+        record
+    }))
+}
+
 fn records_in(first_seq: u64, payload: &[u8], crc: u32) -> Option<u64> {
     (!payload.is_empty() && frame_crc(first_seq, payload) == crc)
         .then(|| memchr::memchr_iter(b'\n', payload).count() as u64 + 1)
