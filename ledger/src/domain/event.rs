@@ -6,55 +6,114 @@ use super::ids::{Country, EventId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use super::quantity::Quantity;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Event {
-    Genesis {
+/// Defines [`Event`] from its variants and, beside it, each variant's fields as a struct of
+/// its own (module `by_kind`), so that [`Event::from_json`] decodes an event straight into its
+/// variant once its `kind` is known. serde's derive for an internally tagged enum first
+/// buffers the whole object (every key and value) to find the tag; replay decodes millions.
+macro_rules! events {
+    ($(
+        $(#[$vmeta:meta])*
+        $variant:ident = $tag:literal {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
+        }
+    ),* $(,)?) => {
+        /// A fact the ledger decided, tagged on the wire by `kind`.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "kind", deny_unknown_fields)]
+        pub enum Event {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $tag)]
+                $variant { $( $(#[$fmeta])* $field: $ty ),* },
+            )*
+        }
+
+        /// Each variant's fields, with the `kind` tag accepted and skipped.
+        mod by_kind {
+            use super::*;
+            $(
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                pub(super) struct $variant {
+                    #[allow(dead_code)]
+                    kind: serde::de::IgnoredAny,
+                    $( $(#[$fmeta])* pub(super) $field: $ty ),*
+                }
+            )*
+        }
+
+        impl Event {
+            /// Decodes one event from JSON: its `kind` first (the other members skipped, not
+            /// buffered), then the object again straight into that variant. Accepts and
+            /// rejects exactly what the derived `Deserialize` does; an unknown `kind` is
+            /// decoded by it, so its error names the kinds there are.
+            pub fn from_json(json: &[u8]) -> Result<Event, serde_json::Error> {
+                #[derive(Deserialize)]
+                struct Kind<'a> {
+                    #[serde(borrow)]
+                    kind: std::borrow::Cow<'a, str>,
+                }
+                let Kind { kind } = serde_json::from_slice(json)?;
+                Ok(match kind.as_ref() {
+                    $($tag => {
+                        let v: by_kind::$variant = serde_json::from_slice(json)?;
+                        Event::$variant { $( $field: v.$field ),* }
+                    })*
+                    _ => return serde_json::from_slice(json),
+                })
+            }
+        }
+    };
+}
+
+events! {
+    Genesis = "genesis" {
         ledger: String,
         admin_key: KeyEntry,
         materials_version: String,
         partners_version: String,
     },
-    PartyRegistered {
+    PartyRegistered = "party_registered" {
         party: Party,
     },
-    FacilityRegistered {
+    FacilityRegistered = "facility_registered" {
         facility: Facility,
     },
-    KeyRegistered {
+    KeyRegistered = "key_registered" {
         key: KeyEntry,
     },
-    KeyRevoked {
+    KeyRevoked = "key_revoked" {
         key: KeyId,
         reason: String,
     },
-    FigureRegistered {
+    FigureRegistered = "figure_registered" {
         figure: FigureKind,
         partner: Country,
         material: MaterialId,
         year: i32,
         quantity: Quantity,
     },
-    ReleaseRulesRegistered {
+    ReleaseRulesRegistered = "release_rules_registered" {
         partner: Country,
         material: MaterialId,
         text: String,
         confidential: bool,
     },
     /// From the record's `occurred_at`, `party`'s stock of `lot` is withheld from reports.
-    Withheld {
+    Withheld = "withheld" {
         party: PartyId,
         lot: LotId,
         reason: String,
     },
     /// From the record's `occurred_at`, `party`'s stock of `lot` is reported again.
-    Unwithheld {
+    Unwithheld = "unwithheld" {
         party: PartyId,
         lot: LotId,
         reason: String,
     },
-    Acquired {
+    Acquired = "acquired" {
         lot: LotSpec,
         to: PositionKey,
         quantity: Quantity,
@@ -65,30 +124,30 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         price: Option<Price>,
     },
-    Stored {
+    Stored = "stored" {
         from: PositionKey,
         to: PositionKey,
         quantity: Quantity,
     },
-    Transferred {
+    Transferred = "transferred" {
         from: PositionKey,
         to: PositionKey,
         quantity: Quantity,
     },
-    Released {
+    Released = "released" {
         from: PositionKey,
         quantity: Quantity,
         reason: ReleaseReason,
         recipient: String,
     },
-    Converted {
+    Converted = "converted" {
         from: PositionKey,
         consumed: Quantity,
         lot: LotSpec,
         to: PositionKey,
         produced: Quantity,
     },
-    Adjusted {
+    Adjusted = "adjusted" {
         at: PositionKey,
         direction: Direction,
         quantity: Quantity,
@@ -96,7 +155,7 @@ pub enum Event {
         note: String,
     },
     /// Compensates `target`: `effects` are the target's effects, inverted.
-    Reversed {
+    Reversed = "reversed" {
         target: EventId,
         target_seq: u64,
         reason: String,
@@ -127,6 +186,16 @@ pub enum FlowKind {
 }
 
 impl FlowKind {
+    /// Every kind, in order.
+    pub const ALL: [FlowKind; 6] = [
+        FlowKind::Acquired,
+        FlowKind::Released,
+        FlowKind::ConvertedIn,
+        FlowKind::ConvertedOut,
+        FlowKind::AdjustedUp,
+        FlowKind::AdjustedDown,
+    ];
+
     /// Whether this flow adds stock to the lot (otherwise it removes stock).
     pub fn is_inflow(self) -> bool {
         matches!(self, FlowKind::Acquired | FlowKind::ConvertedIn | FlowKind::AdjustedUp)
@@ -152,14 +221,6 @@ pub struct Effects {
 }
 
 impl Effects {
-    fn post(&mut self, position: &PositionKey, direction: Direction, grams: u64) {
-        self.postings.push(Posting { position: position.clone(), direction, grams });
-    }
-
-    fn flow(&mut self, lot: &LotId, kind: FlowKind, grams: u64) {
-        self.flows.push(Flow { lot: lot.clone(), kind, direction: Direction::Increase, grams });
-    }
-
     /// The compensating effects: every posting and flow with its direction flipped.
     pub fn inverted(&self) -> Effects {
         let flip = |d: Direction| match d {
@@ -178,11 +239,67 @@ impl Effects {
     }
 }
 
+/// A posting borrowed from its event: what `State::apply` folds, without copying a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostingRef<'a> {
+    pub position: &'a PositionKey,
+    pub direction: Direction,
+    pub grams: u64,
+}
+
+/// A flow borrowed from its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRef<'a> {
+    pub lot: &'a LotId,
+    pub kind: FlowKind,
+    pub direction: Direction,
+    pub grams: u64,
+}
+
+/// An event's effects, borrowed from it. Every event but a reversal makes at most two
+/// postings and two flows, so replay folds them without allocating.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EffectRefs<'a> {
+    pub postings: SmallVec<[PostingRef<'a>; 2]>,
+    pub flows: SmallVec<[FlowRef<'a>; 2]>,
+}
+
+impl<'a> EffectRefs<'a> {
+    fn post(&mut self, position: &'a PositionKey, direction: Direction, grams: u64) {
+        self.postings.push(PostingRef { position, direction, grams });
+    }
+
+    fn flow(&mut self, lot: &'a LotId, kind: FlowKind, grams: u64) {
+        self.flows.push(FlowRef { lot, kind, direction: Direction::Increase, grams });
+    }
+
+    /// The same effects, owned.
+    pub fn owned(&self) -> Effects {
+        Effects {
+            postings: self
+                .postings
+                .iter()
+                .map(|p| Posting { position: p.position.clone(), direction: p.direction, grams: p.grams })
+                .collect(),
+            flows: self
+                .flows
+                .iter()
+                .map(|f| Flow { lot: f.lot.clone(), kind: f.kind, direction: f.direction, grams: f.grams })
+                .collect(),
+        }
+    }
+}
+
 impl Event {
     /// The movements of stock this event makes. Registrations make none.
     pub fn effects(&self) -> Effects {
+        self.effect_refs().owned()
+    }
+
+    /// The movements of stock this event makes, borrowed from it.
+    pub fn effect_refs(&self) -> EffectRefs<'_> {
         use Direction::{Decrease, Increase};
-        let mut e = Effects::default();
+        let mut e = EffectRefs::default();
         match self {
             Event::Acquired { lot, to, quantity, .. } => {
                 e.post(to, Increase, quantity.grams);
@@ -210,7 +327,14 @@ impl Event {
                 };
                 e.flow(&at.lot, kind, quantity.grams);
             }
-            Event::Reversed { effects, .. } => return effects.clone(),
+            Event::Reversed { effects, .. } => {
+                for p in &effects.postings {
+                    e.postings.push(PostingRef { position: &p.position, direction: p.direction, grams: p.grams });
+                }
+                for f in &effects.flows {
+                    e.flows.push(FlowRef { lot: &f.lot, kind: f.kind, direction: f.direction, grams: f.grams });
+                }
+            }
             Event::Genesis { .. }
             | Event::PartyRegistered { .. }
             | Event::FacilityRegistered { .. }

@@ -1,11 +1,12 @@
 //! The ledger's state: everything `decide` needs, derived purely from the log by `apply`.
 
 use super::command::{Direction, FigureKind};
-use super::event::{Effects, Event, FlowKind};
+use super::event::{EffectRefs, Event, FlowKind};
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 
 /// The state's hash maps: keyed by operator-chosen ids, so with a randomly seeded hasher (no
@@ -17,17 +18,49 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub struct LotState {
     pub spec: LotSpec,
     /// Grams per flow kind (acquired, released, converted in/out, adjusted up/down).
-    pub flows: BTreeMap<FlowKind, u64>,
+    pub flows: FlowCounters,
 }
 
 impl LotState {
     pub fn new(spec: LotSpec) -> Self {
-        LotState { spec, flows: BTreeMap::new() }
+        LotState { spec, flows: FlowCounters::default() }
     }
 
     /// Inflows minus outflows: what the lot's positions must add up to.
     pub fn balance_g(&self) -> i128 {
-        self.flows.iter().map(|(k, g)| if k.is_inflow() { i128::from(*g) } else { -i128::from(*g) }).sum()
+        self.flows.iter().map(|(k, g)| if k.is_inflow() { i128::from(g) } else { -i128::from(g) }).sum()
+    }
+}
+
+/// A lot's flow counters, one slot per [`FlowKind`]: copied, not allocated, when an event
+/// changes them. Serialized as the map of the non-zero ones, `{"acquired": 5000, …}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowCounters([u64; FlowKind::ALL.len()]);
+
+impl FlowCounters {
+    pub fn get(&self, kind: FlowKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// The non-zero counters, in [`FlowKind`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (FlowKind, u64)> + '_ {
+        FlowKind::ALL.into_iter().map(|k| (k, self.get(k))).filter(|(_, g)| *g != 0)
+    }
+}
+
+impl Serialize for FlowCounters {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FlowCounters {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut counters = FlowCounters::default();
+        for (kind, grams) in BTreeMap::<FlowKind, u64>::deserialize(deserializer)? {
+            counters.0[kind as usize] = grams;
+        }
+        Ok(counters)
     }
 }
 
@@ -79,9 +112,40 @@ pub(crate) enum Undo {
     Figure(FigureKey, Option<u64>),
     Lot(LotId, Option<LotState>),
     /// A lot's flow counters before an event changed them (the lot itself is unchanged).
-    LotFlows(LotId, BTreeMap<FlowKind, u64>),
+    LotFlows(LotId, FlowCounters),
     Position(PositionKey, Option<u64>),
     Event(EventId, Option<EventEntry>),
+}
+
+/// Where `apply` writes down the previous value of what it changes: a batch's undo log, or
+/// nowhere (`()`) when the event stands alone. The step is built only when it is kept.
+pub(crate) trait Journal {
+    fn note(&mut self, step: impl FnOnce() -> Undo);
+}
+
+impl Journal for Vec<Undo> {
+    fn note(&mut self, step: impl FnOnce() -> Undo) {
+        self.push(step());
+    }
+}
+
+impl Journal for () {
+    fn note(&mut self, _: impl FnOnce() -> Undo) {}
+}
+
+/// The positions and lot counters one event leaves, checked and not yet written.
+#[derive(Default)]
+struct StockChange<'e> {
+    positions: SmallVec<[(&'e PositionKey, u64); 2]>,
+    flows: SmallVec<[(&'e LotId, FlowCounters); 2]>,
+}
+
+/// The lot an event creates, if any.
+fn created_lot(event: &Event) -> Option<&LotId> {
+    match event {
+        Event::Acquired { lot, .. } | Event::Converted { lot, .. } => Some(&lot.id),
+        _ => None,
+    }
 }
 
 /// The log names a state the invariants forbid. Only a corrupt or forged log gets here:
@@ -105,13 +169,20 @@ pub struct Applied<'a> {
 }
 
 impl State {
+    /// Makes room for `additional` more event ids (one per record), so that folding a long
+    /// log does not grow the table step by step, moving every entry each time.
+    pub fn reserve_events(&mut self, additional: usize) {
+        self.events.reserve(additional);
+    }
+
     pub fn position(&self, key: &PositionKey) -> u64 {
         self.positions.get(key).copied().unwrap_or(0)
     }
 
-    /// Applies one event. Pure and deterministic; checks every invariant it touches.
+    /// Applies one event. Pure and deterministic; checks every invariant it touches, all
+    /// before it changes anything, so an event that breaks one changes nothing.
     pub fn apply(&mut self, at: &Applied<'_>, event: &Event) -> Result<(), Violation> {
-        self.apply_logged(at, event, &mut Vec::new())
+        self.apply_journaled(at, event, &mut ())
     }
 
     /// Applies one event, pushing the previous value of everything it changes onto `undo`,
@@ -122,16 +193,15 @@ impl State {
         event: &Event,
         undo: &mut Vec<Undo>,
     ) -> Result<(), Violation> {
-        let start = undo.len();
-        let result = self.apply_unchecked(at, event, undo);
-        if result.is_err() {
-            let tail = undo.split_off(start);
-            self.rollback(tail);
-        }
-        result
+        self.apply_journaled(at, event, undo)
     }
 
-    fn apply_unchecked(&mut self, at: &Applied<'_>, event: &Event, undo: &mut Vec<Undo>) -> Result<(), Violation> {
+    fn apply_journaled(
+        &mut self,
+        at: &Applied<'_>,
+        event: &Event,
+        journal: &mut impl Journal,
+    ) -> Result<(), Violation> {
         let violation = |what: String| Violation { seq: at.seq, event_id: at.event_id.clone(), what };
         if at.seq != self.head.seq + 1 {
             return Err(violation(format!("seq follows {} (gap or repeat)", self.head.seq)));
@@ -139,99 +209,126 @@ impl State {
         if self.events.contains_key(at.event_id) {
             return Err(violation("event id used twice".into()));
         }
-        self.apply_registry(event, at.seq, undo).map_err(violation)?;
-        let effects = event.effects();
-        self.apply_effects(&effects, undo).map_err(violation)?;
-        if let Event::Reversed { target, .. } = event {
-            let entry = self.events.get_mut(target).ok_or_else(|| violation(format!("reverses unknown {target}")))?;
-            undo.push(Undo::Event(target.clone(), Some(entry.clone())));
-            entry.reversed_by = Some(at.event_id.clone());
+        self.check_registry(event).map_err(violation)?;
+        let effects = event.effect_refs();
+        let stock = self.stock_change(&effects, created_lot(event)).map_err(violation)?;
+        let reversed = match event {
+            Event::Reversed { target, .. } => match self.events.get(target) {
+                Some(_) => Some(target),
+                None => return Err(violation(format!("reverses unknown {target}"))),
+            },
+            _ => None,
+        };
+        // Every check has passed: from here on nothing fails.
+        self.write_registry(event, at.seq, journal);
+        self.write_stock(stock, journal);
+        if let Some(entry) = reversed.and_then(|target| self.events.get_mut(target).map(|e| (target, e))) {
+            let (target, entry) = entry;
+            let prev = entry.reversed_by.replace(at.event_id.clone());
+            journal.note(|| Undo::Event(target.clone(), Some(EventEntry { reversed_by: prev, ..entry.clone() })));
         }
-        let movement = !effects.postings.is_empty() && !matches!(event, Event::Reversed { .. });
-        undo.push(Undo::Event(at.event_id.clone(), None));
+        let movement = !effects.postings.is_empty() && reversed.is_none();
         self.events
             .insert(at.event_id.clone(), EventEntry { seq: at.seq, digest: at.digest, movement, reversed_by: None });
-        undo.push(Undo::Head(self.head.clone()));
+        journal.note(|| Undo::Event(at.event_id.clone(), None));
+        journal.note(|| Undo::Head(self.head.clone()));
         self.head = Head { seq: at.seq, hash: at.hash, recorded_at: Some(at.recorded_at) };
         Ok(())
     }
 
-    fn apply_registry(&mut self, event: &Event, seq: u64, undo: &mut Vec<Undo>) -> Result<(), String> {
+    /// What in the registry `event` would change, checked.
+    fn check_registry(&self, event: &Event) -> Result<(), String> {
+        match event {
+            Event::KeyRevoked { key, .. } if !self.keys.contains_key(key) => Err(format!("revokes unknown key {key}")),
+            Event::Acquired { lot, .. } | Event::Converted { lot, .. } if self.lots.contains_key(&lot.id) => {
+                Err(format!("lot {} created twice", lot.id))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes what `event` changes in the registry; [`State::check_registry`] has passed.
+    fn write_registry(&mut self, event: &Event, seq: u64, journal: &mut impl Journal) {
         match event {
             Event::Genesis { ledger, admin_key, .. } => {
-                undo.push(Undo::Ledger(self.ledger.clone()));
-                self.ledger = Some(ledger.clone());
-                undo.push(Undo::Key(admin_key.id.clone(), self.keys.insert(admin_key.id.clone(), admin_key.clone())));
+                let prev = self.ledger.replace(ledger.clone());
+                journal.note(|| Undo::Ledger(prev));
+                let prev = self.keys.insert(admin_key.id.clone(), admin_key.clone());
+                journal.note(|| Undo::Key(admin_key.id.clone(), prev));
             }
             Event::PartyRegistered { party } => {
-                undo.push(Undo::Party(party.id.clone(), self.parties.insert(party.id.clone(), party.clone())));
+                let prev = self.parties.insert(party.id.clone(), party.clone());
+                journal.note(|| Undo::Party(party.id.clone(), prev));
             }
             Event::FacilityRegistered { facility } => {
                 let prev = self.facilities.insert(facility.id.clone(), facility.clone());
-                undo.push(Undo::Facility(facility.id.clone(), prev));
+                journal.note(|| Undo::Facility(facility.id.clone(), prev));
             }
             Event::KeyRegistered { key } => {
-                undo.push(Undo::Key(key.id.clone(), self.keys.insert(key.id.clone(), key.clone())));
+                let prev = self.keys.insert(key.id.clone(), key.clone());
+                journal.note(|| Undo::Key(key.id.clone(), prev));
             }
             Event::KeyRevoked { key, .. } => {
-                let entry = self.keys.get_mut(key).ok_or_else(|| format!("revokes unknown key {key}"))?;
-                undo.push(Undo::Key(key.clone(), Some(entry.clone())));
-                entry.revoked_at = Some(seq);
+                if let Some(entry) = self.keys.get_mut(key) {
+                    let prev = entry.clone();
+                    entry.revoked_at = Some(seq);
+                    journal.note(|| Undo::Key(key.clone(), Some(prev)));
+                }
             }
             Event::FigureRegistered { figure, partner, material, year, quantity } => {
                 let k = (*figure, partner.clone(), material.clone(), *year);
-                undo.push(Undo::Figure(k.clone(), self.figures.insert(k, quantity.grams)));
+                let prev = self.figures.insert(k.clone(), quantity.grams);
+                journal.note(|| Undo::Figure(k, prev));
             }
-            Event::Acquired { lot, .. } => self.create_lot(lot, undo)?,
-            Event::Converted { lot, .. } => self.create_lot(lot, undo)?,
+            Event::Acquired { lot, .. } | Event::Converted { lot, .. } => {
+                self.lots.insert(lot.id.clone(), LotState::new(lot.clone()));
+                journal.note(|| Undo::Lot(lot.id.clone(), None));
+            }
             _ => {}
         }
-        Ok(())
     }
 
-    fn create_lot(&mut self, lot: &LotSpec, undo: &mut Vec<Undo>) -> Result<(), String> {
-        if self.lots.contains_key(&lot.id) {
-            return Err(format!("lot {} created twice", lot.id));
-        }
-        undo.push(Undo::Lot(lot.id.clone(), None));
-        self.lots.insert(lot.id.clone(), LotState::new(lot.clone()));
-        Ok(())
-    }
-
-    /// Applies postings and flows. On error nothing is changed (all checks run first). Keys
-    /// are borrowed from `effects` until written, and a lot's flow counters are copied, not
-    /// the lot: this runs for every event of a replay or an audit.
-    fn apply_effects(&mut self, effects: &Effects, undo: &mut Vec<Undo>) -> Result<(), String> {
-        // Compute every new value first, then write: an invariant failure changes nothing.
-        let mut new_positions: Vec<(&PositionKey, u64)> = Vec::with_capacity(effects.postings.len());
+    /// The positions and lot counters `effects` would leave, computed and checked without
+    /// changing anything. Keys are borrowed from the event; `created` is the lot the event
+    /// itself creates (its counters start at zero).
+    fn stock_change<'e>(&self, effects: &EffectRefs<'e>, created: Option<&LotId>) -> Result<StockChange<'e>, String> {
+        let mut change = StockChange::default();
         for p in &effects.postings {
-            let current = new_positions
+            let current = change
+                .positions
                 .iter()
                 .rev()
-                .find(|(k, _)| **k == p.position)
+                .find(|(k, _)| *k == p.position)
                 .map(|(_, v)| *v)
-                .unwrap_or_else(|| self.position(&p.position));
+                .unwrap_or_else(|| self.position(p.position));
             let next = step(current, p.direction, p.grams)
                 .ok_or_else(|| format!("position {} would go below zero or overflow", p.position))?;
-            new_positions.push((&p.position, next));
+            change.positions.push((p.position, next));
         }
-        let mut new_flows: Vec<(&LotId, BTreeMap<FlowKind, u64>)> = Vec::new();
         for f in &effects.flows {
-            let idx = match new_flows.iter().position(|(id, _)| **id == f.lot) {
+            let idx = match change.flows.iter().position(|(id, _)| *id == f.lot) {
                 Some(i) => i,
                 None => {
-                    let lot = self.lots.get(&f.lot).ok_or_else(|| format!("flow on unknown lot {}", f.lot))?;
-                    new_flows.push((&f.lot, lot.flows.clone()));
-                    new_flows.len() - 1
+                    let counters = match self.lots.get(f.lot) {
+                        Some(lot) => lot.flows,
+                        None if created == Some(f.lot) => FlowCounters::default(),
+                        None => return Err(format!("flow on unknown lot {}", f.lot)),
+                    };
+                    change.flows.push((f.lot, counters));
+                    change.flows.len() - 1
                 }
             };
-            let flows = &mut new_flows[idx].1;
-            let counter = flows.entry(f.kind).or_insert(0);
+            let counter = &mut change.flows[idx].1 .0[f.kind as usize];
             *counter =
                 step(*counter, f.direction, f.grams).ok_or_else(|| format!("lot {} counter underflow", f.lot))?;
-            flows.retain(|_, g| *g != 0);
         }
-        for (key, value) in new_positions {
+        Ok(change)
+    }
+
+    /// Writes the positions and counters [`State::stock_change`] computed. A position that
+    /// reaches zero is removed.
+    fn write_stock(&mut self, change: StockChange<'_>, journal: &mut impl Journal) {
+        for (key, value) in change.positions {
             let prev = if value == 0 {
                 self.positions.remove(key)
             } else if let Some(held) = self.positions.get_mut(key) {
@@ -239,14 +336,14 @@ impl State {
             } else {
                 self.positions.insert(key.clone(), value)
             };
-            undo.push(Undo::Position(key.clone(), prev));
+            journal.note(|| Undo::Position(key.clone(), prev));
         }
-        for (id, flows) in new_flows {
+        for (id, flows) in change.flows {
             if let Some(lot) = self.lots.get_mut(id) {
-                undo.push(Undo::LotFlows(id.clone(), std::mem::replace(&mut lot.flows, flows)));
+                let prev = std::mem::replace(&mut lot.flows, flows);
+                journal.note(|| Undo::LotFlows(id.clone(), prev));
             }
         }
-        Ok(())
     }
 
     /// Restores the values recorded in `undo`, newest first.
@@ -313,4 +410,163 @@ fn restore_hash<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, val
         Some(v) => map.insert(key, v),
         None => map.remove(&key),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::command::{AdjustReason, Direction};
+    use crate::domain::model::{Location, Programme};
+    use crate::domain::quantity::{Amount, Quantity};
+    use crate::domain::Form;
+    use crate::testkit::{at, lot};
+
+    fn grams(g: u64) -> Quantity {
+        Quantity { grams: g, stated: Amount::grams(g) }
+    }
+
+    fn pos(lot: &str, facility: &str) -> PositionKey {
+        PositionKey {
+            party: PartyId::new("nl-covra"),
+            lot: LotId::new(lot),
+            location: Location::facility(facility),
+            programme: Programme::National,
+        }
+    }
+
+    fn acquired(id: &str, g: u64) -> Event {
+        Event::Acquired {
+            lot: lot(id, "cobalt", Form::Metal, 999_000, "CD"),
+            to: pos(id, "nl-vlissingen"),
+            quantity: grams(g),
+            supplier: None,
+            contract: None,
+            price: None,
+        }
+    }
+
+    /// Applies `event` as the next record, under the event id `id`.
+    fn next(state: &mut State, id: &str, event: &Event) -> Result<(), Violation> {
+        let event_id = EventId::new(id);
+        let at = Applied {
+            seq: state.head.seq + 1,
+            hash: [state.head.seq as u8 + 1; 32],
+            recorded_at: at("2026-06-01T00:00:00Z"),
+            event_id: &event_id,
+            digest: [7; 32],
+        };
+        state.apply(&at, event)
+    }
+
+    /// Every check of `apply` runs before it writes: an event that breaks an invariant
+    /// leaves the state exactly as it was, even where part of the event would have applied
+    /// (the lot a failed conversion creates, the positions of a reversal of nothing).
+    #[test]
+    fn an_event_that_breaks_an_invariant_changes_nothing() {
+        let mut state = State::default();
+        next(&mut state, "acq-a", &acquired("lot-a", 10)).expect("acquire");
+        let before = state.clone();
+        let overdrawn = Event::Converted {
+            from: pos("lot-a", "nl-vlissingen"),
+            consumed: grams(11),
+            lot: lot("lot-b", "cobalt", Form::Powder, 990_000, "CD"),
+            to: pos("lot-b", "nl-vlissingen"),
+            produced: grams(9),
+        };
+        let reversal_of_nothing = Event::Reversed {
+            target: EventId::new("never-recorded"),
+            target_seq: 1,
+            reason: "test".into(),
+            effects: acquired("lot-a", 5).effects().inverted(),
+        };
+        let overflow = Event::Adjusted {
+            at: pos("lot-a", "nl-vlissingen"),
+            direction: Direction::Increase,
+            quantity: grams(u64::MAX - 5),
+            reason: AdjustReason::StockTake,
+            note: String::new(),
+        };
+        let cases = [
+            ("conv-b", overdrawn, "below zero"),
+            ("acq-a-again", acquired("lot-a", 1), "created twice"),
+            ("rev-x", reversal_of_nothing, "reverses unknown"),
+            ("revoke-x", Event::KeyRevoked { key: KeyId::new("no-such-key"), reason: "test".into() }, "unknown key"),
+            ("adj-a", overflow, "overflow"),
+            ("acq-a", acquired("lot-c", 1), "event id used twice"),
+        ];
+        for (id, event, what) in cases {
+            let v = next(&mut state, id, &event).expect_err(what);
+            assert!(v.what.contains(what), "{id}: {v}");
+            assert_eq!(state, before, "{id} changed the state");
+        }
+        // And the valid ones still apply, after the failures.
+        next(
+            &mut state,
+            "conv-b",
+            &Event::Converted {
+                from: pos("lot-a", "nl-vlissingen"),
+                consumed: grams(10),
+                lot: lot("lot-b", "cobalt", Form::Powder, 990_000, "CD"),
+                to: pos("lot-b", "nl-vlissingen"),
+                produced: grams(9),
+            },
+        )
+        .expect("a conversion within the position");
+        assert_eq!(state.position(&pos("lot-a", "nl-vlissingen")), 0);
+        assert!(!state.positions.contains_key(&pos("lot-a", "nl-vlissingen")), "a zero position is removed");
+        assert_eq!(state.lots[&LotId::new("lot-b")].flows.get(FlowKind::ConvertedIn), 9);
+        assert_eq!(state.lots[&LotId::new("lot-a")].flows.get(FlowKind::ConvertedOut), 10);
+        state.check_conservation().expect("conservation");
+    }
+
+    /// A batch's journal undoes exactly what its events did, newest first.
+    #[test]
+    fn a_journal_rolls_a_batch_back_exactly() {
+        let mut state = State::default();
+        next(&mut state, "acq-a", &acquired("lot-a", 10)).expect("acquire");
+        let before = state.clone();
+        let mut undo = Vec::new();
+        let events = [
+            ("acq-b", acquired("lot-b", 4)),
+            (
+                "move-a",
+                Event::Transferred {
+                    from: pos("lot-a", "nl-vlissingen"),
+                    to: pos("lot-a", "nl-rotterdam"),
+                    quantity: grams(10),
+                },
+            ),
+            (
+                "rev-move-a",
+                Event::Reversed {
+                    target: EventId::new("move-a"),
+                    target_seq: 3,
+                    reason: "test".into(),
+                    effects: Event::Transferred {
+                        from: pos("lot-a", "nl-vlissingen"),
+                        to: pos("lot-a", "nl-rotterdam"),
+                        quantity: grams(10),
+                    }
+                    .effects()
+                    .inverted(),
+                },
+            ),
+        ];
+        for (id, event) in &events {
+            let event_id = EventId::new(*id);
+            let applied = Applied {
+                seq: state.head.seq + 1,
+                hash: [1; 32],
+                recorded_at: at("2026-06-02T00:00:00Z"),
+                event_id: &event_id,
+                digest: [2; 32],
+            };
+            state.apply_logged(&applied, event, &mut undo).expect(id);
+        }
+        assert_eq!(state.events[&EventId::new("move-a")].reversed_by, Some(EventId::new("rev-move-a")));
+        assert_eq!(state.position(&pos("lot-a", "nl-vlissingen")), 10);
+        assert_ne!(state, before);
+        state.rollback(undo);
+        assert_eq!(state, before);
+    }
 }

@@ -283,3 +283,57 @@ fn decoded_commands_signed_by_a_registered_key_are_decided_without_panic() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The events of a random history (the model test's), as JSON: every kind it makes.
+fn valid_events() -> Vec<Value> {
+    let h = super::model::random_ledger(7);
+    let head = h.state().head.seq;
+    let records = h.ledger.as_ref().expect("open").store().records(1, head).expect("read the log");
+    let events: Vec<Value> = records
+        .iter()
+        .map(|bytes| {
+            let record: stockpile_ledger::record::Record = serde_json::from_slice(bytes).expect("a stored record");
+            serde_json::to_value(&record.body.event).expect("encode")
+        })
+        .collect();
+    // The kinds the model does not make.
+    let position = json!({"location": "nl-vlissingen", "lot": "lot-1", "party": "nl-covra", "programme": "national"});
+    let grams = json!({"grams": 5, "stated": {"amount": "5", "unit": "g"}});
+    let mut events = events;
+    events.extend([
+        json!({"kind": "stored", "from": position, "to": position, "quantity": grams}),
+        json!({"kind": "key_revoked", "key": "nl-covra-ops", "reason": "lost"}),
+        json!({"kind": "figure_registered", "figure": "net_imports", "partner": "NL", "material": "cobalt",
+               "year": 2025, "quantity": grams}),
+        json!({"kind": "release_rules_registered", "partner": "NL", "material": "cobalt", "text": "by decree",
+               "confidential": false}),
+        json!({"kind": "withheld", "party": "nl-covra", "lot": "lot-1", "reason": "sanctions"}),
+        json!({"kind": "unwithheld", "party": "nl-covra", "lot": "lot-1", "reason": "lifted"}),
+    ]);
+    let kinds: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds.len(), 16, "every kind of event occurs: {kinds:?}");
+    events
+}
+
+/// `Event::from_json` (replay's decoder: the kind first, then straight into its variant)
+/// accepts exactly what serde's derived decoder accepts and gives the same event, for valid
+/// events of every kind in plain and canonical JSON and for mutations of them.
+#[test]
+fn replays_event_decoder_agrees_with_the_derived_one() {
+    use stockpile_ledger::domain::Event;
+    let corpus = valid_events();
+    for event in &corpus {
+        for bytes in [serde_json::to_vec(event).expect("encode"), canonical::to_vec(event).expect("canonical")] {
+            let derived: Event = serde_json::from_slice(&bytes).expect("a recorded event decodes");
+            assert_eq!(Event::from_json(&bytes).expect("and decodes by kind"), derived);
+        }
+    }
+    let mutated = (prop::sample::select(corpus), prop::collection::vec(mutation(), 1..=MUTATIONS_MAX))
+        .prop_map(|(valid, mutations)| mutate(valid, &mutations));
+    proptest!(config(CASES), |(event in mutated)| {
+        let bytes = serde_json::to_vec(&event).expect("encode");
+        let derived = serde_json::from_slice::<Event>(&bytes);
+        let by_kind = Event::from_json(&bytes);
+        prop_assert_eq!(by_kind.as_ref().ok(), derived.as_ref().ok(), "{}", String::from_utf8_lossy(&bytes));
+    });
+}
