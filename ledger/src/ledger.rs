@@ -399,19 +399,23 @@ fn decode_for_replay(bytes: &[u8]) -> Result<ReplayRecord, String> {
 /// read, hashed and decoded on the other cores.
 pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> {
     let first = state.head.seq + 1;
+    // One event id per record: sized once, not doubled (and every entry moved) as it grows.
+    state.reserve_events(usize::try_from(store.head().saturating_sub(state.head.seq)).unwrap_or(0));
     let mut frames = store.frames_from(first);
     let mut batch = Batch::default();
-    let mut pending: Vec<(u64, Result<ReplayRecord, String>)> = Vec::new();
+    // Two buffers of decoded records, swapped each step: one is applied while the other fills.
+    let (mut pending, mut next) = (Vec::new(), Vec::new());
     loop {
-        let (next, applied) = rayon::join(
-            || batch.read(&mut frames).map(|()| batch.decode(first)),
+        let (read, applied) = rayon::join(
+            || batch.read(&mut frames).map(|()| batch.decode_into(first, &mut next)),
             || pending.drain(..).try_for_each(|(seq, rec)| apply_replayed(state, seq, rec)),
         );
         applied?;
-        pending = next?;
-        if pending.is_empty() {
+        read?;
+        if next.is_empty() {
             return Ok(());
         }
+        std::mem::swap(&mut pending, &mut next);
     }
 }
 
@@ -438,15 +442,16 @@ impl Batch {
         Ok(())
     }
 
-    /// Every record of the batch from seq `first` on, hashed and decoded on every core, in order.
-    fn decode(&self, first: u64) -> Vec<(u64, Result<ReplayRecord, String>)> {
+    /// Every record of the batch from seq `first` on, hashed and decoded on every core,
+    /// appended to `out` in order.
+    fn decode_into(&self, first: u64, out: &mut Vec<(u64, Result<ReplayRecord, String>)>) {
         use rayon::prelude::*;
         let mut lines: Vec<(u64, &[u8])> = Vec::new();
         for (start, range) in &self.frames {
             let records = crate::store::log::frame_records(*start, &self.bytes[range.clone()]);
             lines.extend(records.filter(|(seq, _)| *seq >= first));
         }
-        lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))).collect()
+        out.par_extend(lines.par_iter().with_min_len(64).map(|(seq, line)| (*seq, decode_for_replay(line))));
     }
 }
 

@@ -203,7 +203,6 @@ impl ReplayBody {
     /// command is not JSON at all is folded here where the whole-body decoder would refuse
     /// it. Its hash still binds it; `audit verify` decodes and checks every byte.
     pub fn from_canonical(body: &[u8]) -> Option<ReplayBody> {
-        use memchr::memmem::FinderRev;
         use serde::de::IgnoredAny;
         use std::sync::LazyLock;
         const DIGEST_KEY: &[u8] = b"\"command_digest\":\"";
@@ -225,9 +224,8 @@ impl ReplayBody {
             scope: IgnoredAny,
             seq: u64,
         }
-        // Built once: building a searcher costs more than one search.
-        static FINDERS: LazyLock<(FinderRev<'static>, FinderRev<'static>)> =
-            LazyLock::new(|| (FinderRev::new(EVENT_END), FinderRev::new(DIGEST_KEY)));
+        static FINDERS: LazyLock<(LastMatch, LastMatch)> =
+            LazyLock::new(|| (LastMatch::new(EVENT_END), LastMatch::new(DIGEST_KEY)));
         let event_end = FINDERS.0.rfind(body)?;
         let mut tail = Vec::with_capacity(body.len() - event_end);
         tail.push(b'{');
@@ -239,7 +237,7 @@ impl ReplayBody {
         if body.get(digest_at + 64..event_at)? != EVENT_KEY {
             return None;
         }
-        let event: Event = serde_json::from_slice(body.get(event_at..event_end)?).ok()?;
+        let event = Event::from_json(body.get(event_at..event_end)?).ok()?;
         Some(ReplayBody {
             seq: tail.seq,
             event_id: tail.event_id,
@@ -251,6 +249,32 @@ impl ReplayBody {
     }
 }
 
+/// A searcher for the last occurrence of a key near the end of a record body: forward (SIMD)
+/// in the last 512 bytes, where a body's last keys sit, and only if none is there, backward
+/// (byte by byte, several times slower) through the rest. Built once per key: building a
+/// searcher costs more than searching the few hundred bytes it scans.
+struct LastMatch {
+    forward: memchr::memmem::Finder<'static>,
+    backward: memchr::memmem::FinderRev<'static>,
+}
+
+impl LastMatch {
+    const WINDOW: usize = 512;
+
+    fn new(needle: &'static [u8]) -> LastMatch {
+        LastMatch { forward: memchr::memmem::Finder::new(needle), backward: memchr::memmem::FinderRev::new(needle) }
+    }
+
+    fn rfind(&self, hay: &[u8]) -> Option<usize> {
+        let start = hay.len().saturating_sub(Self::WINDOW);
+        if let Some(i) = self.forward.find_iter(&hay[start..]).last() {
+            return Some(start + i);
+        }
+        let straddling = (start + self.forward.needle().len()).saturating_sub(1).min(hay.len());
+        (start > 0).then(|| self.backward.rfind(&hay[..straddling])).flatten()
+    }
+}
+
 /// `seq` and `prev_hash` read straight off the end of a canonical record body, without
 /// decoding the rest: its keys are sorted, so it ends
 /// `…,"prev_hash":"HEX","recorded_at":"…","scope":{…},"seq":N}` and nothing after
@@ -258,29 +282,15 @@ impl ReplayBody {
 /// not in that layout; the caller then decodes it as JSON. The chain check reads no other
 /// field (full verification decodes every record whole).
 pub fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
-    use memchr::memmem::{Finder, FinderRev};
     use std::sync::LazyLock;
-    /// The last match: searched forward (SIMD) in the last 512 bytes, where the keys sit,
-    /// and only if none is there, backward through the rest.
-    fn rfind(finders: &(Finder<'_>, FinderRev<'_>), hay: &[u8]) -> Option<usize> {
-        const WINDOW: usize = 512;
-        let start = hay.len().saturating_sub(WINDOW);
-        if let Some(i) = finders.0.find_iter(&hay[start..]).last() {
-            return Some(start + i);
-        }
-        let straddling = (start + finders.0.needle().len()).saturating_sub(1).min(hay.len());
-        (start > 0).then(|| finders.1.rfind(&hay[..straddling])).flatten()
-    }
     const SEQ_KEY: &[u8] = b",\"seq\":";
     const PREV_KEY: &[u8] = b",\"prev_hash\":\"";
     const AFTER_PREV: &[u8] = b"\",\"recorded_at\":\"";
     // Built once: constructing a searcher costs more than searching the ~200 bytes it scans.
-    static SEQ: LazyLock<(Finder<'static>, FinderRev<'static>)> =
-        LazyLock::new(|| (Finder::new(SEQ_KEY), FinderRev::new(SEQ_KEY)));
-    static PREV: LazyLock<(Finder<'static>, FinderRev<'static>)> =
-        LazyLock::new(|| (Finder::new(PREV_KEY), FinderRev::new(PREV_KEY)));
+    static SEQ: LazyLock<LastMatch> = LazyLock::new(|| LastMatch::new(SEQ_KEY));
+    static PREV: LazyLock<LastMatch> = LazyLock::new(|| LastMatch::new(PREV_KEY));
     let inner = body.strip_suffix(b"}")?;
-    let at = rfind(&SEQ, inner)?;
+    let at = SEQ.rfind(inner)?;
     let digits = &inner[at + SEQ_KEY.len()..];
     let canonical_number = !digits.is_empty()
         && digits.len() <= 20
@@ -291,7 +301,7 @@ pub fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
     }
     let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     let before_seq = &inner[..at];
-    let at = rfind(&PREV, before_seq)?;
+    let at = PREV.rfind(before_seq)?;
     let rest = &before_seq[at + PREV_KEY.len()..];
     let prev_hash = canonical::parse_lower_hex(rest.get(..64)?)?;
     if !rest[64..].starts_with(AFTER_PREV) {

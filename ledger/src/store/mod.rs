@@ -93,6 +93,11 @@ impl Store {
         &self.dir
     }
 
+    /// The seq of the last durable record, 0 for an empty log.
+    pub fn head(&self) -> u64 {
+        self.log.head()
+    }
+
     fn check_no_blobs(&self) -> Result<(), LedgerError> {
         let blobs = self.dir.join("blobs");
         let count = match std::fs::read_dir(&blobs) {
