@@ -227,17 +227,21 @@ impl ReplayBody {
         static FINDERS: LazyLock<(LastMatch, LastMatch)> =
             LazyLock::new(|| (LastMatch::new(EVENT_END), LastMatch::new(DIGEST_KEY)));
         let event_end = FINDERS.0.rfind(body)?;
-        let mut tail = Vec::with_capacity(body.len() - event_end);
-        tail.push(b'{');
-        tail.extend_from_slice(&body[event_end + 1..]);
-        let tail: Tail = serde_json::from_slice(&tail).ok()?;
         let digest_at = FINDERS.1.rfind(&body[..event_end])? + DIGEST_KEY.len();
         let command_digest = canonical::parse_lower_hex(body.get(digest_at..digest_at + 64)?)?;
         let event_at = digest_at + 64 + EVENT_KEY.len();
         if body.get(digest_at + 64..event_at)? != EVENT_KEY {
             return None;
         }
-        let event = Event::from_json(body.get(event_at..event_end)?).ok()?;
+        // The event and the members after it, checked to be UTF-8 once rather than string
+        // by string as they are decoded.
+        let rest = std::str::from_utf8(body.get(event_at..)?).ok()?;
+        let event_len = event_end.checked_sub(event_at)?;
+        let event = Event::from_json(rest.get(..event_len)?).ok()?;
+        let mut tail = String::with_capacity(rest.len() - event_len);
+        tail.push('{');
+        tail.push_str(rest.get(event_len + 1..)?);
+        let tail: Tail = serde_json::from_str(&tail).ok()?;
         Some(ReplayBody {
             seq: tail.seq,
             event_id: tail.event_id,

@@ -45,27 +45,67 @@ macro_rules! events {
         }
 
         impl Event {
-            /// Decodes one event from JSON: its `kind` first (the other members skipped, not
-            /// buffered), then the object again straight into that variant. Accepts and
-            /// rejects exactly what the derived `Deserialize` does; an unknown `kind` is
-            /// decoded by it, so its error names the kinds there are.
-            pub fn from_json(json: &[u8]) -> Result<Event, serde_json::Error> {
+            /// Decodes one event from JSON: its `kind` first ([`top_level_kind`], or serde
+            /// with the other members skipped, not buffered), then the object again straight
+            /// into that variant. Accepts and rejects exactly what the derived `Deserialize`
+            /// does; an unknown `kind` is decoded by it, so its error names the kinds there are.
+            pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
                 #[derive(Deserialize)]
                 struct Kind<'a> {
                     #[serde(borrow)]
                     kind: std::borrow::Cow<'a, str>,
                 }
-                let Kind { kind } = serde_json::from_slice(json)?;
+                let kind = match top_level_kind(json) {
+                    Some(kind) => std::borrow::Cow::Borrowed(kind),
+                    None => serde_json::from_str::<Kind<'_>>(json)?.kind,
+                };
                 Ok(match kind.as_ref() {
                     $($tag => {
-                        let v: by_kind::$variant = serde_json::from_slice(json)?;
+                        let v: by_kind::$variant = serde_json::from_str(json)?;
                         Event::$variant { $( $field: v.$field ),* }
                     })*
-                    _ => return serde_json::from_slice(json),
+                    _ => return serde_json::from_str(json),
                 })
             }
         }
     };
+}
+
+/// The value of an object's own `"kind":"…"` member, found by one scan that skips strings and
+/// tracks nesting, so a `kind` inside a member is not taken for it. `None` when it is not in
+/// that exact spelling (spaces around the colon, an escape in the value); the caller then asks
+/// serde. Only a valid object's member can be found here, and on anything else the strict
+/// decode that follows fails, so a wrong answer cannot turn into a wrong event.
+fn top_level_kind(json: &str) -> Option<&str> {
+    const KEY: &[u8] = b"\"kind\":\"";
+    let b = json.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                if depth == 1 && b[i..].starts_with(KEY) {
+                    let start = i + KEY.len();
+                    let end = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
+                    return (b[end] == b'"').then(|| json.get(start..end)).flatten();
+                }
+                // Past the string: to its closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                    if b[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 events! {
@@ -346,5 +386,26 @@ impl Event {
             | Event::Unwithheld { .. } => {}
         }
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_level_kind;
+
+    #[test]
+    fn the_kind_found_is_the_objects_own() {
+        let nested = r#"{"effects":{"flows":[{"kind":"acquired"}],"postings":[]},"kind":"reversed","reason":"x"}"#;
+        assert_eq!(top_level_kind(nested), Some("reversed"));
+        let in_a_string = r#"{"note":"\"kind\":\"stored\"","kind":"adjusted"}"#;
+        assert_eq!(top_level_kind(in_a_string), Some("adjusted"));
+        let escaped_quote_before = r#"{"a":"x\\","kind":"stored"}"#;
+        assert_eq!(top_level_kind(escaped_quote_before), Some("stored"));
+        // Spellings the scan does not take are left to serde.
+        assert_eq!(top_level_kind(r#"{"kind" : "stored"}"#), None);
+        assert_eq!(top_level_kind(r#"{"kind":"st\u006fred"}"#), None);
+        assert_eq!(top_level_kind(r#"{"flows":[{"kind":"acquired"}]}"#), None);
+        assert_eq!(top_level_kind(r#"{"a":"unterminated"#), None);
+        assert_eq!(top_level_kind(r#"{"a":"x\"#), None);
     }
 }
