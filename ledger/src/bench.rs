@@ -189,7 +189,7 @@ pub fn replay_rate(dir: &Path) -> Rate {
 pub fn audit_rates(dir: &Path, scratch: &Path) -> Vec<Rate> {
     use crate::audit::{self, checkpoint, export};
     let store = Store::open(dir).expect("open store");
-    let head = store.last_record().expect("read head").map(|(seq, _)| seq).unwrap_or(0);
+    let head = store.head();
     let key = audit::LedgerKey::from_secret([9; 32]);
     let started = Instant::now();
     checkpoint::create(&store, &key, head, at("2026-06-01T00:00:00Z")).expect("checkpoint");

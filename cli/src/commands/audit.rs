@@ -211,7 +211,7 @@ fn open_store(data: &Path) -> Result<(Store, u64)> {
         return Err(usage(format!("no ledger in {}: pass --data DIR, or verify an export file", data.display())));
     }
     let store = Store::open(&dir).map_err(operational)?;
-    let head = store.last_record().map_err(operational)?.map(|(seq, _)| seq).unwrap_or(0);
+    let head = store.head();
     Ok((store, head))
 }
 

@@ -222,8 +222,7 @@ impl State {
         // Every check has passed: from here on nothing fails.
         self.write_registry(event, at.seq, journal);
         self.write_stock(stock, journal);
-        if let Some(entry) = reversed.and_then(|target| self.events.get_mut(target).map(|e| (target, e))) {
-            let (target, entry) = entry;
+        if let Some((target, entry)) = reversed.and_then(|target| self.events.get_mut(target).map(|e| (target, e))) {
             let prev = entry.reversed_by.replace(at.event_id.clone());
             journal.note(|| Undo::Event(target.clone(), Some(EventEntry { reversed_by: prev, ..entry.clone() })));
         }
