@@ -171,8 +171,8 @@ impl Serialize for Location {
 
 impl<'de> Deserialize<'de> for Location {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(if s == IN_TRANSIT { Location::InTransit } else { Location::Facility(FacilityId(s)) })
+        let s = compact_str::CompactString::deserialize(d)?;
+        Ok(if s == IN_TRANSIT { Location::InTransit } else { Location::Facility(FacilityId::new(s)) })
     }
 }
 
