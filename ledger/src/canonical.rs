@@ -120,6 +120,35 @@ pub fn parse_lower_hex(text: &[u8]) -> Option<Hash> {
     Some(out)
 }
 
+/// An instant in the canonical spelling (CANONICAL.md): `2026-02-02T09:30:00Z` or with 3, 6 or
+/// 9 fractional digits, UTC with an upper-case `Z`. Read by position, without chrono's general
+/// parser (which replay would otherwise run on every record). `None` for any other spelling,
+/// a leap second included: the caller then parses the text as chrono does, and wherever this
+/// gives a value it is the one chrono gives.
+pub fn parse_canonical_utc(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if b.len() < 20 || separators.iter().any(|&(i, c)| b[i] != c) || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if matches!(fraction.len(), 3 | 6 | 9) => {
+            digits(20..20 + fraction.len())? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let (second, minute, hour) = (digits(17..19)?, digits(14..16)?, digits(11..13)?);
+    if second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+    Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
+}
+
 /// Serde helper: a hash as lower-case hex text.
 pub mod hex_hash {
     use serde::{de::Error, Deserializer, Serializer};
@@ -170,6 +199,52 @@ mod tests {
             text[17] = bad;
             assert_eq!(parse_lower_hex(&text), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn canonical_instants_read_by_position_as_chrono_reads_them() {
+        use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
+        let chrono = |t: &str| t.parse::<DateTime<FixedOffset>>().ok().map(|d| d.with_timezone(&Utc));
+        // Canonical spellings of instants across the calendar, with every fraction length.
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let secs = (rng % 8_000_000_000) as i64 - 2_000_000_000;
+            let nanos = [0, 250_000_000, 123_000, 7, (rng >> 40) as u32 % 1_000_000_000][(rng >> 20) as usize % 5];
+            let instant = Utc.timestamp_opt(secs, nanos).unwrap();
+            let text = instant.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            assert_eq!(parse_canonical_utc(&text), Some(instant), "{text}");
+            assert_eq!(chrono(&text), Some(instant), "{text}");
+        }
+        // Other spellings: read as chrono reads them, or left to it.
+        for text in [
+            "2026-02-02T09:30:00.25Z",
+            "2026-02-02T09:30:00.2500Z",
+            "2026-02-02T09:30:00+00:00",
+            "2026-02-02t09:30:00Z",
+            "2026-02-02T09:30:60Z",
+            "2026-02-30T09:30:00Z",
+            "2026-13-02T09:30:00Z",
+            "2026-02-02T24:00:00Z",
+            "2026-02-02T09:60:00Z",
+            "2026-02-02 09:30:00Z",
+            "+2026-02-02T09:30:00Z",
+            "2026-02-02T09:30:00.Z",
+            "2026-02-02T09:30:0a.000Z",
+            "2026-02-02T09:30:00.-12Z",
+            "2026-02-02T09:30:00.250z",
+            "2026-02-02T09:30:00.250ZZ",
+            "2026-02-02T09:30:00",
+            "",
+        ] {
+            if let Some(read) = parse_canonical_utc(text) {
+                assert_eq!(Some(read), chrono(text), "{text}");
+            }
+        }
+        assert_eq!(parse_canonical_utc("2026-02-02T09:30:00.2500Z"), None);
+        assert_eq!(parse_canonical_utc("2026-02-30T09:30:00Z"), None);
     }
 
     #[test]

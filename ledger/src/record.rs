@@ -203,27 +203,10 @@ impl ReplayBody {
     /// command is not JSON at all is folded here where the whole-body decoder would refuse
     /// it. Its hash still binds it; `audit verify` decodes and checks every byte.
     pub fn from_canonical(body: &[u8]) -> Option<ReplayBody> {
-        use serde::de::IgnoredAny;
         use std::sync::LazyLock;
         const DIGEST_KEY: &[u8] = b"\"command_digest\":\"";
         const EVENT_KEY: &[u8] = b"\",\"event\":";
         const EVENT_END: &[u8] = b",\"event_id\":";
-        /// The body's members after the event; the ones replay does not fold are checked to
-        /// be there (once) and skipped.
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Tail {
-            event_id: EventId,
-            key: IgnoredAny,
-            kind: IgnoredAny,
-            occurred_at: IgnoredAny,
-            #[serde(with = "hex_hash")]
-            prev_hash: Hash,
-            recorded_at: DateTime<Utc>,
-            scope: IgnoredAny,
-            seq: u64,
-        }
         static FINDERS: LazyLock<(LastMatch, LastMatch)> =
             LazyLock::new(|| (LastMatch::new(EVENT_END), LastMatch::new(DIGEST_KEY)));
         let event_end = FINDERS.0.rfind(body)?;
@@ -238,10 +221,8 @@ impl ReplayBody {
         let rest = std::str::from_utf8(body.get(event_at..)?).ok()?;
         let event_len = event_end.checked_sub(event_at)?;
         let event = Event::from_json(rest.get(..event_len)?).ok()?;
-        let mut tail = String::with_capacity(rest.len() - event_len);
-        tail.push('{');
-        tail.push_str(rest.get(event_len + 1..)?);
-        let tail: Tail = serde_json::from_str(&tail).ok()?;
+        let members = rest.get(event_len + 1..)?;
+        let tail = Tail::read(members).or_else(|| Tail::decode(members))?;
         Some(ReplayBody {
             seq: tail.seq,
             event_id: tail.event_id,
@@ -250,6 +231,122 @@ impl ReplayBody {
             event,
             prev_hash: tail.prev_hash,
         })
+    }
+}
+
+/// A canonical body's members after the event; the ones replay does not fold are checked to
+/// be there (once) and skipped.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tail {
+    event_id: EventId,
+    key: serde::de::IgnoredAny,
+    kind: serde::de::IgnoredAny,
+    occurred_at: serde::de::IgnoredAny,
+    #[serde(with = "hex_hash")]
+    prev_hash: Hash,
+    recorded_at: DateTime<Utc>,
+    scope: serde::de::IgnoredAny,
+    seq: u64,
+}
+
+impl Tail {
+    /// `members` (the text after the event's `,`) read by position, in their canonical order,
+    /// each value checked as JSON: what [`Tail::decode`] reads from the same text, without
+    /// building an object to hand to serde. `None` for any other spelling.
+    fn read(members: &str) -> Option<Tail> {
+        let mut m = Members { text: members, at: 0 };
+        m.key("event_id")?;
+        let event_id = EventId::new(m.plain_str()?);
+        m.key(",key")?;
+        m.value()?;
+        m.key(",kind")?;
+        m.value()?;
+        m.key(",occurred_at")?;
+        m.value()?;
+        m.key(",prev_hash")?;
+        let prev_hash = canonical::parse_lower_hex(m.plain_str()?.as_bytes())?;
+        m.key(",recorded_at")?;
+        let recorded_at = canonical::parse_canonical_utc(m.plain_str()?)?;
+        m.key(",scope")?;
+        m.value()?;
+        m.key(",seq")?;
+        let seq = m.uint()?;
+        (m.text.get(m.at..)? == "}").then_some(Tail {
+            event_id,
+            key: serde::de::IgnoredAny,
+            kind: serde::de::IgnoredAny,
+            occurred_at: serde::de::IgnoredAny,
+            prev_hash,
+            recorded_at,
+            scope: serde::de::IgnoredAny,
+            seq,
+        })
+    }
+
+    /// `members` decoded as the JSON object they end: any order and spelling JSON allows.
+    fn decode(members: &str) -> Option<Tail> {
+        let mut object = String::with_capacity(members.len() + 1);
+        object.push('{');
+        object.push_str(members);
+        serde_json::from_str(&object).ok()
+    }
+}
+
+/// A cursor over canonical JSON members (`"key":value,…`), for reading a body's last members by
+/// position. Each step either matches exactly or gives `None`.
+struct Members<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Members<'a> {
+    /// `"name":`, where a leading `,` in `name` is matched before the quote.
+    fn key(&mut self, name: &str) -> Option<()> {
+        let (comma, name) = match name.strip_prefix(',') {
+            Some(name) => (",", name),
+            None => ("", name),
+        };
+        let rest = self.text.get(self.at..)?.strip_prefix(comma)?.strip_prefix('"')?.strip_prefix(name)?;
+        rest.strip_prefix("\":")?;
+        self.at += comma.len() + name.len() + 3;
+        Some(())
+    }
+
+    /// A string with no escape and no control character, as it stands.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        let rest = self.text.get(self.at..)?.strip_prefix('"')?;
+        let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+        let text = &rest[..end];
+        if rest.as_bytes()[end] != b'"' || text.bytes().any(|b| b < 0x20) {
+            return None;
+        }
+        self.at += end + 2;
+        Some(text)
+    }
+
+    /// Any one JSON value, checked and skipped: a plain string here, anything else by serde_json.
+    fn value(&mut self) -> Option<()> {
+        if self.plain_str().is_some() {
+            return Some(());
+        }
+        let mut values =
+            serde_json::Deserializer::from_str(self.text.get(self.at..)?).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        self.at += values.byte_offset();
+        Some(())
+    }
+
+    /// A JSON number that is a u64: digits, no leading zero, no fraction, no overflow.
+    fn uint(&mut self) -> Option<u64> {
+        let rest = self.text.get(self.at..)?.as_bytes();
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len == 0 || (len > 1 && rest[0] == b'0') || matches!(rest.get(len), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let n = rest[..len].iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        self.at += len;
+        Some(n)
     }
 }
 
@@ -361,4 +458,94 @@ pub fn check_link(bytes: &[u8], expected_seq: u64, prev: &Hash) -> Result<(u64, 
 /// Decodes a stored record.
 pub fn decode(bytes: &[u8]) -> Result<Record, ChainError> {
     serde_json::from_slice(bytes).map_err(|e| ChainError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The members after the event of a canonical body: the golden example's, re-encoded.
+    fn canonical_members() -> String {
+        let record: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/examples/record.json")).expect("example");
+        let body = String::from_utf8(canonical::to_vec(&record["body"]).expect("canonical")).expect("UTF-8");
+        let at = body.rfind(r#","event_id":"#).expect("event_id");
+        body[at + 1..].to_string()
+    }
+
+    /// Whatever the reader by position gives, JSON gives the same from the same text: over the
+    /// golden tail and 20,000 edits of it (bytes replaced, deleted, inserted), many of which
+    /// still read (other digits, hex, ids) and many of which must not (broken strings, keys,
+    /// numbers, a second value).
+    #[test]
+    fn the_tail_read_by_position_is_the_tail_json_decodes() {
+        const EDITS: usize = 20_000;
+        const BYTES: &[u8] = b"\"\\,:{}[]0123456789abefZT.-+ \x01\x1fnul";
+        let members = canonical_members();
+        let read = Tail::read(&members).expect("the canonical layout is read by position");
+        assert_eq!(Some(&read), Tail::decode(&members).as_ref());
+        // Spellings at the edges of each reader: all JSON, not all canonical, some invalid.
+        let seq_at = members.rfind(r#""seq":"#).expect("seq") + 6;
+        let hash_at = members.find(r#""prev_hash":""#).expect("prev_hash") + 13;
+        let time_at = members.find(r#""recorded_at":""#).expect("recorded_at") + 15;
+        let edge_cases = [
+            format!("{}022}}", &members[..seq_at]),
+            format!("{}0}}", &members[..seq_at]),
+            format!("{}22.0}}", &members[..seq_at]),
+            format!("{}2e1}}", &members[..seq_at]),
+            format!("{}-22}}", &members[..seq_at]),
+            format!("{}18446744073709551615}}", &members[..seq_at]),
+            format!("{}18446744073709551616}}", &members[..seq_at]),
+            format!("{}22 }}", &members[..seq_at]),
+            format!("{}22,\"seq\":23}}", &members[..seq_at]),
+            format!(
+                "{}{}",
+                &members[..hash_at],
+                members[hash_at..hash_at + 64].to_uppercase() + &members[hash_at + 64..]
+            ),
+            format!("{}2026-02-02T09:30:00.25Z{}", &members[..time_at], &members[time_at + 24..]),
+            format!("{}2026-02-02T09:30:00.250+00:00{}", &members[..time_at], &members[time_at + 24..]),
+            members.replace(r#""event_id":"acq-pt-001""#, r#""event_id":"acq-pt-\u0030001""#),
+            members.replace(r#""key":"nl-covra-ops""#, r#""key":"nl-covra-\nops""#),
+            members.replace(r#""key":"nl-covra-ops""#, "\"key\":\"nl-covra-\u{1}ops\""),
+            members.replace(r#""key":"nl-covra-ops""#, r#""key":{"id":"nl-covra-ops","x":[1,2.5,null]}"#),
+            members.replace(r#""key":"nl-covra-ops""#, r#""key":"nl-covra-ops","key":"x""#),
+            members.replace(r#""kind":"#, r#""kind": "#),
+        ];
+        for text in &edge_cases {
+            assert_ne!(text, &members);
+            if let Some(read) = Tail::read(text) {
+                assert_eq!(Some(read), Tail::decode(text), "{text}");
+            }
+        }
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |below: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % below as u64) as usize
+        };
+        let (mut read_some, mut refused) = (0, 0);
+        for _ in 0..EDITS {
+            let mut bytes = members.clone().into_bytes();
+            for _ in 0..=next(2) {
+                let at = next(bytes.len());
+                let byte = BYTES[next(BYTES.len())];
+                match next(3) {
+                    0 => bytes[at] = byte,
+                    1 => drop(bytes.remove(at)),
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            let Ok(text) = String::from_utf8(bytes) else { continue };
+            match Tail::read(&text) {
+                Some(read) => {
+                    read_some += 1;
+                    assert_eq!(Some(read), Tail::decode(&text), "{text}");
+                }
+                None => refused += 1,
+            }
+        }
+        assert!(read_some > EDITS / 10 && refused > EDITS / 10, "{read_some} read, {refused} refused");
+    }
 }
