@@ -196,6 +196,7 @@ pub fn audit_rates(dir: &Path, scratch: &Path) -> Vec<Rate> {
     let started = Instant::now();
     let mut tree = crate::merkle::Frontier::new();
     checkpoint::for_each_leaf(&store, 1, head, |leaf| tree.push(leaf)).expect("leaves");
+    assert_eq!(tree.len(), head, "a leaf for every record");
     std::hint::black_box(tree.root());
     let checkpoint = Rate::new("Merkle tree over every record, from the first", head, started);
     checkpoint::create(&store, &key, head, at("2026-06-01T00:00:00Z")).expect("checkpoint");
