@@ -172,6 +172,8 @@ struct ChainFields {
 pub struct ReplayBody {
     pub seq: u64,
     pub event_id: EventId,
+    /// Business time: not folded by replay, but by the projector's views.
+    pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     #[serde(with = "hex_hash")]
     pub command_digest: Hash,
@@ -226,6 +228,7 @@ impl ReplayBody {
         Some(ReplayBody {
             seq: tail.seq,
             event_id: tail.event_id,
+            occurred_at: tail.occurred_at,
             recorded_at: tail.recorded_at,
             command_digest,
             event,
@@ -242,7 +245,7 @@ struct Tail {
     event_id: EventId,
     key: serde::de::IgnoredAny,
     kind: serde::de::IgnoredAny,
-    occurred_at: serde::de::IgnoredAny,
+    occurred_at: DateTime<Utc>,
     #[serde(with = "hex_hash")]
     prev_hash: Hash,
     recorded_at: DateTime<Utc>,
@@ -263,7 +266,7 @@ impl Tail {
         m.key(",kind")?;
         m.value()?;
         m.key(",occurred_at")?;
-        m.value()?;
+        let occurred_at = canonical::parse_canonical_utc(m.plain_str()?)?;
         m.key(",prev_hash")?;
         let prev_hash = canonical::parse_lower_hex(m.plain_str()?.as_bytes())?;
         m.key(",recorded_at")?;
@@ -276,7 +279,7 @@ impl Tail {
             event_id,
             key: serde::de::IgnoredAny,
             kind: serde::de::IgnoredAny,
-            occurred_at: serde::de::IgnoredAny,
+            occurred_at,
             prev_hash,
             recorded_at,
             scope: serde::de::IgnoredAny,

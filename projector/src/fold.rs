@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use stockpile_ledger::canonical::{self, hex_hash, Hash};
 use stockpile_ledger::domain::{Direction, Effects, Event, EventId, FlowKind, PositionKey};
-use stockpile_ledger::record::{RawRecord, RecordBody};
+use stockpile_ledger::record::{self, RawRecord, RecordBody, ReplayBody};
 
 /// Why a record cannot be folded. Nothing of the record was applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +74,13 @@ impl From<&RecordBody> for FoldRecord {
     }
 }
 
+impl From<ReplayBody> for FoldRecord {
+    fn from(body: ReplayBody) -> Self {
+        let ReplayBody { seq, event_id, occurred_at, recorded_at, prev_hash, event, command_digest: _ } = body;
+        FoldRecord { seq, event_id, occurred_at, recorded_at, prev_hash, event }
+    }
+}
+
 /// A record whose hash has been checked against its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -82,38 +89,29 @@ pub struct Decoded {
 }
 
 /// Decodes the stored bytes of one record and checks that its `hash` is the SHA-256 of its
-/// body as it stands (the stored body is canonical JSON, so no re-encoding is needed).
+/// body as it stands (the stored body is canonical JSON, so no re-encoding is needed). A
+/// record in the layout the ledger seals is cut by position ([`record::split_sealed`]) and
+/// its body read off its canonical layout as replay reads it ([`ReplayBody::from_canonical`]:
+/// the event by kind, the signed command — two thirds of the bytes — not walked); anything
+/// else is decoded as JSON, which says what is wrong with it.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, FoldError> {
     let malformed = |e: serde_json::Error| FoldError::Malformed { seq: None, what: e.to_string() };
-    let (body, claimed) = match split_sealed(bytes) {
-        Some(parts) => parts,
+    let (body, claimed) = match record::split_sealed(bytes) {
+        Some((body, hash)) => (body, Some(hash)),
         None => {
             let raw: RawRecord<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
-            (raw.body.get().as_bytes(), raw.hash)
+            (raw.body.get().as_bytes(), canonical::parse_hex(raw.hash))
         }
     };
-    let record: FoldRecord = serde_json::from_slice(body).map_err(malformed)?;
+    let record = match ReplayBody::from_canonical(body) {
+        Some(body) => FoldRecord::from(body),
+        None => serde_json::from_slice(body).map_err(malformed)?,
+    };
     let hash = canonical::sha256(body);
-    if canonical::parse_hex(claimed) != Some(hash) {
+    if claimed != Some(hash) {
         return Err(FoldError::HashMismatch { seq: record.seq });
     }
     Ok(Decoded { record, hash })
-}
-
-/// The body and hash of a record in exactly the layout the ledger seals
-/// (`{"body":` body `,"hash":"` 64 hex `"}`), found by position rather than by parsing the
-/// envelope: that saves a full pass over the record, the fold's largest cost. Any other
-/// layout (whitespace, key order) takes the general path. Slicing accepts nothing the
-/// general path would refuse: the body must still parse as one JSON value on its own.
-fn split_sealed(bytes: &[u8]) -> Option<(&[u8], &str)> {
-    const HEAD: &[u8] = b"{\"body\":";
-    const HASH: &[u8] = b",\"hash\":\"";
-    const TAIL: &[u8] = b"\"}";
-    const HEX: usize = 64;
-    let rest = bytes.strip_prefix(HEAD)?.strip_suffix(TAIL)?;
-    let (rest, hex) = rest.split_at_checked(rest.len().checked_sub(HEX)?)?;
-    let body = rest.strip_suffix(HASH)?;
-    Some((body, std::str::from_utf8(hex).ok()?))
 }
 
 /// One applied record: what the store persists and a reopen replays.

@@ -52,6 +52,26 @@ fn the_pure_fold_refuses_gaps_broken_chains_and_altered_records() {
     assert!(spaced.head() == before.head());
 }
 
+/// The fold reads a sealed record off its canonical layout; the same body in another layout
+/// (pretty-printed, sealed under its own hash) is decoded as JSON. Both give the same record,
+/// for every record of the scenario (every kind of event).
+#[test]
+fn the_canonical_layout_is_read_as_json_reads_it() {
+    let (_h, records) = scenario_records();
+    for bytes in &records {
+        let fast = stockpile_projector::decode(bytes).unwrap();
+        let (body, hash) = record::split_sealed(bytes).expect("the sealed layout");
+        assert_eq!(fast.hash, hash);
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        let hex = stockpile_ledger::canonical::hex(&stockpile_ledger::canonical::sha256(pretty.as_bytes()));
+        let other = format!("{{\"body\": {pretty}, \"hash\": \"{hex}\"}}");
+        let general = stockpile_projector::decode(other.as_bytes()).unwrap();
+        assert_eq!(fast.record, general.record, "seq {}", fast.record.seq);
+        assert_eq!(fast.record, serde_json::from_slice::<stockpile_projector::FoldRecord>(body).unwrap());
+    }
+}
+
 #[test]
 fn a_projector_stops_at_the_bad_record_and_keeps_what_came_before() {
     let (h, records) = scenario_records();
