@@ -166,8 +166,9 @@ struct ChainFields {
     prev_hash: Hash,
 }
 
-/// The fields of a record body that replay folds; the rest (the signed command, scope, …)
-/// is skipped by the decoder, which is most of the cost of decoding a record.
+/// The fields of a record body that replay and the projector's fold read; the rest (the
+/// signed command, scope, …) is skipped by the decoder, which is most of the cost of
+/// decoding a record.
 #[derive(Debug, PartialEq, Deserialize)]
 pub struct ReplayBody {
     pub seq: u64,
