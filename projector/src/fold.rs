@@ -93,7 +93,9 @@ pub struct Decoded {
 /// record in the layout the ledger seals is cut by position ([`record::split_sealed`]) and
 /// its body read off its canonical layout as replay reads it ([`ReplayBody::from_canonical`]:
 /// the event by kind, the signed command — two thirds of the bytes — not walked); anything
-/// else is decoded as JSON, which says what is wrong with it.
+/// else is decoded as JSON, which says what is wrong with it. As in replay, a sealed body whose
+/// command is not JSON at all is folded: its hash and the chain still bind it, and
+/// `audit verify` decodes and checks every byte.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, FoldError> {
     let malformed = |e: serde_json::Error| FoldError::Malformed { seq: None, what: e.to_string() };
     let (body, claimed) = match record::split_sealed(bytes) {
