@@ -43,6 +43,8 @@ pub const FETCH_GRACE: Duration = Duration::from_secs(1);
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Longest wait for a `ledger.range` answer during gap repair.
 pub const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a gap repair waits before asking a ledger that did not answer again.
+pub const REPAIR_RETRY: Duration = Duration::from_millis(250);
 /// Largest holdings query accepted, in bytes: a query is a few hundred bytes.
 pub const QUERY_BYTES_MAX: usize = 64 * 1024;
 
@@ -79,6 +81,9 @@ pub enum ServiceError {
     Projector(#[from] ProjectorError),
     #[error("gap repair from the ledger failed: {0}")]
     Repair(String),
+    /// The ledger did not answer a repair (it is down or restarting): tried again, not fatal.
+    #[error("the ledger did not answer the gap repair: {0}")]
+    LedgerUnavailable(String),
     #[error("a background task failed: {0}")]
     Task(String),
 }
@@ -165,7 +170,25 @@ async fn follow(
         if messages.is_empty() {
             continue;
         }
-        projector = fold_messages(client, projector, &messages).await?;
+        // A gap is repaired from the ledger; while the ledger is down or restarting the
+        // repair is tried again (the projector and the fetched messages wait, unacknowledged),
+        // so a ledger restart never stops the projector.
+        let page = loop {
+            let head = projector.head().seq;
+            let attempt = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                page = page_of(client, head, &messages) => page,
+            };
+            match attempt {
+                Ok(page) => break page,
+                Err(ServiceError::LedgerUnavailable(e)) => {
+                    tracing::warn!(error = %e, "gap repair: the ledger did not answer; retrying");
+                    tokio::time::sleep(REPAIR_RETRY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        projector = ingest(projector, page).await?;
         for m in &messages {
             if let Err(e) = m.ack().await {
                 // An unacknowledged message comes back and is ignored as already folded.
@@ -206,12 +229,13 @@ async fn consumer(
     stream.get_or_create_consumer(&config.durable_name.clone().unwrap_or_default(), config).await.map_err(js_err)
 }
 
-/// Folds the fetched records, repairing any gap before them from the ledger.
-async fn fold_messages(
+/// The fetched records not yet folded (after `head`), in seq order, with every hole before
+/// or among them filled from the ledger — never from trust.
+async fn page_of(
     client: &async_nats::Client,
-    projector: Projector,
+    head: u64,
     messages: &[jetstream::Message],
-) -> Result<Projector, ServiceError> {
+) -> Result<Vec<StoredRecord>, ServiceError> {
     let mut records: Vec<(u64, StoredRecord)> = Vec::with_capacity(messages.len());
     for m in messages {
         let seq = m.info().map(|i| i.stream_sequence).map_err(js_err)?;
@@ -219,8 +243,8 @@ async fn fold_messages(
     }
     records.sort_by_key(|(s, _)| *s);
     // Walk the batch in seq order: skip what is folded (redeliveries, a seq twice), and
-    // fill every hole — before the batch or inside it — from the ledger, never from trust.
-    let mut next = projector.head().seq + 1;
+    // fill every hole — before the batch or inside it — from the ledger.
+    let mut next = head + 1;
     let mut page: Vec<StoredRecord> = Vec::with_capacity(records.len());
     for (seq, record) in records {
         if seq < next {
@@ -233,6 +257,11 @@ async fn fold_messages(
         page.push(record);
         next = seq + 1;
     }
+    Ok(page)
+}
+
+/// Folds `page` into the projector on a blocking thread.
+async fn ingest(projector: Projector, page: Vec<StoredRecord>) -> Result<Projector, ServiceError> {
     if page.is_empty() {
         return Ok(projector);
     }
@@ -253,8 +282,8 @@ async fn repair(client: &async_nats::Client, from: u64, to: u64) -> Result<Vec<S
         let request = serde_json::to_vec(&RangeRequest { from: next, to: Some(to), limit: None }).expect("encodes");
         let reply = tokio::time::timeout(RANGE_TIMEOUT, client.request(LEDGER_RANGE, request.into()))
             .await
-            .map_err(|_| ServiceError::Repair("ledger.range timed out".into()))?
-            .map_err(|e| ServiceError::Repair(e.to_string()))?;
+            .map_err(|_| ServiceError::LedgerUnavailable("ledger.range timed out".into()))?
+            .map_err(|e| ServiceError::LedgerUnavailable(e.to_string()))?;
         let page: RangeReply = serde_json::from_slice(&reply.payload)
             .map_err(|e| ServiceError::Repair(format!("unexpected range reply: {e}")))?;
         if page.records.is_empty() {

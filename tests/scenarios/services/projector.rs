@@ -244,6 +244,53 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }
 
+/// A gap to repair while the ledger is down: the projector waits for it (the repair is tried
+/// again), keeps answering queries, and once the ledger is back folds everything and equals
+/// a rebuild. It used to end with "gap repair from the ledger failed", its queries going
+/// unanswered (seen in the kill loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_met_while_the_ledger_is_down_is_repaired_when_it_returns() {
+    let nats = NatsServer::start();
+    let ledger_dir = tempfile::tempdir().expect("tempdir");
+    let projector_dir = tempfile::tempdir().expect("tempdir");
+    let service = InProcess::serve(config(&nats.url()), open_ledger(ledger_dir.path()));
+    let client = client(&nats.url()).await;
+    wait_until_serving(&client).await;
+    let world = World::new();
+    append(&client, setup_commands(&world), true).await;
+    for batch in 0..5 {
+        append(&client, acquires(&world, batch * 100, 100), false).await;
+    }
+    let head = *service.ledger.head().borrow();
+    // The durable consumer starts at record 300: 1..=299 must come from `ledger.range`.
+    let stream = jetstream::new(client.clone()).get_stream(subjects::EVENTS_STREAM).await.expect("the stream");
+    let ahead = jetstream::consumer::pull::Config {
+        durable_name: Some(ProjectorConfig::new("", "").durable),
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: 300 },
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: projector_service::ACK_WAIT,
+        max_ack_pending: (projector_service::FETCH_MESSAGES_MAX * 4) as i64,
+        ..Default::default()
+    };
+    stream.create_consumer(ahead).await.expect("create the durable consumer");
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+
+    // The projector meets the gap with no ledger to answer: it must keep running and serving.
+    let projector = ProjectorTask::run(&nats.url(), projector_dir.path());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let reply = holdings_reply(&client, serde_json::to_vec(&by(&[])).expect("encode")).await;
+        let answer: Holdings = serde_json::from_slice(&reply).expect("a holdings answer");
+        assert_eq!(answer.seq, 0, "nothing folded past the gap");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let service = InProcess::serve(config(&nats.url()), open_ledger(ledger_dir.path()));
+    assert_views_equal_rebuild(&client, service.ledger.store().clone(), head).await;
+    projector.stop().await;
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}
+
 /// Checks that the projector serving `stockpile.v1.holdings.query` has folded up to `head`
 /// and answers a spread of queries (totals, every grouping, as of two dates) exactly as a
 /// projector rebuilt from zero over the ledger's `store` does.
