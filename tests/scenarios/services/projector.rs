@@ -186,8 +186,18 @@ fn stored_head_hash(ledger: &LedgerHandle) -> stockpile_ledger::canonical::Hash 
     stockpile_ledger::canonical::parse_hex(last["hash"].as_str().expect("a hash")).expect("a hex hash")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
+/// A ledger service over its own nats-server, set up with the test world and `pages` × 100
+/// acquisitions on its stream, and a data directory for a projector.
+struct Served {
+    nats: NatsServer,
+    ledger_dir: tempfile::TempDir,
+    projector_dir: tempfile::TempDir,
+    service: InProcess,
+    client: async_nats::Client,
+    world: World,
+}
+
+async fn served_with_acquires(pages: usize) -> Served {
     let nats = NatsServer::start();
     let ledger_dir = tempfile::tempdir().expect("tempdir");
     let projector_dir = tempfile::tempdir().expect("tempdir");
@@ -196,18 +206,20 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
     wait_until_serving(&client).await;
     let world = World::new();
     append(&client, setup_commands(&world), true).await;
-    // Several pages of records on the stream before the projector starts.
-    for batch in 0..30 {
-        append(&client, acquires(&world, batch * 100, 100), false).await;
+    for page in 0..pages {
+        append(&client, acquires(&world, page * 100, 100), false).await;
     }
+    Served { nats, ledger_dir, projector_dir, service, client, world }
+}
 
-    // The projector's durable consumer already exists and starts at record 1500 (as if the
-    // views were restored from an older backup): records 1..=1499 never come from the
-    // stream, and the projector must fill them from `ledger.range`, not fold past them.
+/// The projector's durable consumer, created ahead of it to start at `start_sequence` (as if
+/// its views were restored from an older backup): the records before it never come from the
+/// stream, and the projector must fill them from `ledger.range`, not fold past them.
+async fn consumer_starting_at(client: &async_nats::Client, start_sequence: u64) {
     let stream = jetstream::new(client.clone()).get_stream(subjects::EVENTS_STREAM).await.expect("the stream");
     let ahead = jetstream::consumer::pull::Config {
         durable_name: Some(ProjectorConfig::new("", "").durable),
-        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: 1500 },
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence },
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         // As the service would: room for the pages a killed instance leaves unacknowledged.
         ack_wait: projector_service::ACK_WAIT,
@@ -215,6 +227,15 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
         ..Default::default()
     };
     stream.create_consumer(ahead).await.expect("create the durable consumer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
+    // Several pages of records on the stream before the projector starts, whose consumer
+    // starts at record 1500.
+    let Served { nats, ledger_dir: _ledger_dir, projector_dir, service, client, world } =
+        served_with_acquires(30).await;
+    consumer_starting_at(&client, 1500).await;
 
     // The projector starts and is killed as soon as it has folded something.
     let projector = ProjectorTask::run(&nats.url(), projector_dir.path());
@@ -250,29 +271,9 @@ async fn a_projector_killed_mid_stream_resumes_equal_to_a_rebuild() {
 /// unanswered (seen in the kill loop).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_met_while_the_ledger_is_down_is_repaired_when_it_returns() {
-    let nats = NatsServer::start();
-    let ledger_dir = tempfile::tempdir().expect("tempdir");
-    let projector_dir = tempfile::tempdir().expect("tempdir");
-    let service = InProcess::serve(config(&nats.url()), open_ledger(ledger_dir.path()));
-    let client = client(&nats.url()).await;
-    wait_until_serving(&client).await;
-    let world = World::new();
-    append(&client, setup_commands(&world), true).await;
-    for batch in 0..5 {
-        append(&client, acquires(&world, batch * 100, 100), false).await;
-    }
+    let Served { nats, ledger_dir, projector_dir, service, client, .. } = served_with_acquires(5).await;
     let head = *service.ledger.head().borrow();
-    // The durable consumer starts at record 300: 1..=299 must come from `ledger.range`.
-    let stream = jetstream::new(client.clone()).get_stream(subjects::EVENTS_STREAM).await.expect("the stream");
-    let ahead = jetstream::consumer::pull::Config {
-        durable_name: Some(ProjectorConfig::new("", "").durable),
-        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: 300 },
-        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-        ack_wait: projector_service::ACK_WAIT,
-        max_ack_pending: (projector_service::FETCH_MESSAGES_MAX * 4) as i64,
-        ..Default::default()
-    };
-    stream.create_consumer(ahead).await.expect("create the durable consumer");
+    consumer_starting_at(&client, 300).await;
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 
     // The projector meets the gap with no ledger to answer: it must keep running and serving.
