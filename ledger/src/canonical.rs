@@ -120,6 +120,20 @@ pub fn parse_lower_hex(text: &[u8]) -> Option<Hash> {
     Some(out)
 }
 
+/// A u64 in its canonical spelling: ASCII digits only, no leading zero (but `0` itself), no
+/// overflow. `None` for anything else.
+pub fn parse_canonical_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// An instant in the canonical spelling (CANONICAL.md): `2026-02-02T09:30:00Z` or with 3, 6 or
 /// 9 fractional digits, UTC with an upper-case `Z`. Read by position, without chrono's general
 /// parser (which replay would otherwise run on every record). `None` for any other spelling,

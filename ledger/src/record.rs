@@ -345,10 +345,10 @@ impl<'a> Members<'a> {
     fn uint(&mut self) -> Option<u64> {
         let rest = self.text.get(self.at..)?.as_bytes();
         let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if len == 0 || (len > 1 && rest[0] == b'0') || matches!(rest.get(len), Some(b'.' | b'e' | b'E')) {
+        if matches!(rest.get(len), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        let n = rest[..len].iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        let n = canonical::parse_canonical_u64(&rest[..len])?;
         self.at += len;
         Some(n)
     }
@@ -396,15 +396,7 @@ pub fn canonical_tail(body: &[u8]) -> Option<(u64, Hash)> {
     static PREV: LazyLock<LastMatch> = LazyLock::new(|| LastMatch::new(PREV_KEY));
     let inner = body.strip_suffix(b"}")?;
     let at = SEQ.rfind(inner)?;
-    let digits = &inner[at + SEQ_KEY.len()..];
-    let canonical_number = !digits.is_empty()
-        && digits.len() <= 20
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits[0] != b'0' || digits.len() == 1);
-    if !canonical_number {
-        return None;
-    }
-    let seq: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let seq = canonical::parse_canonical_u64(&inner[at + SEQ_KEY.len()..])?;
     let before_seq = &inner[..at];
     let at = PREV.rfind(before_seq)?;
     let rest = &before_seq[at + PREV_KEY.len()..];
