@@ -10,8 +10,11 @@
 //! dependency that turns on serde_json's `preserve_order` cannot change a hash.
 
 use serde::Serialize;
+#[cfg(test)]
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+mod writer;
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -24,14 +27,30 @@ pub enum CanonicalError {
     Float(String),
 }
 
-/// The canonical JSON bytes of `value`.
+impl serde::ser::Error for CanonicalError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CanonicalError::Encode(serde_json::Error::custom(msg))
+    }
+}
+
+/// The canonical JSON bytes of `value`, written directly (no `serde_json::Value` in between).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Vec::with_capacity(512);
+    value.serialize(writer::Writer { out: &mut out })?;
+    Ok(out)
+}
+
+/// [`to_vec`] through a `serde_json::Value`: the writer this module had first, kept as the
+/// oracle the direct writer is tested against.
+#[cfg(test)]
+fn to_vec_via_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
     let value = serde_json::to_value(value)?;
     let mut out = Vec::with_capacity(512);
     write_value(&value, &mut out)?;
     Ok(out)
 }
 
+#[cfg(test)]
 fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -200,6 +219,146 @@ mod tests {
         let v = json!({"b": 1, "a": {"z": [1, 2, {"y": null, "x": true}], "é": "\n\u{1}ü"}});
         let out = String::from_utf8(to_vec(&v).unwrap()).unwrap();
         assert_eq!(out, r#"{"a":{"z":[1,2,{"x":true,"y":null}],"é":"\n\u0001ü"},"b":1}"#);
+    }
+
+    /// Every shape serde can hand a serializer, as derived types produce them: internally,
+    /// externally and adjacently tagged enums, flattened members that collide (the last
+    /// wins), skipped fields, maps with integer, character and unit-variant keys, bytes,
+    /// tuples, options and keys that need escaping.
+    #[test]
+    fn the_direct_writer_writes_what_the_value_writer_wrote() {
+        use serde::Serialize;
+        use std::collections::BTreeMap;
+        #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+        #[serde(rename_all = "snake_case")]
+        enum Colour {
+            DeepRed,
+            Blue,
+        }
+        #[derive(Serialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Internal {
+            Zeta { b: u8, a: Option<i64> },
+            Alpha(Inner),
+            Unit,
+        }
+        #[derive(Serialize)]
+        enum External {
+            Newtype(u32),
+            Tuple(i8, String),
+            Struct { y: bool, x: char },
+            Plain,
+        }
+        #[derive(Serialize)]
+        #[serde(tag = "t", content = "c")]
+        enum Adjacent {
+            One(Vec<u16>),
+        }
+        #[derive(Serialize)]
+        struct Inner {
+            z: u64,
+            #[serde(rename = "\u{1}ctl\"\n")]
+            odd: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Unit;
+        #[derive(Serialize)]
+        struct Newtype(i32);
+        #[derive(Serialize)]
+        struct Top {
+            zebra: Vec<Internal>,
+            external: Vec<External>,
+            adjacent: Adjacent,
+            #[serde(flatten)]
+            flat: BTreeMap<String, u8>,
+            a: u8,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
+            by_number: BTreeMap<i64, &'static str>,
+            by_char: BTreeMap<char, u8>,
+            by_colour: BTreeMap<Colour, Colour>,
+            #[serde(with = "serde_bytes_as_seq")]
+            bytes: Vec<u8>,
+            tuple: (u8, &'static str, ()),
+            unit: Unit,
+            newtype: Newtype,
+            none: Option<u8>,
+            big: (u128, i128, i64, u64),
+            é: &'static str,
+        }
+        mod serde_bytes_as_seq {
+            pub fn serialize<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(b)
+            }
+        }
+        let top = Top {
+            zebra: vec![
+                Internal::Zeta { b: 2, a: None },
+                Internal::Zeta { b: 0, a: Some(-7) },
+                Internal::Alpha(Inner { z: u64::MAX, odd: "\u{7f}\u{2028}é\t" }),
+                Internal::Unit,
+            ],
+            external: vec![
+                External::Newtype(9),
+                External::Tuple(-1, "x".into()),
+                External::Struct { y: false, x: '"' },
+                External::Plain,
+            ],
+            adjacent: Adjacent::One(vec![1, 2]),
+            flat: [("a".to_string(), 99), ("b".to_string(), 1), ("zz".to_string(), 3)].into_iter().collect(),
+            a: 7,
+            skipped: None,
+            by_number: [(-3, "m"), (10, "t"), (2, "two")].into_iter().collect(),
+            by_char: [('b', 1), ('\n', 2)].into_iter().collect(),
+            by_colour: [(Colour::DeepRed, Colour::Blue), (Colour::Blue, Colour::DeepRed)].into_iter().collect(),
+            bytes: vec![0, 255, 16],
+            tuple: (1, "t", ()),
+            unit: Unit,
+            newtype: Newtype(-5),
+            none: None,
+            big: (u64::MAX as u128, i64::MIN as i128, i64::MIN, u64::MAX),
+            é: "accent",
+        };
+        let direct = String::from_utf8(to_vec(&top).unwrap()).unwrap();
+        assert_eq!(direct, String::from_utf8(to_vec_via_value(&top).unwrap()).unwrap());
+        assert!(direct.starts_with(r#"{"a":7,"#), "a flattened key and a field collide; one is kept: {direct}");
+        // Floats and integers beyond 64 bits are refused, as before.
+        assert!(matches!(to_vec(&1.5f64), Err(CanonicalError::Float(_))));
+        assert!(to_vec(&(u64::MAX as u128 + 1)).is_err() && to_vec_via_value(&(u64::MAX as u128 + 1)).is_err());
+        assert!(to_vec(&[(vec![1u8], 2u8)].into_iter().collect::<BTreeMap<_, _>>()).is_err(), "a key must be a string");
+        // Raw JSON text is parsed and written canonically.
+        let raw = serde_json::value::RawValue::from_string(r#"{ "b": [1, {"d":null,"c":"\u00e9"}], "a": -3 }"#.into())
+            .unwrap();
+        assert_eq!(to_vec(&raw).unwrap(), to_vec_via_value(&raw).unwrap());
+        assert_eq!(to_vec(&raw).unwrap(), r#"{"a":-3,"b":[1,{"c":"é","d":null}]}"#.as_bytes());
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = prop_oneof![any::<String>(), "[a-c\\u{0}-\\u{1f}\"\\\\é😀]{0,6}"];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((text.clone(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any JSON document (keys with control characters, astral and non-ASCII text,
+        /// extreme integers, deep nesting) is written to the same bytes by both writers.
+        #[test]
+        fn any_json_is_written_as_the_value_writer_wrote_it(value in any_json()) {
+            proptest::prop_assert_eq!(to_vec(&value).unwrap(), to_vec_via_value(&value).unwrap());
+        }
     }
 
     #[test]
