@@ -22,6 +22,14 @@ fn string(out: &mut Vec<u8>, text: &str) -> Result<(), CanonicalError> {
     Ok(())
 }
 
+/// `{"variant":`, the opening of an externally tagged variant with content.
+fn open_variant(out: &mut Vec<u8>, variant: &str) -> Result<(), CanonicalError> {
+    out.push(b'{');
+    string(out, variant)?;
+    out.push(b':');
+    Ok(())
+}
+
 fn integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
@@ -45,6 +53,44 @@ fn wide<T: TryInto<i64> + TryInto<u64> + Copy + std::fmt::Display>(
     Ok(())
 }
 
+/// `serialize_<int>` methods that write the integer's decimal text.
+macro_rules! integers {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<(), CanonicalError> {
+            integer(self.out, v);
+            Ok(())
+        }
+    )*};
+}
+
+/// `serialize_f32` and `serialize_f64`: canonical JSON has no floats.
+macro_rules! floats {
+    () => {
+        fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
+            float(v)
+        }
+        fn serialize_f64(self, v: f64) -> Result<(), CanonicalError> {
+            float(v)
+        }
+    };
+}
+
+/// A compound's serde trait whose one method forwards to `target`, and whose `end` closes it.
+macro_rules! forward_compound {
+    ($ty:ident, $trait:ident, $method:ident, ($($arg:ident: $arg_ty:ty),*) => $target:ident) => {
+        impl ser::$trait for $ty<'_> {
+            type Ok = ();
+            type Error = CanonicalError;
+            fn $method<T: ?Sized + Serialize>(&mut self, $($arg: $arg_ty,)* value: &T) -> Result<(), CanonicalError> {
+                self.$target($($arg,)* value)
+            }
+            fn end(self) -> Result<(), CanonicalError> {
+                self.close()
+            }
+        }
+    };
+}
+
 impl<'a> ser::Serializer for Writer<'a> {
     type Ok = ();
     type Error = CanonicalError;
@@ -60,50 +106,15 @@ impl<'a> ser::Serializer for Writer<'a> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
+    integers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64);
+    integers!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
     fn serialize_i128(self, v: i128) -> Result<(), CanonicalError> {
         wide(self.out, v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
         wide(self.out, v)
     }
-    fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
-        float(v)
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), CanonicalError> {
-        float(v)
-    }
+    floats!();
     fn serialize_char(self, v: char) -> Result<(), CanonicalError> {
         string(self.out, v.encode_utf8(&mut [0; 4]))
     }
@@ -144,9 +155,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), CanonicalError> {
-        self.out.push(b'{');
-        string(self.out, variant)?;
-        self.out.push(b':');
+        open_variant(self.out, variant)?;
         value.serialize(Writer { out: &mut *self.out })?;
         self.out.push(b'}');
         Ok(())
@@ -168,9 +177,8 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Array<'a>, CanonicalError> {
-        self.out.push(b'{');
-        string(self.out, variant)?;
-        self.out.extend_from_slice(b":[");
+        open_variant(self.out, variant)?;
+        self.out.push(b'[');
         Ok(Array { out: self.out, first: true, close: b"]}" })
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Object<'a>, CanonicalError> {
@@ -188,9 +196,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Object<'a>, CanonicalError> {
-        self.out.push(b'{');
-        string(self.out, variant)?;
-        self.out.push(b':');
+        open_variant(self.out, variant)?;
         Ok(Object::new(self.out, len, true))
     }
 }
@@ -214,49 +220,10 @@ impl Array<'_> {
     }
 }
 
-impl ser::SerializeSeq for Array<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTuple for Array<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Array<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Array<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
+forward_compound!(Array, SerializeSeq, serialize_element, () => element);
+forward_compound!(Array, SerializeTuple, serialize_element, () => element);
+forward_compound!(Array, SerializeTupleStruct, serialize_field, () => element);
+forward_compound!(Array, SerializeTupleVariant, serialize_field, () => element);
 
 /// An object being written: each member's raw key and canonical value in `scratch`, emitted
 /// sorted at the end.
@@ -338,27 +305,8 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), CanonicalError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), CanonicalError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), CanonicalError> {
-        self.close()
-    }
-}
+forward_compound!(Object, SerializeStruct, serialize_field, (key: &'static str) => field);
+forward_compound!(Object, SerializeStructVariant, serialize_field, (key: &'static str) => field);
 
 /// A map key, written raw (unescaped) for sorting: what serde_json's `Value` takes as a key —
 /// strings, characters, booleans and integers as their text, unit variants as their name.
@@ -385,52 +333,9 @@ impl ser::Serializer for KeyWriter<'_> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), CanonicalError> {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_f32(self, v: f32) -> Result<(), CanonicalError> {
-        float(v)
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), CanonicalError> {
-        float(v)
-    }
+    floats!();
+    integers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64, serialize_i128: i128);
+    integers!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_u128: u128);
     fn serialize_char(self, v: char) -> Result<(), CanonicalError> {
         self.out.extend_from_slice(v.encode_utf8(&mut [0; 4]).as_bytes());
         Ok(())
