@@ -105,7 +105,7 @@ impl OperatorKey {
     }
 }
 
-fn signing_message(command: &Command) -> Vec<u8> {
+pub(crate) fn signing_message(command: &Command) -> Vec<u8> {
     let body = canonical::to_vec(command).expect("commands hold no floats");
     let mut message = Vec::with_capacity(SIGNING_DOMAIN.len() + body.len());
     message.extend_from_slice(SIGNING_DOMAIN);
@@ -406,26 +406,6 @@ mod tests {
         assert_eq!(one.digest, canonical::sha256(&canonical::to_vec(&good[0].command).unwrap()));
     }
 
-    /// The signature of `signed` remade with the nonce commitment `rB + t` for a small-order
-    /// `t`: valid under the ledger's cofactored rule, refused by `verify_strict`, and it leaves
-    /// `-t` in a cofactorless batch equation, which then holds only for some coefficients.
-    fn with_torsion_in_r(signed: &mut SignedCommand, key: &OperatorKey, rng: &mut impl rand::Rng) {
-        use curve25519_dalek::constants::EIGHT_TORSION;
-        use sha2::{Digest, Sha512};
-        let a = SigningKey::from_bytes(&key.secret_bytes()).to_scalar();
-        let r = Scalar::from_bytes_mod_order(rng.gen());
-        let big_r = (EdwardsPoint::mul_base(&r) + EIGHT_TORSION[rng.gen_range(1..8)]).compress();
-        let public: [u8; 32] = hex::decode(&signed.public_key).unwrap().try_into().unwrap();
-        let hram: [u8; 64] = Sha512::new()
-            .chain_update(big_r.as_bytes())
-            .chain_update(public)
-            .chain_update(signing_message(&signed.command))
-            .finalize()
-            .into();
-        let s = r + Scalar::from_bytes_mod_order_wide(&hram) * a;
-        signed.signature = hex::encode([*big_r.as_bytes(), *s.as_bytes()].concat());
-    }
-
     /// A batch holds exactly when each of its signatures does, whatever else is in it: batches
     /// of one to many keys, with commands altered after signing, signatures of another key,
     /// `s` out of range (`s + ℓ`) or off by one, `R` that is no point, and signatures whose `R`
@@ -490,7 +470,7 @@ mod tests {
                         }
                     }),
                     Some(_) => {
-                        with_torsion_in_r(&mut signed, key, &mut rng);
+                        signed = crate::testkit::sign_with_small_order_r(key, signed.command, rng.gen(), rng.gen());
                         *torsion = true;
                     }
                 }

@@ -15,6 +15,29 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+/// `key`'s signature of `command` made with the nonce commitment `[r]B + T`, `r` from `nonce`
+/// and `T` the small-order point `EIGHT_TORSION[1 + torsion % 7]`. It meets the ledger's
+/// cofactored rule (`schemas/CANONICAL.md` §3) and fails `verify_strict`; no honest signer
+/// makes one. Tests use it to show that the writer and an auditor, who cut batches
+/// differently, agree on it.
+pub fn sign_with_small_order_r(key: &OperatorKey, command: Command, nonce: [u8; 32], torsion: usize) -> SignedCommand {
+    use curve25519_dalek::{constants::EIGHT_TORSION, EdwardsPoint, Scalar};
+    use sha2::{Digest, Sha512};
+    let a = ed25519_dalek::SigningKey::from_bytes(&key.secret_bytes()).to_scalar();
+    let r = Scalar::from_bytes_mod_order(nonce);
+    let big_r = (EdwardsPoint::mul_base(&r) + EIGHT_TORSION[1 + torsion % 7]).compress();
+    let public = key.public_key_hex();
+    let hram: [u8; 64] = Sha512::new()
+        .chain_update(big_r.as_bytes())
+        .chain_update(hex::decode(&public).expect("hex"))
+        .chain_update(crate::signing::signing_message(&command))
+        .finalize()
+        .into();
+    let s = r + Scalar::from_bytes_mod_order_wide(&hram) * a;
+    let signature = hex::encode([*big_r.as_bytes(), *s.as_bytes()].concat());
+    SignedCommand { command, key: key.id.clone(), public_key: public, signature }
+}
+
 /// A key whose secret is derived from its id: the same id always gives the same key.
 pub fn deterministic_key(id: &str) -> OperatorKey {
     let secret = crate::canonical::sha256(format!("stockpile-testkit-key:{id}").as_bytes());

@@ -257,3 +257,61 @@ fn proofs_hold_against_old_checkpoints_after_the_log_grows_and_forgeries_fail() 
     wrong_root.root[0] ^= 1;
     assert!(consistency.verify(&old, &wrong_root).is_err(), "a checkpoint whose signature no longer holds");
 }
+
+/// Signatures whose `R` carries a small-order point meet the ledger's cofactored rule. The
+/// writer accepts them in groups of every size (each group its own batches), alone too, and an
+/// auditor's verification of the export, which cuts its batches differently, accepts the
+/// same records and re-executes to the same state. (With a cofactorless batch the writer's
+/// answer for them depended on each batch's coefficients, and the auditor's could differ.)
+#[test]
+fn signatures_with_a_small_order_r_get_one_answer_from_the_writer_and_the_auditor() {
+    use stockpile_ledger::domain::{Action, Form, Programme, Unit};
+    use stockpile_ledger::signing::{verify as verify_one, SignedCommand};
+    use stockpile_ledger::testkit::{amount, at, command, holding, lot, sign_with_small_order_r};
+    use stockpile_ledger::Outcome;
+
+    let mut h = Harness::new();
+    let covra = h.world.key("nl-covra");
+    let commands: Vec<SignedCommand> = (0..60)
+        .map(|i| {
+            let acquire = Action::Acquire {
+                lot: lot(&format!("ga-{i:03}"), "gallium", Form::Metal, 999_990, "JP"),
+                to: holding("nl-covra", "in_transit", Programme::National),
+                quantity: amount("1", Unit::T),
+                supplier: None,
+                contract: None,
+                price: None,
+            };
+            let c = command(&format!("acquire-{i}"), at("2026-01-01T00:00:00Z"), acquire);
+            if i % 3 == 0 {
+                sign_with_small_order_r(covra, c, [i as u8 + 1; 32], i)
+            } else {
+                covra.sign(c)
+            }
+        })
+        .collect();
+    for c in commands.iter().step_by(3) {
+        assert!(verify_one(c.clone()).is_ok(), "{} alone", c.command.id.as_str());
+    }
+    let (mut rest, mut size) = (commands.as_slice(), 1);
+    while !rest.is_empty() {
+        let (group, tail) = rest.split_at(size.min(rest.len()));
+        for o in h.submit(group.to_vec(), false) {
+            assert!(matches!(o, Outcome::Appended { .. }), "a group of {size}: {o:?}");
+        }
+        (rest, size) = (tail, size + 1);
+    }
+    let head = h.state().head.seq;
+    let now = h.clock.now();
+    checkpoint::create(h.ledger().store(), &ledger_key(), head, now).expect("checkpoint");
+    let mut bytes = Vec::new();
+    {
+        let mut lines = StoreLines::new(h.ledger().store().clone(), head).expect("lines");
+        export::write_all(&mut lines, &mut bytes, &mut |_| {}).expect("export");
+    }
+    let summary = verify_bytes(&bytes, &Options::default()).expect("the auditor accepts what the writer accepted");
+    assert_eq!(summary.records, head);
+    assert_eq!(&summary.state, h.state());
+    h.reopen();
+    h.check_invariants();
+}
