@@ -324,6 +324,17 @@ mod tests {
         assert!(direct.starts_with(r#"{"a":7,"#), "a flattened key and a field collide; one is kept: {direct}");
         // Floats and integers beyond 64 bits are refused, as before.
         assert!(matches!(to_vec(&1.5f64), Err(CanonicalError::Float(_))));
+        // Where the Value path let a float through, the direct writer refuses it.
+        assert!(matches!(to_vec(&f64::NAN), Err(CanonicalError::Float(_))));
+        assert_eq!(to_vec_via_value(&f64::NAN).unwrap(), b"null");
+        struct FloatKey;
+        impl Serialize for FloatKey {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map([(1.5f64, 1u8)])
+            }
+        }
+        assert!(matches!(to_vec(&FloatKey), Err(CanonicalError::Float(_))));
+        assert_eq!(to_vec_via_value(&FloatKey).unwrap(), br#"{"1.5":1}"#);
         assert!(to_vec(&(u64::MAX as u128 + 1)).is_err() && to_vec_via_value(&(u64::MAX as u128 + 1)).is_err());
         assert!(to_vec(&[(vec![1u8], 2u8)].into_iter().collect::<BTreeMap<_, _>>()).is_err(), "a key must be a string");
         // Raw JSON text is parsed and written canonically.

@@ -8,8 +8,8 @@
 //! prefix keeps a command signature from ever being valid for another kind of message.
 //!
 //! The rule a command signature `(R, s)` by public key `A` over message `M` must meet (the
-//! cofactored rule of ZIP 215, less its acceptance of small-order keys): `s` is canonical
-//! (`s < ℓ`), `A` and `R` decode as curve points and `A` is not of small order, and
+//! cofactored rule of ZIP 215, with keys restricted to order ℓ): `s` is canonical
+//! (`s < ℓ`), `A` and `R` decode as curve points and `A` has order ℓ, and
 //! `[8]([s]B − [h]A − R)` is the identity, with `h = SHA-512(R ‖ A ‖ M) mod ℓ`. One rule for
 //! one signature and for a batch: a batch holds exactly when each of its signatures does
 //! (but with probability ≤ 2⁻¹²⁵), so whether a signature is accepted never depends on the
@@ -126,10 +126,6 @@ fn prepare(signed: &SignedCommand) -> Result<Prepared, Rejection> {
     signed.key.check()?;
     let key_bytes: [u8; 32] = hex::decode(&signed.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
     let key = decompressed(&key_bytes).ok_or_else(bad)?;
-    if key.is_weak() {
-        // A small-order key vanishes from the cofactored equation: anything would verify.
-        return Err(bad());
-    }
     let sig_bytes: [u8; 64] = hex::decode(&signed.signature).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
     let message = signing_message(&signed.command);
     let digest = canonical::sha256(&message[SIGNING_DOMAIN.len()..]);
@@ -152,6 +148,12 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
             return Some(*k);
         }
         let key = VerifyingKey::from_bytes(bytes).ok()?;
+        // Only a key of order ℓ signs. A small-order key vanishes from the cofactored
+        // equation (anything would verify); a key with a small-order component would verify
+        // under it where `verify_strict` does not. Checked once per key and thread.
+        if key.is_weak() || !key.to_edwards().is_torsion_free() {
+            return None;
+        }
         if cache.len() >= KEY_CACHE_ENTRIES_MAX {
             cache.clear();
         }
@@ -437,7 +439,8 @@ mod tests {
             let mut batch = Vec::with_capacity(n);
             let mut torsion = vec![false; n];
             for (i, torsion) in torsion.iter_mut().enumerate() {
-                let key = &keys[rng.gen_range(0..signers)];
+                let signer = rng.gen_range(0..signers);
+                let key = &keys[signer];
                 let mut signed = key.sign(command(&format!("r{round}-{i}")));
                 let tamper = match round >= 400 {
                     true if i == 0 => Some(5),
@@ -448,7 +451,9 @@ mod tests {
                 match tamper {
                     None => {}
                     Some(0) => signed.command.id = EventId::new("changed-after-signing"),
-                    Some(1) => signed.signature = keys[(n + 1) % keys.len()].sign(signed.command.clone()).signature,
+                    Some(1) => {
+                        signed.signature = keys[(signer + 1) % keys.len()].sign(signed.command.clone()).signature
+                    }
                     Some(2) => resigned(&mut signed, &mut |sig| {
                         // s + ℓ, the same residue in a non-canonical encoding.
                         let mut carry = 0u16;
@@ -501,23 +506,55 @@ mod tests {
         assert!(answers[0] >= 100 && answers[1] >= 250, "both answers are exercised: {answers:?}");
     }
 
-    /// A small-order public key drops out of the cofactored equation, so a "signature" by it
-    /// would verify for any message: it is refused, alone and in a batch of good ones.
+    /// Only keys of order ℓ sign. A small-order key drops out of the cofactored equation, so
+    /// a "signature" by it would verify for any message; a key with a small-order component,
+    /// `aB + T`, signs under the cofactored equation where `verify_strict` refuses. Both are
+    /// refused, alone and in a batch of good ones.
     #[test]
-    fn a_small_order_key_signs_nothing() {
+    fn keys_of_small_order_or_with_a_small_order_component_sign_nothing() {
         use curve25519_dalek::constants::EIGHT_TORSION;
+        use sha2::{Digest, Sha512};
         let key = OperatorKey::from_secret(KeyId::new("nl-ops"), [7; 32]);
-        let mut forged = key.sign(command("forged"));
-        forged.public_key = hex::encode(EIGHT_TORSION[2].compress().as_bytes());
+        let mut small = key.sign(command("small-order key"));
+        small.public_key = hex::encode(EIGHT_TORSION[2].compress().as_bytes());
         // R = [s]B: with a small-order A, [8]([s]B − [h]A − R) = −[8h]A = 0 for every message.
         let s = Scalar::from(12_345u64);
-        forged.signature = hex::encode([*EdwardsPoint::mul_base(&s).compress().as_bytes(), *s.as_bytes()].concat());
-        assert!(matches!(verify(forged.clone()), Err(Rejection::BadSignature { .. })));
+        small.signature = hex::encode([*EdwardsPoint::mul_base(&s).compress().as_bytes(), *s.as_bytes()].concat());
+        // A = [a]B + T, signed honestly with a: [8]([s]B − [h]A − R) = −[8h]T = 0.
+        let a = SigningKey::from_bytes(&key.secret_bytes()).to_scalar();
+        let mixed_public = (EdwardsPoint::mul_base(&a) + EIGHT_TORSION[1]).compress();
+        let mut mixed = key.sign(command("mixed-order key"));
+        mixed.public_key = hex::encode(mixed_public.as_bytes());
+        let r = Scalar::from(777u64);
+        let big_r = EdwardsPoint::mul_base(&r).compress();
+        let hram: [u8; 64] = Sha512::new()
+            .chain_update(big_r.as_bytes())
+            .chain_update(mixed_public.as_bytes())
+            .chain_update(signing_message(&mixed.command))
+            .finalize()
+            .into();
+        let s = r + Scalar::from_bytes_mod_order_wide(&hram) * a;
+        mixed.signature = hex::encode([*big_r.as_bytes(), *s.as_bytes()].concat());
+        let p = Prepared {
+            message: signing_message(&mixed.command),
+            digest: [0; 32],
+            key: VerifyingKey::from_bytes(mixed_public.as_bytes()).unwrap(),
+            signature: Signature::from_bytes(&hex::decode(&mixed.signature).unwrap().try_into().unwrap()),
+        };
+        assert!(holds(&p), "the mixed-order key's signature meets the equation: only the key check refuses it");
+        for forged in [&small, &mixed] {
+            assert!(
+                matches!(verify(forged.clone()), Err(Rejection::BadSignature { .. })),
+                "{}",
+                forged.command.id.as_str()
+            );
+        }
         let mut batch: Vec<SignedCommand> = (0..40).map(|i| key.sign(command(&format!("e{i}")))).collect();
-        batch.insert(17, forged);
+        batch.insert(17, small);
+        batch.insert(30, mixed);
         let results = verify_all(batch);
         for (i, r) in results.iter().enumerate() {
-            assert_eq!(r.is_err(), i == 17, "command {i}: {r:?}");
+            assert_eq!(r.is_err(), i == 17 || i == 30, "command {i}: {r:?}");
         }
     }
 

@@ -1,7 +1,10 @@
 //! A serde `Serializer` that writes canonical JSON straight into bytes.
 //!
-//! It writes what `serde_json::to_value` followed by the sorted writer wrote before (the
-//! tests hold the two to the same bytes), without building a `Value` tree: scalars and
+//! It writes what `serde_json::to_value` followed by the sorted writer wrote before for every
+//! value without floats (the tests hold the two to the same bytes), without building a
+//! `Value` tree. A float is refused wherever it stands — the old path let NaN and infinities
+//! through as `null`, a float map key through as text, and a float member through when a
+//! later member of the same name replaced it; none of our types holds a float. Scalars and
 //! arrays go straight to the output, and an object writes its members' keys and values into
 //! one scratch buffer, then emits them sorted by key bytes (the last of equal keys wins, as a
 //! `Value` map's insert did).
