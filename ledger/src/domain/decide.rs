@@ -588,7 +588,12 @@ fn check_public_key(hex_key: &str) -> Result<(), Rejection> {
     let bad = |reason: &str| Rejection::InvalidField { field: "public_key", reason: reason.to_string() };
     let bytes = hex::decode(hex_key).map_err(|_| bad("is not hex"))?;
     let arr: [u8; 32] = bytes.try_into().map_err(|_| bad("is not 32 bytes (64 hex characters)"))?;
-    ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| bad("is not a valid Ed25519 public key"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|_| bad("is not a valid Ed25519 public key"))?;
+    // The signature rule (schemas/CANONICAL.md §3) takes keys of order ℓ only; registering
+    // another would leave a key every one of whose commands is refused.
+    if key.is_weak() || !key.to_edwards().is_torsion_free() {
+        return Err(bad("is not a key of prime order (it has a small-order component): generate a new Ed25519 key"));
+    }
     if hex_key.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(bad("must be lower-case hex"));
     }

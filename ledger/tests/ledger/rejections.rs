@@ -474,6 +474,44 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "public key of small order",
+            atomic: false,
+            expect: "invalid_field",
+            commands: |h| {
+                let small = curve25519_dalek::constants::EIGHT_TORSION[2].compress();
+                vec![admin(
+                    h,
+                    "k1",
+                    Action::RegisterKey {
+                        key: "k-1".into(),
+                        public_key: hex::encode(small.as_bytes()),
+                        role: KeyRole::Admin,
+                        party: None,
+                    },
+                )]
+            },
+        },
+        Case {
+            name: "public key with a small-order component",
+            atomic: false,
+            expect: "invalid_field",
+            commands: |h| {
+                use curve25519_dalek::{constants::EIGHT_TORSION, edwards::CompressedEdwardsY};
+                let honest = deterministic_key("k-1").public_key_hex();
+                let point = CompressedEdwardsY(hex::decode(honest).unwrap().try_into().unwrap()).decompress().unwrap();
+                vec![admin(
+                    h,
+                    "k1",
+                    Action::RegisterKey {
+                        key: "k-1".into(),
+                        public_key: hex::encode((point + EIGHT_TORSION[1]).compress().as_bytes()),
+                        role: KeyRole::Admin,
+                        party: None,
+                    },
+                )]
+            },
+        },
+        Case {
             name: "figure for an absurd year",
             atomic: false,
             expect: "invalid_field",
