@@ -563,6 +563,9 @@ mod tests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
+    /// This machine's speed at Ed25519, SHA-256 and fdatasync, one core each: what every
+    /// other figure is read against.
+    Machine,
     /// Embedded durable signed appends, once per `--clients` count.
     Append,
     /// Appends over NATS to the ledger service (in-process, own nats-server).

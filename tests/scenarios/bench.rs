@@ -4,8 +4,9 @@
 
 use stockpile_tests::bins::stockpile_in;
 
-/// Scenarios that need no server: appends, the history and everything over it, raw sled.
-const EMBEDDED: [&str; 7] = ["append", "history", "replay", "audit", "catch-up", "as-of", "sled"];
+/// Scenarios that need no server: the machine's primitives, appends, the history and
+/// everything over it, raw sled.
+const EMBEDDED: [&str; 8] = ["machine", "append", "history", "replay", "audit", "catch-up", "as-of", "sled"];
 
 #[test]
 fn bench_reports_positive_figures_for_the_embedded_scenarios() {
@@ -41,8 +42,13 @@ fn bench_reports_positive_figures_for_the_embedded_scenarios() {
             assert!(positive, "a rate or a latency, positive: {f}");
         }
     }
+    let machine: Vec<&str> =
+        scenarios[0]["figures"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    let primitives =
+        ["ed25519", "ed25519-batch", "sha256-link", "sha256-record", "fdatasync"].map(|p| format!("machine-{p}"));
+    assert_eq!(machine, primitives, "each primitive the targets were set against, measured");
     let appends: Vec<u64> =
-        scenarios[0]["figures"].as_array().unwrap().iter().map(|f| f["clients"].as_u64().unwrap()).collect();
+        scenarios[1]["figures"].as_array().unwrap().iter().map(|f| f["clients"].as_u64().unwrap()).collect();
     assert_eq!(appends, [1, 4], "one append figure per client count");
     assert!(report["ratios"].as_array().unwrap().iter().all(|r| r["ratio"].as_f64().unwrap() > 0.0));
     let targets = report["targets"].as_array().unwrap();

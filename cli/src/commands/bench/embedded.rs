@@ -30,6 +30,7 @@ pub const SLED_BATCH_RECORDS: usize = 256;
 /// Runs `scenario` in this process and reports its figures and peak RSS.
 pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<ScenarioReport> {
     let figures = match scenario {
+        Scenario::Machine => machine(work)?,
         Scenario::Append => appends(plan, work)?,
         Scenario::AppendNats => over_nats::appends(plan, work)?,
         Scenario::Visible => over_nats::visible(plan, work)?,
@@ -51,6 +52,33 @@ pub fn fresh_dir(work: &Path, name: &str) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| operational(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+/// The primitives' rates, each with the figure issue #2 states for the machine it was
+/// written on, so a reader sees how this machine compares before reading the rest.
+fn machine(work: &Path) -> Result<Vec<Figure>> {
+    let dir = fresh_dir(work, "machine")?;
+    let rates = bench::machine_rates(&dir).map_err(|e| operational(format!("measuring {}: {e}", dir.display())))?;
+    let references = [
+        ("machine-ed25519", Some("issue #2's machine: 22,000–26,000/s")),
+        ("machine-ed25519-batch", Some("issue #2's machine: 46,000–53,000/s")),
+        ("machine-sha256-link", Some("issue #2's machine: about 4,000,000/s")),
+        ("machine-sha256-record", None),
+        ("machine-fdatasync", None),
+    ];
+    let figures = references
+        .iter()
+        .zip(rates)
+        .map(|((kind, reference), rate)| {
+            let figure = Figure::rate(kind, None, rate);
+            match reference {
+                Some(r) => figure.with_note(*r),
+                None => figure,
+            }
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(figures)
 }
 
 fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
