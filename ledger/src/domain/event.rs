@@ -46,8 +46,9 @@ macro_rules! events {
 
         impl Event {
             /// Decodes one event from JSON: its `kind` first ([`top_level_kind`], or serde
-            /// with the other members skipped, not buffered), then the object again straight
-            /// into that variant. Accepts and rejects exactly what the derived `Deserialize`
+            /// with the other members skipped, not buffered); then, for the commonest kinds
+            /// in the canonical layout, straight off the text (`event_layout`), and otherwise
+            /// the object again straight into that variant. Accepts and rejects exactly what the derived `Deserialize`
             /// does; an unknown `kind` is decoded by it, so its error names the kinds there are.
             pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
                 #[derive(Deserialize)]
@@ -59,6 +60,10 @@ macro_rules! events {
                     Some(kind) => std::borrow::Cow::Borrowed(kind),
                     None => serde_json::from_str::<Kind<'_>>(json)?.kind,
                 };
+                // The commonest kinds in the ledger's own layout, read without serde.
+                if let Some(event) = super::event_layout::decode(&kind, json) {
+                    return Ok(event);
+                }
                 Ok(match kind.as_ref() {
                     $($tag => {
                         let v: by_kind::$variant = serde_json::from_str(json)?;

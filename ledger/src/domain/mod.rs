@@ -9,6 +9,7 @@
 pub mod command;
 pub mod decide;
 pub mod event;
+mod event_layout;
 pub mod ids;
 pub mod model;
 pub mod quantity;
