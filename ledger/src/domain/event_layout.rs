@@ -237,7 +237,7 @@ mod tests {
             let (from, to, quantity) = (position(i), position(i + 1), quantity(i));
             events.push(Event::Stored { from: from.clone(), to: to.clone(), quantity: quantity.clone() });
             events.push(Event::Transferred { from: from.clone(), to, quantity: quantity.clone() });
-            let recipient = ["", "Umicore Hoboken", "Zürich — “quoted”", "a/b"][i % 4].to_string();
+            let recipient = ["", "Umicore Hoboken", "Zürich — “quoted”", "a/b", "\u{7f}\u{2028}"][i % 5].to_string();
             events.push(Event::Released {
                 from: from.clone(),
                 quantity: quantity.clone(),
@@ -273,8 +273,20 @@ mod tests {
             let (from, produced) = (position(i + 2), quantity(i + 1));
             events.push(Event::Converted { from, consumed: q, lot, to, produced });
         }
+        let bare = LotSpec { certificate: None, ..lot_of(&events) };
+        let (supplier, contract, price) = (None, None, None);
+        events.push(Event::Acquired { lot: bare, to: position(7), quantity: quantity(7), supplier, contract, price });
         events.push(Event::KeyRevoked { key: crate::domain::KeyId::new("op-1"), reason: "lost".into() });
         events
+    }
+
+    /// The lot of the last acquisition in `events`.
+    fn lot_of(events: &[Event]) -> LotSpec {
+        events
+            .iter()
+            .rev()
+            .find_map(|e| if let Event::Acquired { lot, .. } = e { Some(lot.clone()) } else { None })
+            .unwrap()
     }
 
     fn kind_of(event: &Event) -> String {
@@ -321,6 +333,8 @@ mod tests {
             format!("{text} "),
             text.replacen('}', ",\"extra\":1}", 1),
             text.replacen("nl-covra-1", "nl-covra-\u{1}", 1),
+            text.replacen("nl-covra-1", "nl-covra-\u{1f}", 1),
+            text.replacen("nl-covra-1", "nl-covra-\u{0}", 1),
             text.replacen("\"IEA\"", "\"iea\"", 1),
             text.replacen("\"kind\":\"transferred\"", "\"kind\":\"stored\"", 1),
         ];
@@ -338,7 +352,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let texts: Vec<(String, Vec<u8>)> =
             events().iter().map(|e| (kind_of(e), crate::canonical::to_vec(e).unwrap())).collect();
-        let alphabet = b"{}[]\",:0123456789-.eE \\aglnrstu";
+        let alphabet = b"{}[]\",:0123456789-.eE \\aglnrstu\x00\x1f";
         let (mut read_here, mut tried) = (0, 0);
         for _ in 0..40_000 {
             let (kind, text) = &texts[rng.gen_range(0..texts.len())];
