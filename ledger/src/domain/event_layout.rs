@@ -22,13 +22,10 @@ pub(super) fn decode(kind: &str, json: &str) -> Option<Event> {
     let mut c = Cursor { text: json, at: 0 };
     let event = match kind {
         "stored" | "transferred" => {
-            c.key(b"{\"from\":")?;
-            let from = c.position()?;
+            let from = c.value(b"{\"from\":", Cursor::position)?;
             c.kind(kind)?;
-            c.key(b",\"quantity\":")?;
-            let quantity = c.quantity()?;
-            c.key(b",\"to\":")?;
-            let to = c.position()?;
+            let quantity = c.value(b",\"quantity\":", Cursor::quantity)?;
+            let to = c.value(b",\"to\":", Cursor::position)?;
             if kind == "stored" {
                 Event::Stored { from, to, quantity }
             } else {
@@ -36,57 +33,40 @@ pub(super) fn decode(kind: &str, json: &str) -> Option<Event> {
             }
         }
         "released" => {
-            c.key(b"{\"from\":")?;
-            let from = c.position()?;
+            let from = c.value(b"{\"from\":", Cursor::position)?;
             c.kind(kind)?;
-            c.key(b",\"quantity\":")?;
-            let quantity = c.quantity()?;
-            c.key(b",\"reason\":")?;
-            let reason: ReleaseReason = c.string()?;
-            c.key(b",\"recipient\":")?;
-            let recipient = c.string()?;
+            let quantity = c.value(b",\"quantity\":", Cursor::quantity)?;
+            let reason: ReleaseReason = c.member(b",\"reason\":")?;
+            let recipient = c.member(b",\"recipient\":")?;
             Event::Released { from, quantity, reason, recipient }
         }
         "adjusted" => {
-            c.key(b"{\"at\":")?;
-            let at = c.position()?;
-            c.key(b",\"direction\":")?;
-            let direction: Direction = c.string()?;
+            let at = c.value(b"{\"at\":", Cursor::position)?;
+            let direction: Direction = c.member(b",\"direction\":")?;
             c.kind(kind)?;
-            c.key(b",\"note\":")?;
-            let note = c.string()?;
-            c.key(b",\"quantity\":")?;
-            let quantity = c.quantity()?;
-            c.key(b",\"reason\":")?;
-            let reason: AdjustReason = c.string()?;
+            let note = c.member(b",\"note\":")?;
+            let quantity = c.value(b",\"quantity\":", Cursor::quantity)?;
+            let reason: AdjustReason = c.member(b",\"reason\":")?;
             Event::Adjusted { at, direction, quantity, reason, note }
         }
         "acquired" => {
             c.key(b"{")?;
             let contract = c.optional(b"\"contract\":")?;
             c.key(if contract.is_some() { b",\"kind\":\"" } else { b"\"kind\":\"" })?;
-            c.key(b"acquired\",\"lot\":")?;
-            let lot = c.lot()?;
+            let lot = c.value(b"acquired\",\"lot\":", Cursor::lot)?;
             // A price (rare, and a nested object of its own) is left to serde.
-            c.key(b",\"quantity\":")?;
-            let quantity = c.quantity()?;
+            let quantity = c.value(b",\"quantity\":", Cursor::quantity)?;
             let supplier = c.optional(b",\"supplier\":")?;
-            c.key(b",\"to\":")?;
-            let to = c.position()?;
+            let to = c.value(b",\"to\":", Cursor::position)?;
             Event::Acquired { lot, to, quantity, supplier, contract, price: None }
         }
         "converted" => {
-            c.key(b"{\"consumed\":")?;
-            let consumed = c.quantity()?;
-            c.key(b",\"from\":")?;
-            let from = c.position()?;
+            let consumed = c.value(b"{\"consumed\":", Cursor::quantity)?;
+            let from = c.value(b",\"from\":", Cursor::position)?;
             c.kind(kind)?;
-            c.key(b",\"lot\":")?;
-            let lot = c.lot()?;
-            c.key(b",\"produced\":")?;
-            let produced = c.quantity()?;
-            c.key(b",\"to\":")?;
-            let to = c.position()?;
+            let lot = c.value(b",\"lot\":", Cursor::lot)?;
+            let produced = c.value(b",\"produced\":", Cursor::quantity)?;
+            let to = c.value(b",\"to\":", Cursor::position)?;
             Event::Converted { from, consumed, lot, to, produced }
         }
         _ => return None,
@@ -118,6 +98,17 @@ impl<'a> Cursor<'a> {
         self.key(b"\"")
     }
 
+    /// Exactly the bytes `key` (a member's name and what comes before it), then its value.
+    fn value<T>(&mut self, key: &[u8], read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        self.key(key)?;
+        read(self)
+    }
+
+    /// A member whose value is a string.
+    fn member<T: Deserialize<'a>>(&mut self, key: &[u8]) -> Option<T> {
+        self.value(key, Cursor::string)
+    }
+
     /// A string without escapes or control characters, as its own type's `Deserialize` reads
     /// it from a string.
     fn string<T: Deserialize<'a>>(&mut self) -> Option<T> {
@@ -147,14 +138,10 @@ impl<'a> Cursor<'a> {
 
     /// `{"location":…,"lot":…,"party":…,"programme":…}`
     fn position(&mut self) -> Option<PositionKey> {
-        self.key(b"{\"location\":")?;
-        let location = self.string()?;
-        self.key(b",\"lot\":")?;
-        let lot = self.string()?;
-        self.key(b",\"party\":")?;
-        let party = self.string()?;
-        self.key(b",\"programme\":")?;
-        let programme = self.string()?;
+        let location = self.member(b"{\"location\":")?;
+        let lot = self.member(b",\"lot\":")?;
+        let party = self.member(b",\"party\":")?;
+        let programme = self.member(b",\"programme\":")?;
         self.key(b"}")?;
         Some(PositionKey { party, lot, location, programme })
     }
@@ -176,12 +163,9 @@ impl<'a> Cursor<'a> {
         let certificate = self.optional(b"\"certificate\":")?;
         self.key(if certificate.is_some() { b",\"form\":" } else { b"\"form\":" })?;
         let form = self.string()?;
-        self.key(b",\"id\":")?;
-        let id = self.string()?;
-        self.key(b",\"material\":")?;
-        let material = self.string()?;
-        self.key(b",\"origin\":")?;
-        let origin = self.string()?;
+        let id = self.member(b",\"id\":")?;
+        let material = self.member(b",\"material\":")?;
+        let origin = self.member(b",\"origin\":")?;
         self.key(b",\"purity_ppm\":")?;
         let purity_ppm = u32::try_from(self.u64()?).ok()?;
         self.key(b"}")?;
@@ -192,10 +176,8 @@ impl<'a> Cursor<'a> {
     fn quantity(&mut self) -> Option<Quantity> {
         self.key(b"{\"grams\":")?;
         let grams = self.u64()?;
-        self.key(b",\"stated\":{\"amount\":")?;
-        let amount = self.string()?;
-        self.key(b",\"unit\":")?;
-        let unit = self.string()?;
+        let amount = self.member(b",\"stated\":{\"amount\":")?;
+        let unit = self.member(b",\"unit\":")?;
         self.key(b"}}")?;
         Some(Quantity { grams, stated: Amount { amount, unit } })
     }
