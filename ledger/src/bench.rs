@@ -299,8 +299,8 @@ pub fn seal_rate(records: &[Vec<u8>]) -> Rate {
     Rate::new("seal (canonical JSON + SHA-256)", bodies.len() as u64, started)
 }
 
-/// Signatures, records and syncs in each primitive measurement of [`machine_rates`]: enough
-/// for a steady rate in well under a second each on a slow core.
+/// Signatures in each Ed25519 measurement of [`machine_rates`] (16 times as many hashes, a
+/// sixteenth as many syncs): a steady rate in about a second each on a slow core.
 pub const MACHINE_SAMPLES: usize = 4_096;
 
 /// Bytes of each record [`machine_rates`] hashes: the mean stored record of the bench's
@@ -313,8 +313,9 @@ pub const MACHINE_SYNC_BYTES: usize = 4_096;
 
 /// This machine's speed at the primitives the targets were set against, on one core each
 /// (issue #2 states them for the machine it was written on: Ed25519 22–26k/s one at a time
-/// and 46–53k/s in batches of 64 per core, SHA-256 chaining about 4M/s). Every figure of another run is read against
-/// these: a machine half as quick at Ed25519 cannot reach the same appends or verification.
+/// and 46–53k/s in batches of 64 per core, SHA-256 chaining about 4M/s). Every other figure
+/// of a run is read against these: a machine half as quick at Ed25519 cannot reach the same
+/// appends or verification.
 ///
 /// - Ed25519 `verify_strict`, one signature at a time;
 /// - Ed25519 `verify_batch` (ed25519-dalek's), batches of 64, each signature by its own key;

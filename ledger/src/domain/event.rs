@@ -48,8 +48,9 @@ macro_rules! events {
             /// Decodes one event from JSON: its `kind` first ([`top_level_kind`], or serde
             /// with the other members skipped, not buffered); then, for the commonest kinds
             /// in the canonical layout, straight off the text (`event_layout`), and otherwise
-            /// the object again straight into that variant. Accepts and rejects exactly what the derived `Deserialize`
-            /// does; an unknown `kind` is decoded by it, so its error names the kinds there are.
+            /// the object again straight into that variant. Accepts and rejects exactly what
+            /// the derived `Deserialize` does; an unknown `kind` is decoded by it, so its
+            /// error names the kinds there are.
             pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
                 #[derive(Deserialize)]
                 struct Kind<'a> {
