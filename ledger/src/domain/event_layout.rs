@@ -1,6 +1,7 @@
 //! The events nearly all of a history holds — `stored`, `transferred`, `released`,
-//! `adjusted`, `acquired` (without a price) and `converted`, 97 % of the bench's history — read straight off the canonical layout the ledger writes
-//! (schemas/CANONICAL.md: members sorted, no whitespace), without serde's walk of the text.
+//! `adjusted`, `acquired` (without a price) and `converted`, 97 % of the bench's history —
+//! read straight off the canonical layout the ledger writes (schemas/CANONICAL.md: members
+//! sorted, no whitespace), without serde's walk of the text.
 //!
 //! [`decode`] is a shortcut, never a second definition of the format: it answers `Some` only
 //! for text in exactly that layout, with strings that hold no escape and no control
