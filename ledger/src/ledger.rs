@@ -244,7 +244,14 @@ impl Ledger {
         body.scope = scope(&self.state, &body.event);
         let record = body.seal_with_command(&verified.canonical);
         let applied =
-            Applied { seq, hash: record.hash, recorded_at: now, event_id: &event_id, digest: body.command_digest };
+            Applied {
+                seq,
+                hash: record.hash,
+                occurred_at: body.occurred_at,
+                recorded_at: now,
+                event_id: &event_id,
+                digest: body.command_digest,
+            };
         self.state
             .apply_logged(&applied, &body.event, undo)
             .map_err(|v| LedgerError::Corrupt { seq, what: format!("decided event does not apply: {v}") })?;
@@ -471,6 +478,7 @@ fn apply_replayed(state: &mut State, seq: u64, rec: Result<ReplayRecord, String>
     let applied = Applied {
         seq: rec.seq,
         hash: rec.hash,
+        occurred_at: b.occurred_at,
         recorded_at: b.recorded_at,
         event_id: &b.event_id,
         digest: b.command_digest,

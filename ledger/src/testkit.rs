@@ -139,8 +139,15 @@ impl World {
         &self.operators[party]
     }
 
-    /// Genesis, then every party, facility and operator key, signed by the admin key.
+    /// Genesis under the latest rules, then every party, facility and operator key, signed
+    /// by the admin key.
     pub fn setup(&self, occurred_at: DateTime<Utc>) -> Vec<SignedCommand> {
+        self.setup_under(occurred_at, Some(crate::domain::rules::LATEST))
+    }
+
+    /// As [`World::setup`], with a genesis naming `rules` (`None`: a genesis as written
+    /// before rules were recorded, which runs under rules 1).
+    pub fn setup_under(&self, occurred_at: DateTime<Utc>, rules: Option<u32>) -> Vec<SignedCommand> {
         let mut out = vec![self.admin.sign(command(
             "genesis",
             occurred_at,
@@ -148,6 +155,7 @@ impl World {
                 ledger: "stockpile-test".into(),
                 admin_key: self.admin.id.clone(),
                 public_key: self.admin.public_key_hex(),
+                rules,
             },
         ))];
         for (party, partner, holder_type) in &self.parties {

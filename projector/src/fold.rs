@@ -229,6 +229,7 @@ impl Views {
             }
             Event::KeyRegistered { .. }
             | Event::KeyRevoked { .. }
+            | Event::RulesRaised { .. }
             | Event::Stored { .. }
             | Event::Transferred { .. }
             | Event::Adjusted { .. } => {}
@@ -301,6 +302,7 @@ fn movement(event: &Event, effects: &Effects) -> Option<Movement> {
             }
         },
         Event::Genesis { .. }
+        | Event::RulesRaised { .. }
         | Event::PartyRegistered { .. }
         | Event::FacilityRegistered { .. }
         | Event::KeyRegistered { .. }
@@ -364,6 +366,7 @@ mod tests {
                     admin_key: admin,
                     materials_version: "m".into(),
                     partners_version: "p".into(),
+                    rules: None,
                 },
             );
             for (id, partner) in [("nl-a", "NL"), ("de-b", "DE")] {

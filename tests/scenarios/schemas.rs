@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::ids::IdError;
+use stockpile_ledger::domain::rules;
 use stockpile_ledger::domain::{
     Action, AdjustReason, Command, ConvertInto, Direction, EventId, FigureKind, Form, KeyId, KeyRole, LotId, PartyId,
     Price, Programme, QuantityError, Rejection, ReleaseReason, Unit,
@@ -230,6 +231,16 @@ fn every_rejection() -> Vec<Rejection> {
             position: position(),
             requested_g: 2,
             available_g: 1,
+            unit: Unit::T,
+        },
+        Rejection::InsufficientStockAt {
+            lot: LotId::new("ga-001"),
+            position: position(),
+            at: t,
+            balance_g: 0,
+            requested_g: 1_000_000,
+            requested_at: t,
+            unit: Unit::T,
         },
         Rejection::QuantityOverflow { position: position() },
         Rejection::NotOwner { key: key(), key_party: "nl-covra".into(), party: "nl-mod".into() },
@@ -259,6 +270,7 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::AlreadyRegistered { .. }
             | Rejection::IdConflict { .. }
             | Rejection::InsufficientStock { .. }
+            | Rejection::InsufficientStockAt { .. }
             | Rejection::QuantityOverflow { .. }
             | Rejection::NotOwner { .. }
             | Rejection::WrongOrigin { .. }
@@ -326,7 +338,9 @@ pub(crate) fn run_scenario() -> Run {
     let clock = ManualClock::new(at("2026-01-01T00:00:00Z"));
     let ledger = Ledger::open(dir.path(), Box::new(clock.clone()), LedgerOptions::default()).expect("open ledger");
     let mut run = Run { _dir: dir, ledger, submitted: Vec::new(), last_batch: Vec::new() };
-    run.submit_ok(World::new().setup(at("2026-01-01T00:00:00Z")));
+    // A genesis as ledgers wrote it before rules were recorded (rules 1), raised to rules 2
+    // before the last batch: the examples show both spellings of a genesis's rules.
+    run.submit_ok(World::new().setup_under(at("2026-01-01T00:00:00Z"), None));
     clock.set(at(RECORDED_AT));
     let t = at(OCCURRED_AT);
     let admin = deterministic_key("admin");
@@ -479,6 +493,7 @@ pub(crate) fn run_scenario() -> Run {
             Action::Unwithhold { party: "nl-mod".into(), lot: ga(), reason: "declassified".into() },
         )),
     ]);
+    run.submit_ok(vec![admin.sign(command("raise-rules-2", t, Action::RaiseRules { rules: rules::BUSINESS_TIME }))]);
     // A resend, an overdraw and a regrade, each standing alone.
     let overdraw = nl_mod.sign(command(
         "rel-too-much",

@@ -49,6 +49,7 @@ fn genesis(admin: &OperatorKey, ledger: &str, at: DateTime<Utc>) -> stockpile_le
             ledger: ledger.to_string(),
             admin_key: admin.id.clone(),
             public_key: admin.public_key_hex(),
+            rules: Some(stockpile_ledger::domain::rules::LATEST),
         },
     })
 }

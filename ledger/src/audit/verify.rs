@@ -374,6 +374,7 @@ impl Verifier {
         let applied = Applied {
             seq: expected,
             hash: record.hash,
+            occurred_at: body.occurred_at,
             recorded_at: body.recorded_at,
             event_id: &body.event_id,
             digest: body.command_digest,

@@ -88,11 +88,18 @@ pub enum FigureKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    /// The first record of every ledger: names the ledger and its first admin key.
+    /// The first record of every ledger: names the ledger, its first admin key and the
+    /// decision rules it starts under (absent: rules 1, as every ledger before rules existed).
     Genesis {
         ledger: String,
         admin_key: KeyId,
         public_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules: Option<u32>,
+    },
+    /// Raises the decision rules in force from the next record on (see `domain::rules`).
+    RaiseRules {
+        rules: u32,
     },
     RegisterParty {
         party: PartyId,
@@ -222,6 +229,7 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Genesis { .. } => "genesis",
+            Action::RaiseRules { .. } => "raise_rules",
             Action::RegisterParty { .. } => "register_party",
             Action::RegisterFacility { .. } => "register_facility",
             Action::RegisterKey { .. } => "register_key",
@@ -245,6 +253,7 @@ impl Action {
         matches!(
             self,
             Action::Genesis { .. }
+                | Action::RaiseRules { .. }
                 | Action::RegisterParty { .. }
                 | Action::RegisterFacility { .. }
                 | Action::RegisterKey { .. }

@@ -7,9 +7,10 @@ use super::command::{Action, Command, ConvertInto, Direction, Holding, Price};
 use super::event::{Effects, Event};
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, KeyRole, Location, LotSpec, Party, PositionKey, IN_TRANSIT, PURITY_PPM_MAX};
-use super::quantity::{Amount, Quantity};
+use super::quantity::{Amount, Quantity, Unit};
 use super::reference::Reference;
 use super::rejection::Rejection;
+use super::rules;
 use super::state::State;
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -84,8 +85,8 @@ pub fn decide(
         };
     }
     check_time(command.occurred_at, now)?;
-    if let Action::Genesis { ledger, admin_key, public_key } = &command.action {
-        return genesis(state, signer, ledger, admin_key, public_key).map(Decision::New);
+    if let Action::Genesis { ledger, admin_key, public_key, rules } = &command.action {
+        return genesis(state, signer, ledger, admin_key, public_key, *rules).map(Decision::New);
     }
     if state.ledger.is_none() {
         return Err(Rejection::NotInitialised);
@@ -97,11 +98,15 @@ pub fn decide(
         }
         register(state, &command.action)?
     } else {
-        let event = movement(state, &command.action, history)?;
+        let (event, unit) = movement(state, &command.action, history)?;
         // Authority first: a key that may not touch a position learns nothing of its balance.
         let effects = event.effects();
         authorise(key, &effects)?;
-        check_effects(state, &effects)?;
+        if state.rules >= rules::BUSINESS_TIME {
+            check_effects_over_time(state, &effects, command.occurred_at, unit)?;
+        } else {
+            check_effects(state, &effects, unit)?;
+        }
         event
     };
     Ok(Decision::New(event))
@@ -123,9 +128,13 @@ fn genesis(
     ledger: &str,
     admin_key: &KeyId,
     public_key: &str,
+    starts_under: Option<u32>,
 ) -> Result<Event, Rejection> {
     if state.ledger.is_some() || state.head.seq != 0 {
         return Err(Rejection::AlreadyInitialised);
+    }
+    if let Some(r) = starts_under {
+        check_rules(r, rules::SEQUENCE_ORDER - 1)?;
     }
     text("ledger", ledger)?;
     admin_key.check()?;
@@ -145,6 +154,7 @@ fn genesis(
         },
         materials_version: reference.materials_version.clone(),
         partners_version: reference.partners_version.clone(),
+        rules: starts_under,
     })
 }
 
@@ -193,6 +203,10 @@ fn registration_by_operator(state: &State, key: &KeyEntry, action: &Action) -> R
 fn register(state: &State, action: &Action) -> Result<Event, Rejection> {
     let reference = Reference::get();
     match action {
+        Action::RaiseRules { rules } => {
+            check_rules(*rules, state.rules)?;
+            Ok(Event::RulesRaised { rules: *rules })
+        }
         Action::RegisterParty { party, partner, name, holder_type } => {
             party.check()?;
             known_partner(partner)?;
@@ -302,7 +316,47 @@ fn register(state: &State, action: &Action) -> Result<Event, Rejection> {
     }
 }
 
-fn movement(state: &State, action: &Action, history: &dyn History) -> Result<Event, Rejection> {
+/// Rules must be known to this build and above `current`: they are raised, never lowered.
+fn check_rules(requested: u32, current: u32) -> Result<(), Rejection> {
+    let reason = if !rules::known(requested) {
+        format!("{requested} is not a rules version this ledger knows (1..={})", rules::LATEST)
+    } else if requested <= current {
+        format!("{requested} is not above the rules in force ({current}): rules are only ever raised")
+    } else {
+        return Ok(());
+    };
+    Err(Rejection::InvalidField { field: "rules", reason })
+}
+
+/// The event a movement makes, and the unit its operator stated the quantity taken in (for
+/// messages: a refusal names quantities as the operator wrote them).
+fn movement(state: &State, action: &Action, history: &dyn History) -> Result<(Event, Unit), Rejection> {
+    let event = movement_event(state, action, history)?;
+    let unit = match (&event, action) {
+        (Event::Reversed { .. }, Action::Reverse { target, .. }) => state
+            .events
+            .get(target)
+            .and_then(|e| history.event_at(e.seq))
+            .map_or(Unit::G, |original| stated_unit(&original)),
+        _ => stated_unit(&event),
+    };
+    Ok((event, unit))
+}
+
+/// The unit of the quantity an event takes from (or, for an acquisition, adds to) a position.
+fn stated_unit(event: &Event) -> Unit {
+    match event {
+        Event::Acquired { quantity, .. }
+        | Event::Stored { quantity, .. }
+        | Event::Transferred { quantity, .. }
+        | Event::Released { quantity, .. }
+        | Event::Adjusted { quantity, .. } => quantity.stated.unit,
+        Event::Converted { consumed, .. } => consumed.stated.unit,
+        _ => Unit::G,
+    }
+}
+
+fn movement_event(state: &State, action: &Action, history: &dyn History) -> Result<Event, Rejection> {
     match action {
         Action::Acquire { lot, to, quantity, supplier, contract, price } => {
             check_new_lot(state, lot)?;
@@ -423,8 +477,9 @@ fn event_kind(event: &Event) -> &'static str {
     }
 }
 
-/// Every debit must find the stock it takes; no credit may overflow.
-fn check_effects(state: &State, effects: &Effects) -> Result<(), Rejection> {
+/// Rules 1: every debit must find the stock it takes in the position as it stands after every
+/// earlier record; no credit may overflow.
+fn check_effects(state: &State, effects: &Effects, unit: Unit) -> Result<(), Rejection> {
     let mut pending: Vec<(&PositionKey, u64)> = Vec::new();
     for p in &effects.postings {
         let current = pending
@@ -442,9 +497,74 @@ fn check_effects(state: &State, effects: &Effects) -> Result<(), Rejection> {
                 position: p.position.clone(),
                 requested_g: p.grams,
                 available_g: current,
+                unit,
             })?,
         };
         pending.push((&p.position, next));
+    }
+    Ok(())
+}
+
+/// Rules 2: with the event's postings at its business time `occurred_at`, every position it
+/// debits must be ≥ 0 at every business time from `occurred_at` on (so also now); no credit
+/// may overflow. Checked per position on its net change (an event touches a position once).
+///
+/// A position short now gets `InsufficientStock` (the stock is not there, whatever the date);
+/// one that holds enough now but not at some date from `occurred_at` on gets
+/// `InsufficientStockAt`, naming the first such date.
+fn check_effects_over_time(
+    state: &State,
+    effects: &Effects,
+    occurred_at: DateTime<Utc>,
+    unit: Unit,
+) -> Result<(), Rejection> {
+    let mut net: Vec<(&PositionKey, i128)> = Vec::with_capacity(effects.postings.len());
+    for p in &effects.postings {
+        let signed = match p.direction {
+            Direction::Increase => i128::from(p.grams),
+            Direction::Decrease => -i128::from(p.grams),
+        };
+        match net.iter_mut().find(|(k, _)| **k == p.position) {
+            Some((_, sum)) => *sum += signed,
+            None => net.push((&p.position, signed)),
+        }
+    }
+    let at_ns = occurred_at.timestamp_nanos_opt().ok_or_else(|| Rejection::OccurredTooEarly {
+        occurred_at,
+        min: occurred_at_min(),
+    })?;
+    for (position, delta) in net {
+        let now = state.position(position);
+        if delta >= 0 {
+            let fits = u64::try_from(delta).ok().and_then(|d| now.checked_add(d)).is_some();
+            if !fits {
+                return Err(Rejection::QuantityOverflow { position: position.clone() });
+            }
+            continue;
+        }
+        let requested_g = u64::try_from(-delta).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
+        if now < requested_g {
+            return Err(Rejection::InsufficientStock {
+                lot: position.lot.clone(),
+                position: position.clone(),
+                requested_g,
+                available_g: now,
+                unit,
+            });
+        }
+        let need = i64::try_from(requested_g).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
+        let shortfall = state.timelines.get(position).and_then(|t| t.first_below(at_ns, need));
+        if let Some(short) = shortfall {
+            return Err(Rejection::InsufficientStockAt {
+                lot: position.lot.clone(),
+                position: position.clone(),
+                at: DateTime::from_timestamp_nanos(short.at_ns),
+                balance_g: short.balance_g,
+                requested_g,
+                requested_at: occurred_at,
+                unit,
+            });
+        }
     }
     Ok(())
 }

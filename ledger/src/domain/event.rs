@@ -120,6 +120,14 @@ events! {
         admin_key: KeyEntry,
         materials_version: String,
         partners_version: String,
+        /// The decision rules the ledger starts under; absent in ledgers made before rules
+        /// were recorded, which run under rules 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rules: Option<u32>,
+    },
+    /// The decision rules in force from the next record on.
+    RulesRaised = "rules_raised" {
+        rules: u32,
     },
     PartyRegistered = "party_registered" {
         party: Party,
@@ -382,6 +390,7 @@ impl Event {
                 }
             }
             Event::Genesis { .. }
+            | Event::RulesRaised { .. }
             | Event::PartyRegistered { .. }
             | Event::FacilityRegistered { .. }
             | Event::KeyRegistered { .. }

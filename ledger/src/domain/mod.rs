@@ -5,6 +5,8 @@
 //! - [`command`] (imperative, from operators) and [`event`] (past-tense facts, in the log).
 //! - [`decide()`]: `(state, command, signer, now) -> Result<Decision, Rejection>`.
 //! - [`State::apply`]: folds an event into state; the only way state changes.
+//! - [`rules`]: the decision rules in force, recorded in the log; [`timeline`]: a position's
+//!   balance over business time, which rules 2 decide debits against.
 
 pub mod command;
 pub mod decide;
@@ -15,7 +17,9 @@ pub mod model;
 pub mod quantity;
 pub mod reference;
 pub mod rejection;
+pub mod rules;
 pub mod state;
+pub mod timeline;
 
 pub use command::{Action, AdjustReason, Command, ConvertInto, Direction, FigureKind, Holding, Price, ReleaseReason};
 pub use decide::{decide, Decision, History, Signer};

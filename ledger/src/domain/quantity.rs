@@ -189,6 +189,34 @@ pub fn parse_grams(amount: &str, unit: Unit) -> Result<u64, QuantityError> {
     Ok(grams as u64)
 }
 
+/// Decimal places a gram figure is shown with in troy ounces (a milli-ounce is ~31 mg).
+pub const OZT_DISPLAY_DECIMALS: u32 = 3;
+
+/// `grams` written in `unit` for a message, with the unit: exact for g, kg and t (trailing
+/// zeros dropped: `6 t`, `1.5 kg`), and for ozt rounded half to even to
+/// [`OZT_DISPLAY_DECIMALS`] places. Negative figures (an older log's) keep their sign.
+pub fn in_unit(grams: i64, unit: Unit) -> String {
+    let sign = if grams < 0 { "-" } else { "" };
+    let g = u128::from(grams.unsigned_abs());
+    let (mantissa, scale) = match unit.metric_grams() {
+        // Grams per unit is a power of ten: its logarithm is the decimal places.
+        Some(per_unit) => (g, per_unit.ilog10()),
+        None => {
+            let scale = OZT_DISPLAY_DECIMALS;
+            (round_half_even(g * 10u128.pow(7 + scale), OZT_GRAMS_E7), scale)
+        }
+    };
+    let divisor = 10u128.pow(scale);
+    let (int, frac) = (mantissa / divisor, mantissa % divisor);
+    let frac = format!("{frac:0width$}", width = scale as usize);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{sign}{int} {unit}")
+    } else {
+        format!("{sign}{int}.{frac} {unit}")
+    }
+}
+
 fn round_half_even(numerator: u128, divisor: u128) -> u128 {
     let quotient = numerator / divisor;
     let remainder = numerator % divisor;
@@ -238,6 +266,23 @@ mod tests {
         check("0.000001", Unit::T, Ok(1));
         check("007", Unit::Kg, Ok(7_000));
         check("9007199254740991", Unit::G, Ok(QUANTITY_GRAMS_MAX));
+    }
+
+    #[test]
+    fn grams_are_written_back_in_the_operators_unit() {
+        assert_eq!(in_unit(6_000_000, Unit::T), "6 t");
+        assert_eq!(in_unit(5_250_001, Unit::T), "5.250001 t");
+        assert_eq!(in_unit(1_500, Unit::Kg), "1.5 kg");
+        assert_eq!(in_unit(0, Unit::Kg), "0 kg");
+        assert_eq!(in_unit(-1_000_000, Unit::T), "-1 t");
+        assert_eq!(in_unit(42, Unit::G), "42 g");
+        // 3110 g = 99.98889… ozt; 31 g (1 ozt as recorded) = 0.99667… ozt.
+        assert_eq!(in_unit(3_110, Unit::Ozt), "99.989 ozt");
+        assert_eq!(in_unit(31, Unit::Ozt), "0.997 ozt");
+        for amount in ["1", "120.5", "0.000001", "9007199254"] {
+            let grams = parse_grams(amount, Unit::T).unwrap();
+            assert_eq!(in_unit(grams as i64, Unit::T), format!("{amount} t"));
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::ids::{Country, EventId, IdError, KeyId, LotId};
 use super::model::PositionKey;
-use super::quantity::QuantityError;
+use super::quantity::{in_unit, QuantityError, Unit};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -31,8 +31,28 @@ pub enum Rejection {
     AlreadyRegistered { what: &'static str, id: String },
     #[error("event id {event_id} was already used at seq {seq} for a different command: choose a new id, or resend the original command unchanged")]
     IdConflict { event_id: EventId, seq: u64 },
-    #[error("insufficient stock in {position}: requested {requested_g} g, available {available_g} g")]
-    InsufficientStock { lot: LotId, position: PositionKey, requested_g: u64, available_g: u64 },
+    #[error(
+        "insufficient stock in {position}: requested {}, available {}: move stock in first, or request less",
+        in_unit(*requested_g as i64, *unit), in_unit(*available_g as i64, *unit)
+    )]
+    InsufficientStock { lot: LotId, position: PositionKey, requested_g: u64, available_g: u64, unit: Unit },
+    /// Rules 2: the position holds enough now, but not on every business date from the
+    /// command's `occurred_at` on.
+    #[error(
+        "insufficient stock in {position}: taking {} at {} would leave it below zero at {} (balance there: {}): date the command later, or move stock in before that date",
+        in_unit(*requested_g as i64, *unit), rfc3339(requested_at), rfc3339(at), in_unit(*balance_g, *unit)
+    )]
+    InsufficientStockAt {
+        lot: LotId,
+        position: PositionKey,
+        /// The first business time, at or after `requested_at`, whose balance is below the request.
+        at: DateTime<Utc>,
+        /// The balance there before this command, in grams.
+        balance_g: i64,
+        requested_g: u64,
+        requested_at: DateTime<Utc>,
+        unit: Unit,
+    },
     #[error("position {position} would exceed the largest representable quantity")]
     QuantityOverflow { position: PositionKey },
     #[error("key {key} acts for {key_party} and may not move stock of party {party}: sign with a key of {party}")]
@@ -65,6 +85,10 @@ pub enum Rejection {
     BatchAborted { index: usize },
 }
 
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// The wire form of a rejection: a stable code and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RejectionInfo {
@@ -87,6 +111,7 @@ impl Rejection {
             Rejection::AlreadyRegistered { .. } => "already_registered",
             Rejection::IdConflict { .. } => "id_conflict",
             Rejection::InsufficientStock { .. } => "insufficient_stock",
+            Rejection::InsufficientStockAt { .. } => "insufficient_stock_at",
             Rejection::QuantityOverflow { .. } => "quantity_overflow",
             Rejection::NotOwner { .. } => "not_owner",
             Rejection::WrongOrigin { .. } => "wrong_origin",

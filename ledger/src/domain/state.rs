@@ -4,6 +4,8 @@ use super::command::{Direction, FigureKind};
 use super::event::{EffectRefs, Event, FlowKind};
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
+use super::rules;
+use super::timeline::{Timeline, TurnoverOverflow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -91,6 +93,8 @@ pub type FigureKey = (FigureKind, Country, MaterialId, i32);
 pub struct State {
     pub head: Head,
     pub ledger: Option<String>,
+    /// The decision rules in force ([`rules`]); 0 before the genesis.
+    pub rules: u32,
     pub parties: BTreeMap<PartyId, Party>,
     pub facilities: BTreeMap<FacilityId, Facility>,
     pub keys: BTreeMap<KeyId, KeyEntry>,
@@ -98,6 +102,9 @@ pub struct State {
     pub lots: HashMap<LotId, LotState>,
     /// Non-zero positions only: a position that reaches zero is removed.
     pub positions: HashMap<PositionKey, u64>,
+    /// Every position ever posted to, with its net changes by business time (kept when the
+    /// position is back at zero: a back-dated debit must still find the history it falls in).
+    pub timelines: HashMap<PositionKey, Timeline>,
     pub events: HashMap<EventId, EventEntry>,
 }
 
@@ -106,6 +113,7 @@ pub struct State {
 pub(crate) enum Undo {
     Head(Head),
     Ledger(Option<String>),
+    Rules(u32),
     Party(PartyId, Option<Party>),
     Facility(FacilityId, Option<Facility>),
     Key(KeyId, Option<KeyEntry>),
@@ -114,6 +122,9 @@ pub(crate) enum Undo {
     /// A lot's flow counters before an event changed them (the lot itself is unchanged).
     LotFlows(LotId, FlowCounters),
     Position(PositionKey, Option<u64>),
+    /// A change added to a position's timeline at an instant; `created` when the event made
+    /// the timeline (rollback then removes it).
+    Timeline { key: PositionKey, at_ns: i64, delta: i64, created: bool },
     Event(EventId, Option<EventEntry>),
 }
 
@@ -137,6 +148,9 @@ impl Journal for () {
 #[derive(Default)]
 struct StockChange<'e> {
     positions: SmallVec<[(&'e PositionKey, u64); 2]>,
+    /// Each posting as a signed change, at the event's business instant.
+    timeline: SmallVec<[(&'e PositionKey, i64); 2]>,
+    at_ns: i64,
     flows: SmallVec<[(&'e LotId, FlowCounters); 2]>,
 }
 
@@ -163,6 +177,8 @@ pub struct Violation {
 pub struct Applied<'a> {
     pub seq: u64,
     pub hash: [u8; 32],
+    /// The event's business time: where its postings land on the positions' timelines.
+    pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub event_id: &'a EventId,
     pub digest: [u8; 32],
@@ -211,7 +227,7 @@ impl State {
         }
         self.check_registry(event).map_err(violation)?;
         let effects = event.effect_refs();
-        let stock = self.stock_change(&effects, created_lot(event)).map_err(violation)?;
+        let stock = self.stock_change(&effects, created_lot(event), at.occurred_at).map_err(violation)?;
         let reversed = match event {
             Event::Reversed { target, .. } => match self.events.get(target) {
                 Some(_) => Some(target),
@@ -239,6 +255,10 @@ impl State {
     fn check_registry(&self, event: &Event) -> Result<(), String> {
         match event {
             Event::KeyRevoked { key, .. } if !self.keys.contains_key(key) => Err(format!("revokes unknown key {key}")),
+            Event::Genesis { rules: Some(r), .. } if !rules::known(*r) => Err(format!("starts under unknown rules {r}")),
+            Event::RulesRaised { rules: r } if *r <= self.rules || !rules::known(*r) => {
+                Err(format!("raises the rules from {} to {r}", self.rules))
+            }
             Event::Acquired { lot, .. } | Event::Converted { lot, .. } if self.lots.contains_key(&lot.id) => {
                 Err(format!("lot {} created twice", lot.id))
             }
@@ -249,11 +269,17 @@ impl State {
     /// Writes what `event` changes in the registry; [`State::check_registry`] has passed.
     fn write_registry(&mut self, event: &Event, seq: u64, journal: &mut impl Journal) {
         match event {
-            Event::Genesis { ledger, admin_key, .. } => {
+            Event::Genesis { ledger, admin_key, rules: starts_under, .. } => {
                 let prev = self.ledger.replace(ledger.clone());
                 journal.note(|| Undo::Ledger(prev));
+                let prev = std::mem::replace(&mut self.rules, starts_under.unwrap_or(rules::SEQUENCE_ORDER));
+                journal.note(|| Undo::Rules(prev));
                 let prev = self.keys.insert(admin_key.id.clone(), admin_key.clone());
                 journal.note(|| Undo::Key(admin_key.id.clone(), prev));
+            }
+            Event::RulesRaised { rules: raised } => {
+                let prev = std::mem::replace(&mut self.rules, *raised);
+                journal.note(|| Undo::Rules(prev));
             }
             Event::PartyRegistered { party } => {
                 let prev = self.parties.insert(party.id.clone(), party.clone());
@@ -290,9 +316,33 @@ impl State {
     /// The positions and lot counters `effects` would leave, computed and checked without
     /// changing anything. Keys are borrowed from the event; `created` is the lot the event
     /// itself creates (its counters start at zero).
-    fn stock_change<'e>(&self, effects: &EffectRefs<'e>, created: Option<&LotId>) -> Result<StockChange<'e>, String> {
+    fn stock_change<'e>(
+        &self,
+        effects: &EffectRefs<'e>,
+        created: Option<&LotId>,
+        occurred_at: DateTime<Utc>,
+    ) -> Result<StockChange<'e>, String> {
         let mut change = StockChange::default();
+        if !effects.postings.is_empty() {
+            change.at_ns = occurred_at
+                .timestamp_nanos_opt()
+                .ok_or_else(|| format!("occurred_at {occurred_at} is outside the years 1677..2262"))?;
+        }
         for p in &effects.postings {
+            // Each posting is at most 2^63 − 1 g (an event's own quantities are far below).
+            let grams = i64::try_from(p.grams).map_err(|_| format!("a posting of {} g overflows", p.grams))?;
+            let delta = match p.direction {
+                Direction::Increase => grams,
+                Direction::Decrease => -grams,
+            };
+            change.timeline.push((p.position, delta));
+            // What the event adds to the position's turnover, with what it had, must fit.
+            let mut moved = change.timeline.iter().filter(|(k, _)| *k == p.position).map(|(_, d)| d.unsigned_abs());
+            let had = self.timelines.get(p.position).map_or(0, Timeline::turnover);
+            moved
+                .try_fold(had, u64::checked_add)
+                .filter(|t| *t <= i64::MAX as u64)
+                .ok_or_else(|| format!("position {}: {}", p.position, TurnoverOverflow))?;
             let current = change
                 .positions
                 .iter()
@@ -327,6 +377,22 @@ impl State {
     /// Writes the positions and counters [`State::stock_change`] computed. A position that
     /// reaches zero is removed.
     fn write_stock(&mut self, change: StockChange<'_>, journal: &mut impl Journal) {
+        for (key, delta) in change.timeline {
+            let at_ns = change.at_ns;
+            let created = match self.timelines.get_mut(key) {
+                Some(timeline) => {
+                    timeline.add(at_ns, delta).expect("checked by stock_change");
+                    false
+                }
+                None => {
+                    let mut timeline = Timeline::default();
+                    timeline.add(at_ns, delta).expect("a first change always fits");
+                    self.timelines.insert(key.clone(), timeline);
+                    true
+                }
+            };
+            journal.note(|| Undo::Timeline { key: key.clone(), at_ns, delta, created });
+        }
         for (key, value) in change.positions {
             let prev = if value == 0 {
                 self.positions.remove(key)
@@ -351,6 +417,7 @@ impl State {
             match step {
                 Undo::Head(h) => self.head = h,
                 Undo::Ledger(l) => self.ledger = l,
+                Undo::Rules(r) => self.rules = r,
                 Undo::Party(k, v) => restore(&mut self.parties, k, v),
                 Undo::Facility(k, v) => restore(&mut self.facilities, k, v),
                 Undo::Key(k, v) => restore(&mut self.keys, k, v),
@@ -362,6 +429,13 @@ impl State {
                     }
                 }
                 Undo::Position(k, v) => restore_hash(&mut self.positions, k, v),
+                Undo::Timeline { key, at_ns, delta, created } => {
+                    if created {
+                        self.timelines.remove(&key);
+                    } else if let Some(timeline) = self.timelines.get_mut(&key) {
+                        timeline.undo(at_ns, delta);
+                    }
+                }
                 Undo::Event(k, v) => restore_hash(&mut self.events, k, v),
             }
         }
@@ -450,6 +524,7 @@ mod tests {
         let at = Applied {
             seq: state.head.seq + 1,
             hash: [state.head.seq as u8 + 1; 32],
+            occurred_at: at("2026-06-01T00:00:00Z"),
             recorded_at: at("2026-06-01T00:00:00Z"),
             event_id: &event_id,
             digest: [7; 32],
@@ -556,6 +631,7 @@ mod tests {
             let applied = Applied {
                 seq: state.head.seq + 1,
                 hash: [1; 32],
+                occurred_at: at("2026-06-02T00:00:00Z"),
                 recorded_at: at("2026-06-02T00:00:00Z"),
                 event_id: &event_id,
                 digest: [2; 32],

@@ -8,6 +8,7 @@
 use super::Store;
 use crate::canonical::{self, Hash};
 use crate::domain::state::{EventEntry, FigureKey, Head, LotState, State};
+use crate::domain::timeline::Timeline;
 use crate::domain::{EventId, Facility, KeyEntry, Party, PositionKey};
 use crate::error::LedgerError;
 use serde::{Deserialize, Serialize};
@@ -35,16 +36,21 @@ struct Manifest {
 }
 
 /// The state in a stable, serializable shape (maps with composite keys become sorted lists).
+/// Every field is required: a snapshot written before a field existed does not decode, and
+/// opening then replays from the start, which is always correct.
 #[derive(Serialize, Deserialize)]
 struct Encoded {
     head: Head,
     ledger: Option<String>,
+    rules: u32,
     parties: Vec<Party>,
     facilities: Vec<Facility>,
     keys: Vec<KeyEntry>,
     figures: Vec<(FigureKey, u64)>,
     lots: Vec<LotState>,
     positions: Vec<(PositionKey, u64)>,
+    /// Each position's turnover and its non-zero net changes `(instant ns, grams)` in order.
+    timelines: Vec<(PositionKey, u64, Vec<(i64, i64)>)>,
     events: Vec<(EventId, EventEntry)>,
 }
 
@@ -53,17 +59,22 @@ fn encode(state: &State) -> Vec<u8> {
     lots.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
     let mut positions: Vec<(PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
     positions.sort();
+    let mut timelines: Vec<(PositionKey, u64, Vec<(i64, i64)>)> =
+        state.timelines.iter().map(|(k, t)| (k.clone(), t.turnover(), t.entries().collect())).collect();
+    timelines.sort_by(|a, b| a.0.cmp(&b.0));
     let mut events: Vec<(EventId, EventEntry)> = state.events.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     events.sort_by_key(|(_, e)| e.seq);
     let encoded = Encoded {
         head: state.head.clone(),
         ledger: state.ledger.clone(),
+        rules: state.rules,
         parties: state.parties.values().cloned().collect(),
         facilities: state.facilities.values().cloned().collect(),
         keys: state.keys.values().cloned().collect(),
         figures: state.figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         lots,
         positions,
+        timelines,
         events,
     };
     serde_json::to_vec(&encoded).expect("state encodes")
@@ -74,12 +85,20 @@ fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
     Ok(State {
         head: e.head,
         ledger: e.ledger,
+        rules: e.rules,
         parties: e.parties.into_iter().map(|p| (p.id.clone(), p)).collect(),
         facilities: e.facilities.into_iter().map(|f| (f.id.clone(), f)).collect(),
         keys: e.keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
         figures: e.figures.into_iter().collect(),
         lots: e.lots.into_iter().map(|l| (l.spec.id.clone(), l)).collect(),
         positions: e.positions.into_iter().collect(),
+        timelines: e
+            .timelines
+            .into_iter()
+            .map(|(k, turnover, entries)| {
+                Timeline::from_parts(turnover, &entries).map(|t| (k, t)).map_err(|e| SnapshotError::Decode(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
         events: e.events.into_iter().collect(),
     })
 }

@@ -411,6 +411,7 @@ fn cases() -> Vec<Case> {
                         ledger: "again".into(),
                         admin_key: h.world.admin.id.clone(),
                         public_key: h.world.admin.public_key_hex(),
+                        rules: None,
                     },
                 )]
             },
