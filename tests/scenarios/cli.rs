@@ -303,7 +303,7 @@ fn rejections_say_what_is_wrong_exit_1_and_change_nothing() {
     .map(String::from)
     .to_vec();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
-        (release(&[("--quantity", "11 t")]), 1, "requested 11000000 g, available 10000000 g"),
+        (release(&[("--quantity", "11 t")]), 1, "requested 11 t, available 10 t"),
         (release(&[("--lot", "co-9")]), 1, "unknown lot \"co-9\""),
         (release(&[("--key", "de-bw-ops")]), 1, "may not move stock of party nl-mod"),
         (release(&[("--quantity", "0.5 g")]), 2, "finer than a gram"),
@@ -395,6 +395,35 @@ fn the_demo_builds_and_prints_holdings_from_nothing() {
     {
         assert!(text.contains(needle), "demo output lacks {needle}: {text}");
     }
+    // A release dated before the lot was acquired (2026-02-03; nl-mindef holds it from 02-20)
+    // is refused for that date, in the operator's unit, and nothing is written.
+    let stockpile = |args: &[&str]| {
+        let mut all = vec!["--data", "data", "--keys", "keys", "--format", "json"];
+        all.extend_from_slice(args);
+        Command::new(binary("stockpile")).args(&all).current_dir(&demo).env("NO_COLOR", "1").output().unwrap()
+    };
+    let head = |out: &Output| serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["seq"].clone();
+    let before = stockpile(&["holdings", "--as-of", "2026-01-31"]);
+    let released = stockpile(&[
+        "release",
+        "--lot=ga-2026-001",
+        "--party=nl-mindef",
+        "--at=nl-den-helder",
+        "--quantity=1 t",
+        "--occurred-at=2026-01-10",
+        "--reason=sale",
+        "--recipient=x",
+    ]);
+    assert_eq!(released.status.code(), Some(1), "{}", String::from_utf8_lossy(&released.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&released.stdout).expect("JSON outcome");
+    assert_eq!(reply[0]["result"]["code"], "insufficient_stock_at", "{reply}");
+    let message = reply[0]["result"]["message"].as_str().unwrap();
+    for needle in ["nl-mindef/ga-2026-001@nl-den-helder", "taking 1 t at 2026-01-10", "balance there: 0 t", "at or after 2026-02-20"] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+    let after = stockpile(&["holdings", "--as-of", "2026-01-31"]);
+    assert_eq!(after.stdout, before.stdout, "the refused release changed the holdings");
+    assert_eq!(head(&after), head(&before));
     // Running it again replaces its own directory; a foreign directory is refused.
     assert!(run(&demo).status.success());
     let foreign = dir.path().join("foreign");

@@ -240,6 +240,7 @@ fn every_rejection() -> Vec<Rejection> {
             balance_g: 0,
             requested_g: 1_000_000,
             requested_at: t,
+            holds_from: Some(t),
             unit: Unit::T,
         },
         Rejection::QuantityOverflow { position: position() },

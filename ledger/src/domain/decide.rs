@@ -553,8 +553,8 @@ fn check_effects_over_time(
             });
         }
         let need = i64::try_from(requested_g).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
-        let shortfall = state.timelines.get(position).and_then(|t| t.first_below(at_ns, need));
-        if let Some(short) = shortfall {
+        let Some(timeline) = state.timelines.get(position) else { continue };
+        if let Some(short) = timeline.first_below(at_ns, need) {
             return Err(Rejection::InsufficientStockAt {
                 lot: position.lot.clone(),
                 position: position.clone(),
@@ -562,6 +562,7 @@ fn check_effects_over_time(
                 balance_g: short.balance_g,
                 requested_g,
                 requested_at: occurred_at,
+                holds_from: timeline.holds_from(need).map(DateTime::from_timestamp_nanos),
                 unit,
             });
         }

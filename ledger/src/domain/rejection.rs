@@ -39,8 +39,12 @@ pub enum Rejection {
     /// Rules 2: the position holds enough now, but not on every business date from the
     /// command's `occurred_at` on.
     #[error(
-        "insufficient stock in {position}: taking {} at {} would leave it below zero at {} (balance there: {}): date the command later, or move stock in before that date",
-        in_unit(*requested_g as i64, *unit), rfc3339(requested_at), rfc3339(at), in_unit(*balance_g, *unit)
+        "insufficient stock in {position}: taking {} at {} would leave it below zero at {} (balance there: {}): {}",
+        in_unit(*requested_g as i64, *unit), rfc3339(requested_at), rfc3339(at), in_unit(*balance_g, *unit),
+        match holds_from {
+            Some(t) => format!("date the command at or after {}, from when the position holds it, or move stock in before {}", rfc3339(t), rfc3339(at)),
+            None => format!("move stock in before {}", rfc3339(at)),
+        }
     )]
     InsufficientStockAt {
         lot: LotId,
@@ -51,6 +55,8 @@ pub enum Rejection {
         balance_g: i64,
         requested_g: u64,
         requested_at: DateTime<Utc>,
+        /// The earliest business time from which the position holds the request on every date.
+        holds_from: Option<DateTime<Utc>>,
         unit: Unit,
     },
     #[error("position {position} would exceed the largest representable quantity")]

@@ -191,6 +191,57 @@ impl Timeline {
         self.first_after(self.root, at_ns, 0, grams)
     }
 
+    /// The earliest instant from which the balance is at least `grams` at every instant on,
+    /// if there is one: the first instant with a change after the last instant whose balance
+    /// is below `grams` (the first change of all when none is). `None` when the balance is
+    /// below `grams` after the last change, so no date works.
+    pub fn holds_from(&self, grams: i64) -> Option<i64> {
+        match self.last_below(self.root, 0, grams) {
+            Some(at_ns) => self.next_after(at_ns),
+            None => self.first_instant(),
+        }
+    }
+
+    /// The last instant in subtree `n` whose balance (with `before` left of it) is below `grams`.
+    fn last_below(&self, n: Option<u32>, before: i64, grams: i64) -> Option<i64> {
+        let node = self.node(n?);
+        if before + node.min_prefix >= grams {
+            return None;
+        }
+        let through = before + self.sum(node.left) + node.delta;
+        if let Some(found) = self.last_below(self.link(node.right), through, grams) {
+            return Some(found);
+        }
+        if through < grams {
+            return Some(node.at_ns);
+        }
+        self.last_below(self.link(node.left), before, grams)
+    }
+
+    /// The first instant with a change after `at_ns`.
+    fn next_after(&self, at_ns: i64) -> Option<i64> {
+        let mut found = None;
+        let mut cursor = self.root;
+        while let Some(n) = cursor {
+            let node = self.node(n);
+            if node.at_ns > at_ns {
+                found = Some(node.at_ns);
+                cursor = self.link(node.left);
+            } else {
+                cursor = self.link(node.right);
+            }
+        }
+        found
+    }
+
+    fn first_instant(&self) -> Option<i64> {
+        let mut cursor = self.root?;
+        while let Some(l) = self.link(self.node(cursor).left) {
+            cursor = l;
+        }
+        Some(self.node(cursor).at_ns)
+    }
+
     /// The first node after `at_ns` in subtree `n` whose prefix sum (with `before`, the sum of
     /// everything left of the subtree) is below `grams`.
     fn first_after(&self, n: Option<u32>, at_ns: i64, before: i64, grams: i64) -> Option<Shortfall> {
@@ -345,6 +396,12 @@ mod tests {
         fn min_from(&self, t: i64) -> i64 {
             self.instants_from(t).into_iter().map(|at| self.balance_at(at)).min().unwrap_or(0)
         }
+        fn holds_from(&self, grams: i64) -> Option<i64> {
+            let mut ts: Vec<i64> = self.0.iter().map(|(at, _)| *at).collect();
+            ts.sort_unstable();
+            ts.dedup();
+            ts.into_iter().find(|t| self.instants_from(*t).into_iter().all(|at| self.balance_at(at) >= grams))
+        }
         fn first_below(&self, t: i64, grams: i64) -> Option<Shortfall> {
             self.instants_from(t)
                 .into_iter()
@@ -373,6 +430,7 @@ mod tests {
                     assert_eq!(timeline.balance_at(t), model.balance_at(t), "{what}");
                     assert_eq!(timeline.min_from(t), model.min_from(t), "{what}");
                     assert_eq!(timeline.first_below(t, g), model.first_below(t, g), "{what}");
+                    assert_eq!(timeline.holds_from(g), model.holds_from(g), "{what}");
                 }
             }
             let mut netted: std::collections::BTreeMap<i64, i64> = Default::default();

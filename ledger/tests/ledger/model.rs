@@ -1,6 +1,12 @@
 //! Model test: random sequences of valid and invalid commands, in atomic and per-command
 //! batches, with reopenings of the store, checked after every step against a simple
 //! in-memory model of balances. Failures print the seed; rerun one with `MODEL_SEED=<n>`.
+//!
+//! Commands are dated at random business times (`occurred_at`), many of them back-dated —
+//! before the lot's acquisition too — and the model decides by rules 2 with a plain scan:
+//! a position's balance at instant `t` is the sum of its postings at or before `t`, and a
+//! debit at `T` must leave every balance from `T` on ≥ 0. After every step, every position's
+//! balance at every instant it changes must equal the model's, and be ≥ 0.
 
 use super::harness::Harness;
 use rand::{Rng, SeedableRng};
@@ -29,6 +35,8 @@ struct ModelEvent {
     content: Vec<u8>,
     seq: u64,
     effects: Vec<(PositionKey, i128)>,
+    /// Business time (`occurred_at`), in nanoseconds: where the effects land.
+    at_ns: i64,
     movement: bool,
     reversed: bool,
 }
@@ -36,6 +44,8 @@ struct ModelEvent {
 #[derive(Clone, Default)]
 struct Model {
     positions: HashMap<PositionKey, i128>,
+    /// Every posting to each position, `(instant ns, grams)`, in the order applied.
+    postings: HashMap<PositionKey, Vec<(i64, i128)>>,
     lots: HashSet<String>,
     events: HashMap<String, ModelEvent>,
     head: u64,
@@ -52,6 +62,20 @@ impl Model {
         self.positions.get(k).copied().unwrap_or(0)
     }
 
+    /// The balance of `k` at instant `t`: every posting at or before `t`.
+    fn balance_at(&self, k: &PositionKey, t: i64) -> i128 {
+        self.postings.get(k).map_or(0, |ps| ps.iter().filter(|(at, _)| *at <= t).map(|(_, g)| g).sum())
+    }
+
+    /// Rules 2, by a scan: with `effects` added at `t`, every position they take from is ≥ 0
+    /// at `t` and at every later instant it has a posting.
+    fn fits(&self, effects: &[(PositionKey, i128)], t: i64) -> bool {
+        effects.iter().filter(|(_, d)| *d < 0).all(|(k, d)| {
+            let later = self.postings.get(k).into_iter().flatten().map(|(at, _)| *at).filter(|at| *at > t);
+            std::iter::once(t).chain(later).all(|at| self.balance_at(k, at) + d >= 0)
+        })
+    }
+
     /// What the ledger must do with `signed` (signed by `signer_party`'s key).
     fn predict(&self, signed: &SignedCommand, signer_party: &str) -> Predicted {
         let content = canonical::to_vec(&signed.command).unwrap();
@@ -60,7 +84,8 @@ impl Model {
             return if e.content == content { Predicted::Duplicate(e.seq) } else { Predicted::Rejected };
         }
         let lot_known = |l: &LotId| self.lots.contains(l.as_str());
-        let mut ev = ModelEvent { content, seq: self.head + 1, effects: vec![], movement: true, reversed: false };
+        let at_ns = signed.command.occurred_at.timestamp_nanos_opt().unwrap();
+        let mut ev = ModelEvent { content, seq: self.head + 1, effects: vec![], at_ns, movement: true, reversed: false };
         let ok = match &signed.command.action {
             Action::Acquire { lot, to, .. } => {
                 ev.effects.push((to.position(&lot.id), grams(&signed.command.action)));
@@ -69,34 +94,32 @@ impl Model {
             Action::Transfer { lot, from, to, .. } => {
                 let g = grams(&signed.command.action);
                 let (f, t) = (from.position(lot), to.position(lot));
-                let ok = lot_known(lot) && from.party.as_str() == signer_party && f != t && self.pos(&f) >= g;
-                ev.effects = vec![(f, -g), (t, g)];
-                ok
+                ev.effects = vec![(f.clone(), -g), (t.clone(), g)];
+                lot_known(lot) && from.party.as_str() == signer_party && f != t && self.fits(&ev.effects, at_ns)
             }
             Action::Release { lot, from, .. } => {
                 let g = grams(&signed.command.action);
                 let f = from.position(lot);
-                let ok = lot_known(lot) && from.party.as_str() == signer_party && self.pos(&f) >= g;
                 ev.effects = vec![(f, -g)];
-                ok
+                lot_known(lot) && from.party.as_str() == signer_party && self.fits(&ev.effects, at_ns)
             }
             Action::Adjust { lot, at, direction, .. } => {
                 let g = grams(&signed.command.action);
                 let p = at.position(lot);
                 let delta = if *direction == Direction::Increase { g } else { -g };
-                let ok = lot_known(lot) && at.party.as_str() == signer_party && self.pos(&p) + delta >= 0;
                 ev.effects = vec![(p, delta)];
-                ok
+                lot_known(lot) && at.party.as_str() == signer_party && self.fits(&ev.effects, at_ns)
             }
             Action::Convert { lot, from, into, consumed, produced } => {
                 let (c, p) = (parse(consumed), parse(produced));
                 let f = from.position(lot);
                 let t = Holding { party: from.party.clone(), location: into.to.clone(), programme: from.programme }
                     .position(&into.id);
-                let ok =
-                    lot_known(lot) && !lot_known(&into.id) && from.party.as_str() == signer_party && self.pos(&f) >= c;
                 ev.effects = vec![(f, -c), (t, p)];
-                ok
+                lot_known(lot)
+                    && !lot_known(&into.id)
+                    && from.party.as_str() == signer_party
+                    && self.fits(&ev.effects, at_ns)
             }
             Action::Reverse { target, .. } => {
                 ev.movement = false;
@@ -109,7 +132,7 @@ impl Model {
                         } else {
                             debits.iter().all(|(k, _)| k.party.as_str() == signer_party)
                         };
-                        parties_ok && ev.effects.iter().all(|(k, d)| self.pos(k) + d >= 0)
+                        parties_ok && self.fits(&ev.effects, at_ns)
                     }
                     _ => false,
                 }
@@ -130,6 +153,10 @@ impl Model {
             assert!(*v >= 0, "model went negative");
             if *v == 0 {
                 self.positions.remove(k);
+            }
+            self.postings.entry(k.clone()).or_default().push((ev.at_ns, *d));
+            for (t, _) in &self.postings[k] {
+                assert!(self.balance_at(k, *t) >= 0, "model went negative at {t} ns in {k}");
             }
         }
         match action {
@@ -251,6 +278,16 @@ fn random_action(rng: &mut ChaCha8Rng, model: &Model, step: usize) -> Action {
     }
 }
 
+/// Business time: a third of commands on one common date, the rest anywhere in the five
+/// months before it, to the second (so before the lot arrived, too).
+fn random_occurred_at(rng: &mut ChaCha8Rng) -> chrono::DateTime<chrono::Utc> {
+    let common = at("2026-05-01T00:00:00Z");
+    if rng.gen_bool(0.33) {
+        return common;
+    }
+    common - chrono::Duration::seconds(rng.gen_range(0..150 * 86_400))
+}
+
 /// A ledger with a random history of `STEPS` batches (checked against the model as it goes),
 /// with a signed checkpoint every [`CHECKPOINT_EVERY_STEPS`] steps.
 pub fn random_ledger(seed: u64) -> Harness {
@@ -272,6 +309,7 @@ fn run_seed(seed: u64) -> Harness {
     let mut model = Model { head: h.state().head.seq, ..Model::default() };
     let mut history: Vec<(SignedCommand, String)> = Vec::new();
     let mut counts = [0usize; 3]; // appended, duplicate, rejected
+    let mut short_at_a_date = 0usize; // refused as insufficient_stock_at
     for step in 0..STEPS {
         let batch_len = rng.gen_range(1..=4);
         let atomic = rng.gen_bool(0.3);
@@ -301,7 +339,7 @@ fn run_seed(seed: u64) -> Harness {
             };
             let signer = if rng.gen_bool(0.1) { PARTIES[rng.gen_range(0..PARTIES.len())].to_string() } else { owner };
             let key = deterministic_key(&format!("{signer}-ops"));
-            batch.push((key.sign(command(&id, at("2026-05-01T00:00:00Z"), action)), signer));
+            batch.push((key.sign(command(&id, random_occurred_at(&mut rng), action)), signer));
         }
         // Predict the batch against a scratch copy of the model.
         let mut next = model.clone();
@@ -319,7 +357,12 @@ fn run_seed(seed: u64) -> Harness {
             match o {
                 Outcome::Appended { .. } => counts[0] += 1,
                 Outcome::Duplicate { .. } => counts[1] += 1,
-                Outcome::Rejected(_) => counts[2] += 1,
+                Outcome::Rejected(r) => {
+                    counts[2] += 1;
+                    if r.code() == "insufficient_stock_at" {
+                        short_at_a_date += 1;
+                    }
+                }
             }
         }
         let ctx = format!("seed {seed} step {step} (rerun with MODEL_SEED={seed})");
@@ -359,6 +402,7 @@ fn run_seed(seed: u64) -> Harness {
     // The generator must exercise every path, or the test proves little.
     assert!(counts.iter().all(|c| *c > 0), "seed {seed}: appended/duplicate/rejected = {counts:?}");
     assert!(counts[0] * 4 > counts[2], "seed {seed}: too few commands applied: {counts:?}");
+    assert!(short_at_a_date > 0, "seed {seed}: no back-dated debit was refused for the date alone");
     h
 }
 
@@ -384,6 +428,24 @@ fn compare(ctx: &str, h: &Harness, model: &Model) {
     let live: HashMap<PositionKey, i128> =
         h.state().positions.iter().map(|(k, v)| (k.clone(), i128::from(*v))).collect();
     assert_eq!(live, model.positions, "{ctx}: positions differ from the model");
+    // Every position's balance over business time: the same net change at each instant as the
+    // model's postings, and (the model asserts it) never below zero.
+    for (k, postings) in &model.postings {
+        let mut netted: std::collections::BTreeMap<i64, i128> = Default::default();
+        for (t, g) in postings {
+            *netted.entry(*t).or_default() += g;
+        }
+        netted.retain(|_, g| *g != 0);
+        let timeline = h.state().timelines.get(k);
+        let live: Vec<(i64, i128)> =
+            timeline.map(|t| t.entries().map(|(at, g)| (at, i128::from(g))).collect()).unwrap_or_default();
+        assert_eq!(live, netted.into_iter().collect::<Vec<_>>(), "{ctx}: timeline of {k} differs from the model");
+        for (t, _) in postings {
+            let b = timeline.map_or(0, |tl| tl.balance_at(*t));
+            assert!(b >= 0, "{ctx}: {k} is {b} g at {t} ns");
+        }
+    }
+    assert_eq!(h.state().timelines.len(), model.postings.len(), "{ctx}: positions with a timeline");
     assert_eq!(h.state().head.seq, model.head, "{ctx}: head differs from the model");
 }
 
