@@ -19,8 +19,9 @@
 //!   [`stockpile_ledger::domain::model::contained_g`], and splitting a lot over many positions
 //!   loses no grams to rounding. Tonnes are the same figures as exact decimal text
 //!   (6 decimals: a tonne is 10⁶ g).
-//! - Figures are signed: a position is never negative in record order, but a move dated
-//!   before the stock it moves arrived makes an as-of figure negative, and the answer says
+//! - Figures are signed. Under the ledger's rules 2 no position is negative on any date;
+//!   a log decided under rules 1 (`schemas/CANONICAL.md` §5) may hold a move dated before
+//!   the stock it moves arrived, which makes an as-of figure negative, and the answer says
 //!   so rather than hiding it.
 //! - Cost: a query that neither filters nor groups by lot reads one balance per class
 //!   (thousands, whatever the number of lots); one by lot reads every posting of the

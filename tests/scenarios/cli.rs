@@ -418,7 +418,12 @@ fn the_demo_builds_and_prints_holdings_from_nothing() {
     let reply: serde_json::Value = serde_json::from_slice(&released.stdout).expect("JSON outcome");
     assert_eq!(reply[0]["result"]["code"], "insufficient_stock_at", "{reply}");
     let message = reply[0]["result"]["message"].as_str().unwrap();
-    for needle in ["nl-mindef/ga-2026-001@nl-den-helder", "taking 1 t at 2026-01-10", "balance there: 0 t", "at or after 2026-02-20"] {
+    for needle in [
+        "nl-mindef/ga-2026-001@nl-den-helder",
+        "taking 1 t at 2026-01-10",
+        "balance there: 0 t",
+        "at or after 2026-02-20",
+    ] {
         assert!(message.contains(needle), "{needle:?} not in {message}");
     }
     let after = stockpile(&["holdings", "--as-of", "2026-01-31"]);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: black-box scenarios over real parts.
 
 mod bench;
+mod business_time;
 mod cli;
 mod cli_remote;
 mod cli_report;
