@@ -195,6 +195,16 @@ pub enum RegisterVerb {
         #[command(flatten)]
         common: Common,
     },
+    /// Raise the ledger's decision rules from the next record on (never lowered): 2 decides
+    /// every debit against the position's balance at each business date from its
+    /// --occurred-at on (schemas/CANONICAL.md §5). Ledgers made by `init` start under 2.
+    Rules {
+        /// The rules version to raise to.
+        #[arg(value_name = "VERSION")]
+        rules: u32,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Withhold a party's stock of a lot from reports on national-security grounds, from
     /// --occurred-at on.
     Withhold(WithholdArgs),

@@ -243,15 +243,14 @@ impl Ledger {
         };
         body.scope = scope(&self.state, &body.event);
         let record = body.seal_with_command(&verified.canonical);
-        let applied =
-            Applied {
-                seq,
-                hash: record.hash,
-                occurred_at: body.occurred_at,
-                recorded_at: now,
-                event_id: &event_id,
-                digest: body.command_digest,
-            };
+        let applied = Applied {
+            seq,
+            hash: record.hash,
+            occurred_at: body.occurred_at,
+            recorded_at: now,
+            event_id: &event_id,
+            digest: body.command_digest,
+        };
         self.state
             .apply_logged(&applied, &body.event, undo)
             .map_err(|v| LedgerError::Corrupt { seq, what: format!("decided event does not apply: {v}") })?;

@@ -1,4 +1,4 @@
-//! register party|facility|key|consumption|net-imports|release-rules|withhold|unwithhold, and
+//! register party|facility|key|rules|consumption|net-imports|release-rules|withhold|unwithhold, and
 //! key revocation: admin commands.
 
 use super::{post_one, Ctx};
@@ -45,6 +45,7 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             };
             post_one(ctx, common, None, action)
         }
+        RegisterVerb::Rules { rules, common } => post_one(ctx, common, None, Action::RaiseRules { rules: *rules }),
         RegisterVerb::Withhold(w) => {
             let action = Action::Withhold { party: w.party.as_str().into(), lot: lot(w), reason: w.reason.clone() };
             post_one(ctx, &w.common, None, action)

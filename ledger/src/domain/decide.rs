@@ -529,10 +529,9 @@ fn check_effects_over_time(
             None => net.push((&p.position, signed)),
         }
     }
-    let at_ns = occurred_at.timestamp_nanos_opt().ok_or_else(|| Rejection::OccurredTooEarly {
-        occurred_at,
-        min: occurred_at_min(),
-    })?;
+    let at_ns = occurred_at
+        .timestamp_nanos_opt()
+        .ok_or_else(|| Rejection::OccurredTooEarly { occurred_at, min: occurred_at_min() })?;
     for (position, delta) in net {
         let now = state.position(position);
         if delta >= 0 {
@@ -542,7 +541,8 @@ fn check_effects_over_time(
             }
             continue;
         }
-        let requested_g = u64::try_from(-delta).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
+        let requested_g =
+            u64::try_from(-delta).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
         if now < requested_g {
             return Err(Rejection::InsufficientStock {
                 lot: position.lot.clone(),
@@ -552,7 +552,8 @@ fn check_effects_over_time(
                 unit,
             });
         }
-        let need = i64::try_from(requested_g).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
+        let need =
+            i64::try_from(requested_g).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
         let Some(timeline) = state.timelines.get(position) else { continue };
         if let Some(short) = timeline.first_below(at_ns, need) {
             return Err(Rejection::InsufficientStockAt {

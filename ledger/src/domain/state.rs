@@ -124,7 +124,12 @@ pub(crate) enum Undo {
     Position(PositionKey, Option<u64>),
     /// A change added to a position's timeline at an instant; `created` when the event made
     /// the timeline (rollback then removes it).
-    Timeline { key: PositionKey, at_ns: i64, delta: i64, created: bool },
+    Timeline {
+        key: PositionKey,
+        at_ns: i64,
+        delta: i64,
+        created: bool,
+    },
     Event(EventId, Option<EventEntry>),
 }
 
@@ -255,7 +260,9 @@ impl State {
     fn check_registry(&self, event: &Event) -> Result<(), String> {
         match event {
             Event::KeyRevoked { key, .. } if !self.keys.contains_key(key) => Err(format!("revokes unknown key {key}")),
-            Event::Genesis { rules: Some(r), .. } if !rules::known(*r) => Err(format!("starts under unknown rules {r}")),
+            Event::Genesis { rules: Some(r), .. } if !rules::known(*r) => {
+                Err(format!("starts under unknown rules {r}"))
+            }
             Event::RulesRaised { rules: r } if *r <= self.rules || !rules::known(*r) => {
                 Err(format!("raises the rules from {} to {r}", self.rules))
             }

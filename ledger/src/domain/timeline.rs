@@ -99,10 +99,7 @@ impl Timeline {
     }
 
     fn turnover_after(&self, delta: i64) -> Result<u64, TurnoverOverflow> {
-        self.turnover
-            .checked_add(delta.unsigned_abs())
-            .filter(|t| *t <= i64::MAX as u64)
-            .ok_or(TurnoverOverflow)
+        self.turnover.checked_add(delta.unsigned_abs()).filter(|t| *t <= i64::MAX as u64).ok_or(TurnoverOverflow)
     }
 
     /// A timeline with these net changes and `turnover` (as a snapshot keeps them).

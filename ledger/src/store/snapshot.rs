@@ -96,7 +96,9 @@ fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
             .timelines
             .into_iter()
             .map(|(k, turnover, entries)| {
-                Timeline::from_parts(turnover, &entries).map(|t| (k, t)).map_err(|e| SnapshotError::Decode(e.to_string()))
+                Timeline::from_parts(turnover, &entries)
+                    .map(|t| (k, t))
+                    .map_err(|e| SnapshotError::Decode(e.to_string()))
             })
             .collect::<Result<_, _>>()?,
         events: e.events.into_iter().collect(),

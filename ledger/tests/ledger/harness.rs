@@ -21,11 +21,17 @@ impl Harness {
     }
 
     pub fn with_options(options: LedgerOptions) -> Harness {
+        Harness::under(options, Some(stockpile_ledger::domain::rules::LATEST))
+    }
+
+    /// A fresh ledger whose genesis names `rules` (`None`: a genesis as written before rules
+    /// were recorded, which runs under rules 1).
+    pub fn under(options: LedgerOptions, rules: Option<u32>) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = ManualClock::new(at("2026-01-01T00:00:00Z"));
         let ledger = Ledger::open(dir.path(), Box::new(clock.clone()), options.clone()).expect("open ledger");
         let mut h = Harness { dir, ledger: Some(ledger), world: World::new(), clock, options };
-        let setup = h.world.setup(at("2026-01-01T00:00:00Z"));
+        let setup = h.world.setup_under(at("2026-01-01T00:00:00Z"), rules);
         for o in h.submit(setup, true) {
             assert!(matches!(o, Outcome::Appended { .. }), "setup failed: {o:?}");
         }

@@ -85,7 +85,8 @@ impl Model {
         }
         let lot_known = |l: &LotId| self.lots.contains(l.as_str());
         let at_ns = signed.command.occurred_at.timestamp_nanos_opt().unwrap();
-        let mut ev = ModelEvent { content, seq: self.head + 1, effects: vec![], at_ns, movement: true, reversed: false };
+        let mut ev =
+            ModelEvent { content, seq: self.head + 1, effects: vec![], at_ns, movement: true, reversed: false };
         let ok = match &signed.command.action {
             Action::Acquire { lot, to, .. } => {
                 ev.effects.push((to.position(&lot.id), grams(&signed.command.action)));

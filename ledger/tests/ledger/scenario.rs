@@ -308,3 +308,80 @@ fn replay_reads_the_same_fields_from_the_layout_as_from_the_json() {
     }
     h.check_invariants();
 }
+
+/// Rules 1 decide a back-dated release against the balance in seq order and accept it; an
+/// admin raises the rules to 2, after which the same kind of release is refused for its date,
+/// a reversal of an acquisition whose stock has moved on is refused, and the log re-executes
+/// (replay equals the live state) with each record under the rules that decided it.
+#[test]
+fn rules_are_raised_by_a_signed_record_and_decide_from_the_next_record_on() {
+    use stockpile_ledger::domain::rules;
+    let mut h = Harness::under(Default::default(), None);
+    assert_eq!(h.state().rules, rules::SEQUENCE_ORDER);
+    h.clock.set(at("2026-06-01T00:00:00Z"));
+    let covra = deterministic_key("nl-covra-ops");
+    let admin = deterministic_key("admin");
+    let site = || holding("nl-covra", "nl-vlissingen", Programme::National);
+    let release = |id: &str, day: &str, kg: &str| {
+        covra.sign(command(
+            id,
+            at(day),
+            Action::Release {
+                lot: LotId::new("co-1"),
+                from: site(),
+                quantity: amount(kg, Unit::Kg),
+                reason: ReleaseReason::Sale,
+                recipient: "industry".into(),
+            },
+        ))
+    };
+    let acquire = covra.sign(command(
+        "acq-co-1",
+        at("2026-03-01"),
+        Action::Acquire {
+            lot: lot("co-1", "cobalt", Form::Metal, 995_000, "CD"),
+            to: site(),
+            quantity: amount("10", Unit::T),
+            supplier: None,
+            contract: None,
+            price: None,
+        },
+    ));
+    assert!(h.submit_one(acquire).seq().is_some());
+    // Rules 1: a release dated in January, before the lot arrived in March, is accepted.
+    assert!(h.submit_one(release("rel-jan", "2026-01-15", "1000")).seq().is_some());
+    // Only upwards, and only by an admin key.
+    let raise = |id: &str, to: u32| admin.sign(command(id, at("2026-06-01"), Action::RaiseRules { rules: to }));
+    let by_operator = covra.sign(command("raise-op", at("2026-06-01"), Action::RaiseRules { rules: 2 }));
+    assert!(matches!(h.submit_one(by_operator), Outcome::Rejected(Rejection::NotAdmin { .. })));
+    assert!(matches!(
+        h.submit_one(raise("raise-9", 9)),
+        Outcome::Rejected(Rejection::InvalidField { field: "rules", .. })
+    ));
+    assert!(h.submit_one(raise("raise-2", 2)).seq().is_some());
+    assert_eq!(h.state().rules, rules::BUSINESS_TIME);
+    assert!(matches!(h.submit_one(raise("raise-2-again", 2)), Outcome::Rejected(Rejection::InvalidField { .. })));
+    // Rules 2: the same release, dated in February, is refused for its date.
+    match h.submit_one(release("rel-feb", "2026-02-15", "1000")) {
+        Outcome::Rejected(Rejection::InsufficientStockAt { at: short, balance_g, requested_g, holds_from, .. }) => {
+            assert_eq!(short, at("2026-02-15"));
+            // January's release, accepted under rules 1, left the position at -1 t then.
+            assert_eq!(balance_g, -1_000_000);
+            assert_eq!(requested_g, 1_000_000);
+            assert_eq!(holds_from, Some(at("2026-03-01")));
+        }
+        other => panic!("expected insufficient_stock_at, got {other:?}"),
+    }
+    // Dated after the arrival it is fine; all 9 t moved on in April, a reversal of the
+    // acquisition (which would take 10 t out from March on) is refused.
+    assert!(h.submit_one(release("rel-apr", "2026-04-01", "9000")).seq().is_some());
+    let reverse = covra.sign(command(
+        "rev-acq",
+        at("2026-05-01"),
+        Action::Reverse { target: EventId::new("acq-co-1"), reason: "booked twice".into() },
+    ));
+    assert!(matches!(h.submit_one(reverse), Outcome::Rejected(Rejection::InsufficientStock { .. })));
+    let live = h.state().clone();
+    h.reopen();
+    assert_eq!(h.state(), &live, "replay re-derives rules and timelines");
+}
