@@ -24,15 +24,20 @@ pub struct Model {
     /// Non-empty positions, for picking one at random, and where each is in `live`.
     live: Vec<Pos>,
     live_index: HashMap<Pos, usize>,
-    /// When each lot came into being (business time, seconds): back-dating stays after it.
-    born: HashMap<String, i64>,
+    /// The latest business time (seconds) stock was credited to each position: a debit dated
+    /// at or after it never takes the position below zero on any date (from then on the
+    /// balance is at least what it holds now), so back-dating stays after it (the ledger's
+    /// rules 2 refuse anything earlier that would).
+    credited: HashMap<Pos, i64>,
     /// Recent upward adjustments (position, grams, event id) that may be reversed.
     adjustments: Vec<(Pos, u64, String)>,
     pub lots: u64,
 }
 
 impl Model {
-    fn add(&mut self, p: &Pos, g: u64) {
+    fn add(&mut self, p: &Pos, g: u64, t: i64) {
+        let latest = self.credited.entry(p.clone()).or_insert(t);
+        *latest = (*latest).max(t);
         let b = self.balances.entry(p.clone()).or_insert(0);
         if *b == 0 {
             self.live_index.insert(p.clone(), self.live.len());
@@ -115,7 +120,7 @@ impl Generator {
             None => self.acquire(world, id, t),
             Some(from) => {
                 let t = if self.rng.gen_bool(self.back_dated) {
-                    (t - self.rng.gen_range(0..BACK_DATE_S_MAX)).max(self.model.born[&from.1])
+                    (t - self.rng.gen_range(0..BACK_DATE_S_MAX)).max(self.model.credited[&from])
                 } else {
                     t
                 };
@@ -134,8 +139,7 @@ impl Generator {
         let location = if rng.gen_bool(0.7) { None } else { Some(rng.gen_range(0..world.facilities.len())) };
         let to: Pos = (party, lot_id.clone(), location, PROGRAMMES[rng.gen_range(0..4)]);
         let g = rng.gen_range(1..=100) * 1_000_000;
-        self.model.add(&to, g);
-        self.model.born.insert(lot_id.clone(), t);
+        self.model.add(&to, g, t);
         let action = Action::Acquire {
             lot: lot(&lot_id, material, form, purity, "CD"),
             to: holding(world, &to),
@@ -162,7 +166,7 @@ impl Generator {
                 };
                 let to: Pos = (from.0, from.1.clone(), Some(f), from.3);
                 m.sub(&from, g);
-                m.add(&to, g);
+                m.add(&to, g, t);
                 Action::Store {
                     lot: lot_id,
                     party: world.parties[from.0].0.into(),
@@ -177,7 +181,7 @@ impl Generator {
                 let location = if rng.gen_bool(0.5) { from.2 } else { Some(rng.gen_range(0..facilities)) };
                 let to: Pos = (party, from.1.clone(), location, PROGRAMMES[rng.gen_range(0..4)]);
                 m.sub(&from, g);
-                m.add(&to, g);
+                m.add(&to, g, t);
                 Action::Transfer {
                     lot: lot_id,
                     from: holding(world, &from),
@@ -202,8 +206,7 @@ impl Generator {
                 let to: Pos = (from.0, new_lot.clone(), from.2, from.3);
                 let produced = (g / 2).max(1);
                 m.sub(&from, g);
-                m.add(&to, produced);
-                m.born.insert(new_lot.clone(), t);
+                m.add(&to, produced, t);
                 let into = ConvertInto {
                     id: LotId::new(new_lot),
                     form: Form::Metal,
@@ -223,7 +226,7 @@ impl Generator {
                 let up = rng.gen_bool(0.5);
                 let g = if up { rng.gen_range(1..=1_000) } else { g.min(1_000) };
                 if up {
-                    m.add(&from, g);
+                    m.add(&from, g, t);
                     m.adjustments.push((from.clone(), g, id.to_string()));
                 } else {
                     m.sub(&from, g);
@@ -239,7 +242,8 @@ impl Generator {
             }
             _ => match m.adjustments.pop() {
                 // reverse a recent upward adjustment whose stock is still there
-                Some((p, g, target)) if m.balances.get(&p).copied().unwrap_or(0) >= g => {
+                // and was credited no later than the reversal's date
+                Some((p, g, target)) if m.balances.get(&p).copied().unwrap_or(0) >= g && m.credited[&p] <= t => {
                     m.sub(&p, g);
                     return (p.0, Action::Reverse { target: EventId::new(target), reason: "recount".into() });
                 }
