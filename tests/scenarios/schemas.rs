@@ -8,6 +8,7 @@
 //!   append and range replies built from it;
 //! - invalid documents are refused by the schema and by the Rust side (at decode, or by the
 //!   ledger with the expected rejection code);
+//! - what `stockpile holdings` and `stockpile history` print as JSON validates (`outputs`);
 //! - the reference lists validate and match their vendored sources
 //!   (`schemas/reference/source/*.csv`) row for row.
 //!
@@ -16,6 +17,8 @@
 //! `$id`. The golden examples are written by `generate_examples` (ignored; run it after a
 //! deliberate contract change and review the diff):
 //! `cargo test -p stockpile-tests --test integration schemas::generate_examples -- --ignored`.
+
+mod outputs;
 
 use jsonschema::{Resource, Validator};
 use serde::de::DeserializeOwned;
