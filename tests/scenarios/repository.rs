@@ -138,7 +138,9 @@ fn markdown_links_name_files_in_the_repository() {
             links += 1;
             match resolve(dir, target) {
                 Some(path) if root.join(&path).exists() => {}
-                Some(path) => problems.push(format!("{}: link {target:?}: {} does not exist", rel.display(), path.display())),
+                Some(path) => {
+                    problems.push(format!("{}: link {target:?}: {} does not exist", rel.display(), path.display()))
+                }
                 None => problems.push(format!("{}: link {target:?} climbs out of the repository", rel.display())),
             }
         }

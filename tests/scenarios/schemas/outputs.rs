@@ -9,7 +9,8 @@ use std::process::Command;
 use stockpile_tests::bins::binary;
 
 /// Every dimension a holdings query can group by.
-const EVERY_DIMENSION: &str = "partner,party,holder_type,material,form,purity,origin,lot,facility,facility_country,programme";
+const EVERY_DIMENSION: &str =
+    "partner,party,holder_type,material,form,purity,origin,lot,facility,facility_country,programme";
 
 /// A day on which the demo's gallium is in transit.
 const GALLIUM_IN_TRANSIT_ON: &str = "2026-02-10";
@@ -138,7 +139,8 @@ fn history_json_matches_its_schema() {
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "history {subject:?} is not in seq order: {seqs:?}");
     }
     let lot = json(&data, &["history", "--lot", "ga-2026-001"]);
-    let kinds: Vec<&str> = lot.as_array().unwrap().iter().map(|r| r["body"]["event"]["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        lot.as_array().unwrap().iter().map(|r| r["body"]["event"]["kind"].as_str().unwrap()).collect();
     assert_eq!(&kinds[..2], ["acquired", "stored"], "the gallium is bought in transit, then stored");
     let none = json(&data, &["history", "--lot", "no-such-lot"]);
     assert_valid(&schema, &none, "history of a lot the log never mentioned");
