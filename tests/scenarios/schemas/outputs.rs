@@ -4,9 +4,9 @@
 
 use super::{assert_valid, validator};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use stockpile_tests::bins::binary;
+use stockpile_tests::bins::{binary, stockpile_in};
 
 /// Every dimension a holdings query can group by.
 const EVERY_DIMENSION: &str =
@@ -15,33 +15,22 @@ const EVERY_DIMENSION: &str =
 /// A day on which the demo's gallium is in transit.
 const GALLIUM_IN_TRANSIT_ON: &str = "2026-02-10";
 
-/// `stockpile --data DIR --format json ARGS`; its stdout as JSON.
-fn json(data: &Path, args: &[&str]) -> Value {
-    let out = Command::new(binary("stockpile"))
-        .arg("--data")
-        .arg(data)
-        .args(["--format", "json"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("STOCKPILE_NATS_URL")
-        .output()
-        .expect("run stockpile");
+/// `stockpile --data DIR/data --keys DIR/keys --format json ARGS`; its stdout as JSON.
+fn json(demo: &Path, args: &[&str]) -> Value {
+    let out = stockpile_in(demo, &[&["--format", "json"][..], args].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stockpile {args:?} failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stockpile {args:?} printed no JSON: {e}"))
 }
 
-fn demo() -> (tempfile::TempDir, std::path::PathBuf) {
+/// The demo ledger in a temporary directory: `data/` and `keys/` in the directory returned.
+fn demo() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(binary("stockpile"))
-        .args(["demo", "--dir"])
-        .arg(dir.path().join("demo"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run stockpile demo");
+    let demo = dir.path().join("demo");
+    let out = Command::new(binary("stockpile")).args(["demo", "--dir"]).arg(&demo).env("NO_COLOR", "1").output();
+    let out = out.expect("run stockpile demo");
     assert!(out.status.success(), "stockpile demo failed: {}", String::from_utf8_lossy(&out.stderr));
-    let data = dir.path().join("demo/data");
-    (dir, data)
+    (dir, demo)
 }
 
 /// The dimensions a holdings answer was grouped by.
@@ -64,9 +53,9 @@ fn check_holdings(holdings: &Value, what: &str) {
 
 #[test]
 fn holdings_json_with_stock_in_transit_matches_its_schema() {
-    let (_dir, data) = demo();
+    let (_dir, demo) = demo();
     let by = ["--by", EVERY_DIMENSION];
-    let in_transit = json(&data, &[&["holdings", "--as-of", GALLIUM_IN_TRANSIT_ON][..], &by].concat());
+    let in_transit = json(&demo, &[&["holdings", "--as-of", GALLIUM_IN_TRANSIT_ON][..], &by].concat());
     check_holdings(&in_transit, "holdings by every dimension with gallium in transit");
     let rows = in_transit["rows"].as_array().expect("rows");
     let transit: Vec<&Value> = rows.iter().filter(|r| r["key"]["facility"] == "in_transit").collect();
@@ -75,11 +64,11 @@ fn holdings_json_with_stock_in_transit_matches_its_schema() {
     assert_eq!(transit[0]["key"]["material"], "gallium");
     assert_eq!(transit[0]["totals"]["gross_g"], 5_000_000);
 
-    let now = json(&data, &[&["holdings"][..], &by].concat());
+    let now = json(&demo, &[&["holdings"][..], &by].concat());
     check_holdings(&now, "holdings by every dimension now");
     assert!(!now["rows"].as_array().expect("rows").is_empty(), "the demo holds stock");
     let filtered = json(
-        &data,
+        &demo,
         &[
             "holdings",
             "--as-of",
@@ -98,13 +87,13 @@ fn holdings_json_with_stock_in_transit_matches_its_schema() {
     );
     check_holdings(&filtered, "holdings filtered, without group_by");
     assert_eq!(filtered["total"]["gross_t"], "5.000000", "{filtered:#}");
-    check_holdings(&json(&data, &["holdings", "--material", "osmium"]), "holdings of nothing");
+    check_holdings(&json(&demo, &["holdings", "--material", "osmium"]), "holdings of nothing");
 }
 
 #[test]
 fn holdings_json_that_breaks_its_schema_is_refused() {
-    let (_dir, data) = demo();
-    let holdings = json(&data, &["holdings", "--as-of", GALLIUM_IN_TRANSIT_ON, "--by", "facility,facility_country"]);
+    let (_dir, demo) = demo();
+    let holdings = json(&demo, &["holdings", "--as-of", GALLIUM_IN_TRANSIT_ON, "--by", "facility,facility_country"]);
     check_holdings(&holdings, "holdings by facility and country");
     let schema = validator("v1/holdings.schema.json");
     let transit = holdings["rows"]
@@ -128,21 +117,21 @@ fn holdings_json_that_breaks_its_schema_is_refused() {
 
 #[test]
 fn history_json_matches_its_schema() {
-    let (_dir, data) = demo();
+    let (_dir, demo) = demo();
     let schema = validator("v1/history.schema.json");
     for subject in [["--lot", "ga-2026-001"], ["--party", "nl-mindef"], ["--facility", "nl-den-helder"]] {
-        let history = json(&data, &[&["history"][..], &subject].concat());
+        let history = json(&demo, &[&["history"][..], &subject].concat());
         assert_valid(&schema, &history, &format!("history {subject:?}"));
         let seqs: Vec<u64> =
             history.as_array().expect("array").iter().map(|r| r["body"]["seq"].as_u64().expect("seq")).collect();
         assert!(!seqs.is_empty(), "history {subject:?} is empty");
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "history {subject:?} is not in seq order: {seqs:?}");
     }
-    let lot = json(&data, &["history", "--lot", "ga-2026-001"]);
+    let lot = json(&demo, &["history", "--lot", "ga-2026-001"]);
     let kinds: Vec<&str> =
         lot.as_array().unwrap().iter().map(|r| r["body"]["event"]["kind"].as_str().unwrap()).collect();
     assert_eq!(&kinds[..2], ["acquired", "stored"], "the gallium is bought in transit, then stored");
-    let none = json(&data, &["history", "--lot", "no-such-lot"]);
+    let none = json(&demo, &["history", "--lot", "no-such-lot"]);
     assert_valid(&schema, &none, "history of a lot the log never mentioned");
     assert_eq!(none, serde_json::json!([]));
     let mut broken = lot.clone();
