@@ -136,7 +136,8 @@ pub enum Dimension {
     Lot,
     /// The facility, or `in_transit`.
     Facility,
-    /// The country the facility is in; none for stock in transit.
+    /// The country the facility is in; `null` in a row key for stock in transit, which is in
+    /// no country (`schemas/v1/holdings.schema.json`).
     FacilityCountry,
     Programme,
 }
@@ -375,7 +376,8 @@ impl<'de> Deserialize<'de> for GroupKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum KeyValue {
-    /// No value: the facility country of stock in transit.
+    /// No value, JSON `null`: the facility country of stock in transit. The key keeps the
+    /// member, so every row has one per `group_by` dimension.
     Null,
     /// Purity, parts per million.
     Ppm(u32),

@@ -7,5 +7,6 @@ mod cli_remote;
 mod cli_report;
 mod partner;
 mod report;
+mod repository;
 mod schemas;
 mod services;

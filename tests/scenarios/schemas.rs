@@ -8,13 +8,17 @@
 //!   append and range replies built from it;
 //! - invalid documents are refused by the schema and by the Rust side (at decode, or by the
 //!   ledger with the expected rejection code);
-//! - the reference lists validate and match `../shared/reference/*.csv` row for row.
+//! - what `stockpile holdings` and `stockpile history` print as JSON validates (`outputs`);
+//! - the reference lists validate and match their vendored sources
+//!   (`schemas/reference/source/*.csv`) row for row.
 //!
 //! Nothing is fetched from the network: `jsonschema` is built without its `resolve-http` and
 //! `resolve-file` features, and every schema is handed to the validator from memory under its
 //! `$id`. The golden examples are written by `generate_examples` (ignored; run it after a
 //! deliberate contract change and review the diff):
 //! `cargo test -p stockpile-tests --test integration schemas::generate_examples -- --ignored`.
+
+mod outputs;
 
 use jsonschema::{Resource, Validator};
 use serde::de::DeserializeOwned;
@@ -879,7 +883,7 @@ fn invalid_messages_are_refused_by_schema_and_by_serde() {
 // ---------------------------------------------------------------------------------------------
 // Reference data.
 
-/// Parses CSV as the shared reference files write it: a header row, fields separated by
+/// Parses CSV as the reference files write it: a header row, fields separated by
 /// commas, double quotes around fields that hold commas (`""` for a quote), CRLF or LF.
 fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -911,34 +915,40 @@ fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-/// A file of the shared domain reference, which the repository sits beside (`../shared`).
-fn shared_reference(name: &str) -> PathBuf {
-    let path = workspace().join("../shared/reference").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: these tests compare the repository's reference data with ../shared/reference; \
-         check the repository out beside the shared folder",
-        path.display()
-    );
-    path
+/// The vendored copies of the team's domain reference (`schemas/reference/source/`).
+fn source_dir() -> PathBuf {
+    workspace().join("schemas/reference/source")
+}
+
+/// Each file named in `schemas/reference/source/README.md`'s table still has the SHA-256 it was
+/// copied with: the vendored reference (and the RFC 6962 vectors the ledger's Merkle tests
+/// read) changes only deliberately, with its digest.
+#[test]
+fn vendored_reference_files_match_their_recorded_digests() {
+    let readme = std::fs::read_to_string(source_dir().join("README.md")).expect("read source README");
+    let mut checked = BTreeSet::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(|c| c.trim().trim_matches('`')).collect();
+        let (file, digest) = (cells[1], cells[2]);
+        let bytes = std::fs::read(workspace().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+        let actual = canonical::hex(&canonical::sha256(&bytes));
+        assert_eq!(actual, digest, "{file} differs from the copy recorded in schemas/reference/source/README.md");
+        checked.insert(file.to_string());
+    }
+    let expected = ["materials.csv", "partners.csv", "domain.md"].map(|f| format!("schemas/reference/source/{f}"));
+    for file in expected.iter().map(String::as_str).chain(["ledger/tests/data/rfc6962-vectors.json"]) {
+        assert!(checked.contains(file), "schemas/reference/source/README.md records no digest for {file}");
+    }
 }
 
 #[test]
-fn the_vendored_rfc6962_vectors_are_the_shared_ones() {
-    // ledger/src/merkle.rs tests against a copy, so the ledger crate's tests need no ../shared.
-    let vendored = std::fs::read(workspace().join("ledger/tests/data/rfc6962-vectors.json")).expect("vendored vectors");
-    let shared = std::fs::read(shared_reference("rfc6962-vectors.json")).expect("shared vectors");
-    assert_eq!(vendored, shared, "ledger/tests/data/rfc6962-vectors.json drifted from ../shared/reference");
-}
-
-#[test]
-fn reference_files_validate_and_match_the_shared_csv() {
+fn reference_files_validate_and_match_the_source_csv() {
     let materials = read_json(&workspace().join("schemas/reference/materials.v1.json"));
     assert_valid(&validator("reference/materials.v1.schema.json"), &materials, "materials.v1.json");
     let partners = read_json(&workspace().join("schemas/reference/partners.v1.json"));
     assert_valid(&validator("reference/partners.v1.schema.json"), &partners, "partners.v1.json");
 
-    let rows = read_csv(&shared_reference("materials.csv"));
+    let rows = read_csv(&source_dir().join("materials.csv"));
     let listed = materials["materials"].as_array().unwrap();
     assert_eq!(listed.len(), rows.len(), "materials: one entry per CSV row");
     for (m, row) in listed.iter().zip(&rows) {
@@ -964,7 +974,7 @@ fn reference_files_validate_and_match_the_shared_csv() {
         assert_eq!(m, &expected, "materials.v1.json vs materials.csv row {}", row["id"]);
     }
 
-    let rows = read_csv(&shared_reference("partners.csv"));
+    let rows = read_csv(&source_dir().join("partners.csv"));
     let listed = partners["partners"].as_array().unwrap();
     assert_eq!(listed.len(), rows.len(), "partners: one entry per CSV row");
     for (p, row) in listed.iter().zip(&rows) {
