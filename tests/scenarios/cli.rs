@@ -507,3 +507,40 @@ fn an_auditor_exports_verifies_proves_and_replays_and_tampering_exits_1() {
     let out = c.expect(1, &["audit", "verify", &tampered]);
     assert!(out.contains("seq 12") && out.contains("hash does not match"), "{out}");
 }
+
+/// An export written by the ledger before decision rules were recorded (the demo, then a
+/// release back-dated before its lot arrived — accepted then) still verifies: its genesis
+/// names no rules, so every record is re-executed under rules 1. The fixture was made by the
+/// `stockpile` of commit 3fd53bc (`demo`, `release … --occurred-at 2026-01-10`,
+/// `audit export`); see tests/fixtures/README.md.
+#[test]
+fn an_export_written_under_rules_1_still_verifies() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/export-rules1.jsonl");
+    let run = |args: &[&str]| Command::new(binary("stockpile")).args(args).env("NO_COLOR", "1").output().unwrap();
+    let verified = run(&["audit", "verify", fixture.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&verified.stdout).to_string() + &String::from_utf8_lossy(&verified.stderr);
+    assert_eq!(verified.status.code(), Some(0), "{text}");
+    // The back-dated release is in it: nl-mindef's gallium was -1 t at the end of January,
+    // which rules 2 would have refused — so verification did apply rules 1.
+    let replayed = run(&[
+        "--format",
+        "json",
+        "audit",
+        "replay",
+        "--from",
+        fixture.to_str().unwrap(),
+        "--as-of",
+        "2026-01-31",
+        "--by",
+        "party,material",
+    ]);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    let holdings: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let mindef_gallium = holdings["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"]["party"] == "nl-mindef" && r["key"]["material"] == "gallium")
+        .map(|r| r["totals"]["gross_g"].as_i64().unwrap());
+    assert_eq!(mindef_gallium, Some(-1_000_000), "{holdings}");
+}

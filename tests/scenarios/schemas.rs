@@ -229,7 +229,7 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::UnknownPartner { partner: "XX".into() },
         Rejection::Unknown { what: "party", id: "nobody".into() },
         Rejection::AlreadyRegistered { what: "party", id: "nl-covra".into() },
-        Rejection::IdConflict { event_id: EventId::new("acq-1"), seq: 3 },
+        Rejection::IdConflict { event_id: EventId::new("acq-1"), seq: Some(3) },
         Rejection::InsufficientStock {
             lot: LotId::new("ga-001"),
             position: position(),
@@ -248,7 +248,7 @@ fn every_rejection() -> Vec<Rejection> {
             unit: Unit::T,
         },
         Rejection::QuantityOverflow { position: position() },
-        Rejection::NotOwner { key: key(), key_party: "nl-covra".into(), party: "nl-mod".into() },
+        Rejection::NotOwner { key: key(), key_party: "nl-covra".into(), party: Some("nl-mod".into()) },
         Rejection::WrongOrigin { key: key(), origin: "NL".into(), key_partner: "partner DE".into() },
         Rejection::NotAdmin { key: key() },
         Rejection::NoParty { key: key() },
@@ -258,7 +258,7 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::OccurredInFuture { occurred_at: t, now: t, skew_max_s: 300 },
         Rejection::OccurredTooEarly { occurred_at: t, min: t },
         Rejection::NotReversible { target: EventId::new("genesis"), kind: "genesis".into() },
-        Rejection::AlreadyReversed { target: EventId::new("rel-1"), by: EventId::new("rev-1") },
+        Rejection::AlreadyReversed { target: EventId::new("rel-1"), by: Some(EventId::new("rev-1")) },
         Rejection::SamePosition { position: position() },
         Rejection::BatchAborted { index: 0 },
     ];

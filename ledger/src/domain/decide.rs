@@ -63,7 +63,38 @@ pub enum Decision {
 /// Decides `command` against `state` at ledger time `now`.
 ///
 /// `digest` is the SHA-256 of the canonical command; it tells a resend from a conflict.
+///
+/// On a partner's channel (`signer.origin`), a refusal says nothing of other partners'
+/// records: no seq of a conflicting id, no party of another partner, no id of a reversal.
 pub fn decide(
+    state: &State,
+    command: &Command,
+    signer: &Signer,
+    digest: &[u8; 32],
+    now: DateTime<Utc>,
+    history: &dyn History,
+) -> Result<Decision, Rejection> {
+    let decided = decide_unredacted(state, command, signer, digest, now, history);
+    match &signer.origin {
+        Some(origin) => decided.map_err(|r| for_partner(state, origin, r)),
+        None => decided,
+    }
+}
+
+/// A refusal as a partner's channel may see it: names only what is the partner's own.
+fn for_partner(state: &State, origin: &Country, rejection: Rejection) -> Rejection {
+    match rejection {
+        Rejection::IdConflict { event_id, .. } => Rejection::IdConflict { event_id, seq: None },
+        Rejection::AlreadyReversed { target, .. } => Rejection::AlreadyReversed { target, by: None },
+        Rejection::NotOwner { key, key_party, party } => {
+            let own = |p: &String| state.parties.get(&PartyId::new(p.as_str())).is_some_and(|p| &p.partner == origin);
+            Rejection::NotOwner { key, key_party, party: party.filter(own) }
+        }
+        other => other,
+    }
+}
+
+fn decide_unredacted(
     state: &State,
     command: &Command,
     signer: &Signer,
@@ -81,7 +112,7 @@ pub fn decide(
         return if entry.digest == *digest {
             Ok(Decision::Duplicate { seq: entry.seq })
         } else {
-            Err(Rejection::IdConflict { event_id: command.id.clone(), seq: entry.seq })
+            Err(Rejection::IdConflict { event_id: command.id.clone(), seq: Some(entry.seq) })
         };
     }
     check_time(command.occurred_at, now)?;
@@ -455,7 +486,7 @@ fn reverse(state: &State, target: &EventId, reason: &str, history: &dyn History)
     text("reason", reason)?;
     let entry = state.events.get(target).ok_or_else(|| Rejection::Unknown { what: "event", id: target.to_string() })?;
     if let Some(by) = &entry.reversed_by {
-        return Err(Rejection::AlreadyReversed { target: target.clone(), by: by.clone() });
+        return Err(Rejection::AlreadyReversed { target: target.clone(), by: Some(by.clone()) });
     }
     let original = history.event_at(entry.seq).filter(|_| entry.movement).ok_or_else(|| {
         let kind = history.event_at(entry.seq).map(|e| event_kind(&e)).unwrap_or("unknown");
@@ -581,7 +612,7 @@ fn authorise(key: &KeyEntry, effects: &Effects) -> Result<(), Rejection> {
     let parties = if debits.is_empty() { effects.postings.iter().map(|p| &p.position.party).collect() } else { debits };
     match parties.into_iter().find(|p| *p != own) {
         Some(other) => {
-            Err(Rejection::NotOwner { key: key.id.clone(), key_party: own.to_string(), party: other.to_string() })
+            Err(Rejection::NotOwner { key: key.id.clone(), key_party: own.to_string(), party: Some(other.to_string()) })
         }
         None => Ok(()),
     }

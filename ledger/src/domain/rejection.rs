@@ -29,8 +29,13 @@ pub enum Rejection {
     Unknown { what: &'static str, id: String },
     #[error("{what} {id:?} is already registered")]
     AlreadyRegistered { what: &'static str, id: String },
-    #[error("event id {event_id} was already used at seq {seq} for a different command: choose a new id, or resend the original command unchanged")]
-    IdConflict { event_id: EventId, seq: u64 },
+    #[error("event id {event_id} was already used{} for a different command: choose a new id, or resend the original command unchanged",
+        seq.map(|s| format!(" at seq {s}")).unwrap_or_default())]
+    IdConflict {
+        event_id: EventId,
+        /// Where it was used; not said on a partner's channel (the record may be another's).
+        seq: Option<u64>,
+    },
     #[error(
         "insufficient stock in {position}: requested {}, available {}: move stock in first, or request less",
         in_unit(*requested_g as i64, *unit), in_unit(*available_g as i64, *unit)
@@ -61,8 +66,15 @@ pub enum Rejection {
     },
     #[error("position {position} would exceed the largest representable quantity")]
     QuantityOverflow { position: PositionKey },
-    #[error("key {key} acts for {key_party} and may not move stock of party {party}: sign with a key of {party}")]
-    NotOwner { key: KeyId, key_party: String, party: String },
+    #[error("key {key} acts for {key_party} and may not move stock of {}: sign with a key of the party that holds it",
+        party.as_deref().map(|p| format!("party {p}")).unwrap_or_else(|| "a party of another partner".into()))]
+    NotOwner {
+        key: KeyId,
+        key_party: String,
+        /// The party whose stock it is; not named on a partner's channel when it belongs to
+        /// another partner.
+        party: Option<String>,
+    },
     #[error("key {key} acts for {key_partner}, but the command came through partner {origin}'s channel: a partner posts only commands signed by its own parties' keys")]
     WrongOrigin { key: KeyId, origin: Country, key_partner: String },
     #[error("key {key} is not an admin key: registrations must be signed by an admin key")]
@@ -83,8 +95,12 @@ pub enum Rejection {
     OccurredTooEarly { occurred_at: DateTime<Utc>, min: DateTime<Utc> },
     #[error("event {target} ({kind}) cannot be reversed: only movements can")]
     NotReversible { target: EventId, kind: String },
-    #[error("event {target} was already reversed by {by}")]
-    AlreadyReversed { target: EventId, by: EventId },
+    #[error("event {target} was already reversed{}", by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default())]
+    AlreadyReversed {
+        target: EventId,
+        /// The reversal; not named on a partner's channel.
+        by: Option<EventId>,
+    },
     #[error("source and destination are the same position {position}: nothing would move")]
     SamePosition { position: PositionKey },
     #[error("batch aborted: command {index} of the batch was rejected, so none of it was applied; fix that command and resend the batch")]

@@ -58,10 +58,6 @@ enum Predicted {
 }
 
 impl Model {
-    fn pos(&self, k: &PositionKey) -> i128 {
-        self.positions.get(k).copied().unwrap_or(0)
-    }
-
     /// The balance of `k` at instant `t`: every posting at or before `t`.
     fn balance_at(&self, k: &PositionKey, t: i64) -> i128 {
         self.postings.get(k).map_or(0, |ps| ps.iter().filter(|(at, _)| *at <= t).map(|(_, g)| g).sum())
