@@ -249,6 +249,10 @@ pub struct ReportArgs {
     /// report itself is built from --data.
     #[arg(long)]
     pub submit: bool,
+    /// With --submit: submit the report even though its period has not ended by ledger time
+    /// (the report is marked provisional; without this flag --submit refuses it).
+    #[arg(long, requires = "submit")]
+    pub provisional: bool,
 }
 
 #[derive(Debug, Args)]

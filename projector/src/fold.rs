@@ -15,7 +15,7 @@
 //! and refuses a record that breaks it with [`FoldError::Inconsistent`]: a projector must
 //! never turn a forged or corrupted stream into plausible-looking holdings.
 
-use crate::views::journal;
+use crate::views::journal::{self, JournalEntry};
 use crate::views::{Change, Figure, Head, Movement, ReleaseRules, Views, Withholding};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -196,6 +196,7 @@ impl Views {
                     material: material.clone(),
                     year: *year,
                     grams: quantity.grams,
+                    at_ns: business_ns(record)?,
                 }))
             }
             Event::Acquired { lot, .. } | Event::Converted { lot, .. } => changes.push(Change::Lot(lot.clone())),
@@ -205,6 +206,7 @@ impl Views {
                     material: material.clone(),
                     text: text.clone(),
                     confidential: *confidential,
+                    at_ns: business_ns(record)?,
                 }))
             }
             Event::Withheld { party, lot, reason } | Event::Unwithheld { party, lot, reason } => {
@@ -235,7 +237,7 @@ impl Views {
             | Event::Adjusted { .. } => {}
         }
         let effects = record.event.effects();
-        let Some(movement) = movement(&record.event, &effects) else { return Ok(changes) };
+        let Some(movement) = movement(&self.journal, &record.event, &effects) else { return Ok(changes) };
         let at = business_ns(record)?;
         // Positions this record creates, in order: they take the next indexes.
         let mut created: Vec<&PositionKey> = Vec::new();
@@ -276,9 +278,17 @@ fn business_ns(record: &FoldRecord) -> Result<i64, FoldError> {
 }
 
 /// What kind of movement an event's postings are; `None` for registrations. A reversal is
-/// named after what it reverses, read from its own effects: the target's flows survive
-/// inversion, and a store is a two-posting move within one party.
-fn movement(event: &Event, effects: &Effects) -> Option<Movement> {
+/// named after what it reverses: the movement its target's postings were journalled with
+/// (so a transfer between two positions of one party reverses as a transfer, not a store).
+/// Only when the journal does not hold the target is it read from the reversal's own
+/// effects: the target's flows survive inversion, and a store moves within one party.
+fn movement(journal: &[JournalEntry], event: &Event, effects: &Effects) -> Option<Movement> {
+    if let Event::Reversed { target_seq, .. } = event {
+        let target = journal::of_record(journal, *target_seq).first().map(|e| e.movement);
+        if let Some(reversed) = target.and_then(Movement::reversed) {
+            return Some(reversed);
+        }
+    }
     Some(match event {
         Event::Acquired { .. } => Movement::Acquire,
         Event::Stored { .. } => Movement::Store,

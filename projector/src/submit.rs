@@ -79,7 +79,12 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
     let last = last_revision(stream, &subject, &period).await?;
     let mut headers = HeaderMap::new();
     let (revision, changes) = match last {
-        Some(last) if last.body_sha256 == report.header.body_sha256 => {
+        // A final report whose body equals a provisional revision's is still sent: the
+        // addressee must learn the figures are final.
+        Some(last)
+            if last.body_sha256 == report.header.body_sha256
+                && last.report.header.provisional == report.header.provisional =>
+        {
             return Ok(Submitted::Unchanged { revision: last.revision })
         }
         Some(last) => {
@@ -109,6 +114,9 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
 pub fn changes(old: &Report, new: &Report) -> Vec<String> {
     let (a, b) = (serde_json::to_value(&old.body), serde_json::to_value(&new.body));
     let mut out = Vec::new();
+    if old.header.provisional != new.header.provisional {
+        out.push(format!("/header/provisional: {} -> {}", old.header.provisional, new.header.provisional));
+    }
     if let (Ok(a), Ok(b)) = (a, b) {
         diff(String::new(), &a, &b, &mut out);
     }

@@ -82,7 +82,9 @@ fn scenario() -> Cli {
         "2026-02-01",
     ]);
     acquire("w-1", "tungsten", "50%", "be-depot", "4 t", "2026-03-01");
-    let figure = ["--partner", "NL", "--material", "cobalt", "--year", "2025", "--quantity"];
+    // dated in January: a report applies the registrations in force at its period's end
+    let figure =
+        ["--partner", "NL", "--material", "cobalt", "--year", "2025", "--occurred-at", "2026-01-15", "--quantity"];
     c.ok(&[&["register", "consumption"][..], &figure, &["30 t"]].concat());
     c.ok(&[&["register", "net-imports"][..], &figure, &["73 t"]].concat());
     c.ok(&[
@@ -94,6 +96,8 @@ fn scenario() -> Cli {
         "cobalt",
         "--text",
         "Released by order of the Minister, \"NL industry first\"",
+        "--occurred-at",
+        "2026-01-15",
     ]);
     c.ok(&[
         "register",
@@ -147,6 +151,11 @@ fn report_in_json_csv_and_markdown() {
     assert!(csv.contains("\nstock,cobalt,closing,,7500000,7.500000,7485000,7.485000,\n"), "{csv}");
     assert!(csv.contains("\"Released by order of the Minister, \"\"NL industry first\"\"\""), "{csv}");
     let md = c.ok(&["report", "--partner", "NL", "--period", "2026-Q1"]);
+    assert!(!md.contains("PROVISIONAL"), "2026-Q1 has ended by ledger time");
+    let open = c.ok(&["report", "--partner", "NL", "--period", "2199"]);
+    assert!(open.contains("**PROVISIONAL — the period has not ended**"), "{open}");
+    let open = c.ok(&["--format", "csv", "report", "--partner", "NL", "--period", "2199"]);
+    assert!(open.lines().nth(1).is_some_and(|l| l.contains("PROVISIONAL — the period has not ended")), "{open}");
     assert!(md.starts_with("# Stock report EU-NL-2026-Q1-"), "{md}");
     assert!(md.contains("Stock: **7.500000 t** gross, **7.485000 t** contained."), "{md}");
     assert!(md.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{md}");
@@ -263,5 +272,25 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
         let gross = |r: &serde_json::Value| r["body"]["materials"][0]["stock"]["gross_g"].as_i64();
         assert_eq!((gross(&bodies[0]), gross(&bodies[1])), (Some(7_500_000), Some(7_400_000)));
         assert_ne!(bodies[0]["header"]["body_sha256"], bodies[1]["header"]["body_sha256"]);
+        assert_eq!(bodies[0]["header"]["provisional"], false, "2026-Q1 ended before the ledger's records");
+    });
+
+    // A period that has not ended by ledger time: refused without --provisional, nothing sent.
+    let future = ["--nats", url.as_str(), "report", "--partner", "NL", "--period", "2199", "--submit"];
+    let (_, err) = c.expect(2, &future);
+    assert!(err.contains("is provisional: period 2199 has not ended") && err.contains("pass --provisional"), "{err}");
+    let sent = c.ok(&[&future[..], &["--provisional"]].concat());
+    assert!(sent.contains("(provisional: the period has not ended) as revision 1 of 2199"), "{sent}");
+    let (_, err) = c.expect(2, &["report", "--partner", "NL", "--period", "2199", "--provisional"]);
+    assert!(err.contains("--submit"), "--provisional only goes with --submit: {err}");
+    runtime.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.expect("connect");
+        let stream = async_nats::jetstream::new(client).get_stream("STOCKPILE_REPORTS").await.expect("stream");
+        let m = stream.get_raw_message(3).await.expect("the provisional report, after the two revisions");
+        let report: serde_json::Value = serde_json::from_slice(&m.payload).expect("report JSON");
+        assert_eq!(
+            (report["header"]["period"].as_str(), &report["header"]["provisional"]),
+            (Some("2199"), &true.into())
+        );
     });
 }

@@ -37,6 +37,12 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<(&str, Option<&Identi
     let report = ctx.backend.report(&req)?;
     if a.submit {
         let (url, identity) = nats.ok_or_else(|| usage("--submit publishes over NATS: pass --nats URL"))?;
+        if report.header.provisional && !a.provisional {
+            return Err(usage(format!(
+                "report {} is provisional: period {} has not ended by ledger time (it ends at the end of {}, UTC); submit it after the period has ended, or pass --provisional to submit it marked provisional",
+                report.header.report_id, report.header.period, report.body.period_end
+            )));
+        }
         return submit(url, identity, &report);
     }
     let bytes = match ctx.format {
@@ -68,8 +74,9 @@ fn submit(url: &str, identity: Option<&Identity>, report: &Report) -> Result<()>
     let id = &report.header.report_id;
     match outcome {
         Submitted::Published { revision, stream_seq, subject, changes } => {
+            let mark = if report.header.provisional { " (provisional: the period has not ended)" } else { "" };
             println!(
-                "submitted {id} as revision {revision} of {} on {subject} (stream seq {stream_seq})",
+                "submitted {id}{mark} as revision {revision} of {} on {subject} (stream seq {stream_seq})",
                 report.header.period
             );
             for change in &changes {

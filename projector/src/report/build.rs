@@ -112,8 +112,20 @@ pub fn build(views: &Views, req: &ReportRequest) -> Result<Report, ReportError> 
         cut_seq: views.head.seq,
         chain_head: canonical::hex(&views.head.hash),
         body_sha256: canonical::hex(&canonical::sha256(&body_bytes)),
+        provisional: is_provisional(views, &cut),
     };
     Ok(Report { header, body })
+}
+
+/// Whether the period had not ended by ledger time at the cut: the head record's
+/// `recorded_at` is before the end of the period's last day (UTC). Ledger time, not the
+/// clock, so the mark is a function of the log like everything else in the report. Views
+/// whose head has no `recorded_at` cannot tell, and are marked provisional.
+fn is_provisional(views: &Views, cut: &Cut) -> bool {
+    match views.head.recorded_at.and_then(|t| t.timestamp_nanos_opt()) {
+        Some(ns) => ns < cut.end,
+        None => true,
+    }
 }
 
 /// How the addressee spells countries: the Commission writes EL for Greece (and UK).
@@ -223,13 +235,18 @@ const FLOW_LINES: [&str; 8] = [
     "relocated",
 ];
 
+/// The line a posting counts on. A reversal counts on the line of what it reverses, with the
+/// reversed posting's sign flipped: the reversal of a transfer credits the position the
+/// transfer debited, and that credit reduces `transferred_out` (it is not a transfer in);
+/// likewise for conversions. A reversal's own direction is the opposite of its target's
+/// (its effects are the target's, inverted), so the target's direction is `!up`.
 fn line_of(e: &JournalEntry) -> (u8, Option<&'static str>) {
     use Movement::*;
-    let up = e.delta > 0;
+    let target_up = (e.delta > 0) != e.movement.is_reversal();
     match e.movement {
         Acquire | ReverseAcquire => (0, None),
-        Transfer | ReverseTransfer => (if up { 1 } else { 2 }, None),
-        Convert | ReverseConvert => (if up { 3 } else { 4 }, None),
+        Transfer | ReverseTransfer => (if target_up { 1 } else { 2 }, None),
+        Convert | ReverseConvert => (if target_up { 3 } else { 4 }, None),
         Release | ReverseRelease => (5, Some(e.reason.map_or("unrecorded", reason_str))),
         Adjust | ReverseAdjust => (6, None),
         Store | ReverseStore => (7, None),
@@ -248,9 +265,15 @@ fn reason_str(r: stockpile_ledger::domain::ReleaseReason) -> &'static str {
     }
 }
 
-fn withheld_at(list: &[Withholding], cutoff: i64) -> Option<&Withholding> {
+/// Whether a position is withheld at the end of business time `cutoff` (exclusive): the last
+/// toggle dated before it (the later record among equal times) is a withholding. Then: since
+/// when — the first withholding of the unbroken run of withholdings that ends with it (a
+/// second `withhold` restates, it does not restart) — and the reason the last one gives.
+fn withheld_at(list: &[Withholding], cutoff: i64) -> Option<(i64, &str)> {
     let k = list.partition_point(|w| w.at_ns < cutoff);
-    list[..k].last().filter(|w| w.withheld)
+    let last = list[..k].last().filter(|w| w.withheld)?;
+    let start = list[..k].iter().rposition(|w| !w.withheld).map_or(0, |i| i + 1);
+    Some((list[start].at_ns, last.reason.as_str()))
 }
 
 fn date_of(ns: i64) -> String {
@@ -331,9 +354,9 @@ impl<'a> Gather<'a> {
                 }
                 continue;
             }
-            if let Some(w) = withheld_end {
+            if let Some((since, reason)) = withheld_end {
                 if entries.iter().any(|e| e.at < cut.end) {
-                    acc.withheld.push((material.to_string(), date_of(w.at_ns), w.reason.clone()));
+                    acc.withheld.push((material.to_string(), date_of(since), reason.to_string()));
                 }
                 continue;
             }
@@ -422,11 +445,12 @@ fn material_report(
     }
     movements.push(movement("closing", None, m.closing_check)?);
     let year = req.period.year() - 1;
-    let figure = |kind| views.registry.figure(kind, partner, material, year);
-    let consumption = ratio(figure(FigureKind::Consumption), year, stock.gross_g, 100, 2, "annual consumption");
+    let end = req.period.end();
+    let figure = |kind| views.registry.figure(kind, partner, material, year, cut.end);
+    let consumption = ratio(figure(FigureKind::Consumption), year, end, stock.gross_g, 100, 2, "annual consumption");
     let days = i128::from(days_in_year(year));
-    let cover = ratio(figure(FigureKind::NetImports), year, stock.gross_g, days, 1, "annual net imports");
-    let release_rules = match views.registry.release_rules(partner, material) {
+    let cover = ratio(figure(FigureKind::NetImports), year, end, stock.gross_g, days, 1, "annual net imports");
+    let release_rules = match views.registry.release_rules(partner, material, cut.end) {
         Some(r) if r.confidential => RulesNote {
             status: "confidential".into(),
             text: "release, allocation and distribution rules are not disclosed: disclosure would endanger confidential information (CRMA Art. 22(2)(c))".into(),
@@ -434,7 +458,7 @@ fn material_report(
         Some(r) => RulesNote { status: "published".into(), text: r.text.clone() },
         None => RulesNote {
             status: "not_registered".into(),
-            text: "no release, allocation and distribution rules are registered".into(),
+            text: format!("no release, allocation and distribution rules were registered by the end of {end}"),
         },
     };
     Ok(MaterialReport {
@@ -496,8 +520,17 @@ fn movement(line: &str, reason: Option<String>, g: i128) -> Result<MovementLine,
     Ok(MovementLine { line: line.to_string(), reason, gross_g, gross_t: tonnes(gross_g) })
 }
 
-/// `stock × scale / figure` with `decimals` decimals, rounded half away from zero.
-fn ratio(figure: Option<u64>, year: i32, stock_g: i64, scale: i128, decimals: u32, what: &str) -> Ratio {
+/// `stock × scale / figure` with `decimals` decimals, rounded half away from zero, against
+/// the figure of `year` in force at the end of `end` (the period's last day).
+fn ratio(
+    figure: Option<u64>,
+    year: i32,
+    end: NaiveDate,
+    stock_g: i64,
+    scale: i128,
+    decimals: u32,
+    what: &str,
+) -> Ratio {
     let Some(figure_g) = figure else {
         return Ratio {
             status: "not_registered".into(),
@@ -505,7 +538,9 @@ fn ratio(figure: Option<u64>, year: i32, stock_g: i64, scale: i128, decimals: u3
             figure_g: None,
             figure_t: None,
             value: None,
-            note: format!("no {what} figure is registered for {year}: register it with `stockpile register`"),
+            note: format!(
+                "no {what} figure for {year} was registered by the end of {end}: register it with `stockpile register` and --occurred-at on or before {end}"
+            ),
         };
     };
     let figure_i64 = i64::try_from(figure_g).unwrap_or(i64::MAX);

@@ -98,6 +98,9 @@ pub struct Header {
     pub chain_head: String,
     /// SHA-256 (hex) of the canonical JSON of `body`.
     pub body_sha256: String,
+    /// The period had not ended by ledger time at the cut (record `cut_seq`'s `recorded_at` is
+    /// before the end of `period_end`, UTC): movements recorded later may still change it.
+    pub provisional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,7 +211,8 @@ pub struct LocationLine {
 pub struct MovementLine {
     /// opening, acquired, transferred_in, transferred_out, converted_in, converted_out,
     /// released (one line per reason), adjusted, relocated (between sites of one holder),
-    /// closing. Reversals count on the line of what they reverse.
+    /// closing. A reversal counts on the line of what it reverses, with the opposite sign (a
+    /// reversed transfer out reduces `transferred_out`).
     pub line: String,
     /// For `released`: the release reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]

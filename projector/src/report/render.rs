@@ -13,16 +13,33 @@ pub fn json(report: &Report) -> Result<Vec<u8>, ReportError> {
     Ok(bytes)
 }
 
+/// The line every rendering of a provisional report carries.
+pub const PROVISIONAL_NOTICE: &str = "PROVISIONAL — the period has not ended";
+
+/// What the provisional line says beyond [`PROVISIONAL_NOTICE`].
+fn provisional_detail(report: &Report) -> String {
+    format!(
+        "ledger time at record {} is before the end of {} (UTC); records after it may change every figure",
+        report.header.cut_seq, report.body.period_end
+    )
+}
+
 /// CSV columns, in order.
 pub const CSV_COLUMNS: [&str; 9] =
     ["section", "material", "item", "detail", "gross_g", "gross_t", "contained_g", "contained_t", "value"];
 
 /// One row per figure: `section` says what it is (header, stock, consumption, days_of_cover,
-/// form, history, holder, location, movement, rules, private, held_for_others, withheld).
+/// form, history, holder, location, movement, rules, private, held_for_others, withheld). A
+/// provisional report's first row after the column names is a `header,,status` row whose
+/// value starts with [`PROVISIONAL_NOTICE`]; every report has a `header,,provisional` row.
 pub fn csv(report: &Report) -> String {
     let mut out = String::new();
     row(&mut out, &CSV_COLUMNS.map(String::from));
     let h = &report.header;
+    if h.provisional {
+        let notice = format!("{PROVISIONAL_NOTICE}: {}", provisional_detail(report));
+        text_row(&mut out, "header", "", "status", "", &notice);
+    }
     for (k, v) in [
         ("report_id", h.report_id.clone()),
         ("framework", h.framework.as_str().to_string()),
@@ -32,6 +49,7 @@ pub fn csv(report: &Report) -> String {
         ("cut_seq", h.cut_seq.to_string()),
         ("chain_head", h.chain_head.clone()),
         ("body_sha256", h.body_sha256.clone()),
+        ("provisional", h.provisional.to_string()),
     ] {
         text_row(&mut out, "header", "", k, "", &v);
     }
@@ -124,11 +142,15 @@ pub fn markdown(report: &Report) -> String {
     let (h, b) = (&report.header, &report.body);
     let mut s = String::new();
     let _ = writeln!(s, "# Stock report {} — {} ({}), {}\n", h.report_id, b.partner_name, h.partner, h.period);
+    if h.provisional {
+        let _ = writeln!(s, "> **{PROVISIONAL_NOTICE}**: {}.\n", provisional_detail(report));
+    }
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Framework | {} |", h.framework.as_str());
+    let status = if h.provisional { "provisional: the period has not ended" } else { "final: the period has ended" };
     let _ = writeln!(
         s,
-        "| Period | {} to {} (stock as of the end of {}, UTC) |",
+        "| Period | {} to {} (stock as of the end of {}, UTC; {status}) |",
         b.period_start, b.period_end, b.period_end
     );
     let _ = writeln!(

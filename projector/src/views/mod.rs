@@ -20,8 +20,9 @@ use crate::fold::FoldError;
 use chrono::{DateTime, Utc};
 use journal::JournalEntry;
 use positions::{NewPositionError, Positions, PostError, Posted};
-use registry::{FacilityEntry, InsertError, LotEntry, PartyEntry};
+use registry::{FacilityEntry, InsertError, LotEntry, PartyEntry, Registered};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use stockpile_ledger::canonical::{hex_hash, Hash};
 use stockpile_ledger::domain::model::PURITY_PPM_MAX;
 use stockpile_ledger::domain::state::FigureKey;
@@ -62,7 +63,30 @@ pub enum Movement {
     ReverseAdjust,
 }
 
-/// A reference figure as registered.
+impl Movement {
+    /// The movement that reverses this one; `None` for a reversal (reversals are not reversed).
+    pub fn reversed(self) -> Option<Movement> {
+        use Movement::*;
+        Some(match self {
+            Acquire => ReverseAcquire,
+            Store => ReverseStore,
+            Transfer => ReverseTransfer,
+            Release => ReverseRelease,
+            Convert => ReverseConvert,
+            Adjust => ReverseAdjust,
+            ReverseAcquire | ReverseStore | ReverseTransfer | ReverseRelease | ReverseConvert | ReverseAdjust => {
+                return None
+            }
+        })
+    }
+
+    /// Whether this is the reversal of another movement.
+    pub fn is_reversal(self) -> bool {
+        self.reversed().is_none()
+    }
+}
+
+/// A reference figure as registered, in force from business time `at_ns` on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Figure {
@@ -71,9 +95,14 @@ pub struct Figure {
     pub material: MaterialId,
     pub year: i32,
     pub grams: u64,
+    /// The registration's `occurred_at`, ns since the epoch. Stores written before it was
+    /// kept read [`IN_FORCE_ALWAYS`]: rebuild the projector to get the real times.
+    #[serde(default = "in_force_always")]
+    pub at_ns: i64,
 }
 
-/// Release, allocation and distribution rules as registered (CRMA Art. 22(2)(c)).
+/// Release, allocation and distribution rules as registered (CRMA Art. 22(2)(c)), in force
+/// from business time `at_ns` on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRules {
@@ -81,6 +110,17 @@ pub struct ReleaseRules {
     pub material: MaterialId,
     pub text: String,
     pub confidential: bool,
+    /// As [`Figure::at_ns`].
+    #[serde(default = "in_force_always")]
+    pub at_ns: i64,
+}
+
+/// The registration time read for a figure or rules persisted without one (a store written
+/// before registrations kept their business time): in force at every date.
+pub const IN_FORCE_ALWAYS: i64 = i64::MIN;
+
+fn in_force_always() -> i64 {
+    IN_FORCE_ALWAYS
 }
 
 /// A position (party, lot) withheld from reports on national-security grounds, or reported
@@ -110,7 +150,7 @@ pub enum Change {
     /// `[position index, occurred_at in ns since the epoch, signed grams, movement]`: a tuple,
     /// because postings are most of what the store holds.
     Post(u32, i64, i64, Movement),
-    /// Release rules of a partner for a material; replaces earlier ones.
+    /// Release rules of a partner for a material, in force from their business time.
     Rules(ReleaseRules),
     Withholding(Withholding),
     /// Why the stock this record's postings take out leaves the stockpile (a release, or the
@@ -137,10 +177,13 @@ enum Undo {
     Party,
     Facility,
     Lot,
-    Figure(FigureKey, Option<u64>),
-    Position { new_class: bool },
+    /// Where the registration went in its key's list.
+    Figure(FigureKey, usize),
+    Position {
+        new_class: bool,
+    },
     Post(Posted),
-    Rules((Country, MaterialId), Option<ReleaseRules>),
+    Rules((Country, MaterialId), usize),
     Withholding((PartyId, LotId), usize),
 }
 
@@ -245,8 +288,11 @@ impl Views {
             Change::Lot(spec) => self.add_lot(seq, spec, undo)?,
             Change::Figure(f) => {
                 let key = (f.figure, f.partner.clone(), f.material.clone(), f.year);
-                let previous = self.registry.figures.insert(key.clone(), f.grams);
-                undo.push(Undo::Figure(key, previous));
+                let list = self.registry.figures.entry(key.clone()).or_default();
+                // business-time order, record order among equal times
+                let i = list.partition_point(|r| r.at_ns <= f.at_ns);
+                list.insert(i, Registered { at_ns: f.at_ns, value: f.grams });
+                undo.push(Undo::Figure(key, i));
             }
             Change::Position(key) => {
                 let new_class = self.positions.create(&self.registry, key).map_err(|e| match e {
@@ -278,8 +324,10 @@ impl Views {
             }
             Change::Rules(rules) => {
                 let key = (rules.partner.clone(), rules.material.clone());
-                let previous = self.registry.rules.insert(key.clone(), rules.clone());
-                undo.push(Undo::Rules(key, previous));
+                let list = self.registry.rules.entry(key.clone()).or_default();
+                let i = list.partition_point(|r| r.at_ns <= rules.at_ns);
+                list.insert(i, rules.clone());
+                undo.push(Undo::Rules(key, i));
             }
             Change::Withholding(w) => {
                 let key = (w.party.clone(), w.lot.clone());
@@ -338,32 +386,25 @@ impl Views {
                 Undo::Party => r.parties.pop(),
                 Undo::Facility => r.facilities.pop(),
                 Undo::Lot => r.lots.pop(),
-                Undo::Figure(key, Some(previous)) => {
-                    r.figures.insert(key, previous);
-                }
-                Undo::Figure(key, None) => {
-                    r.figures.remove(&key);
-                }
+                Undo::Figure(key, i) => remove_at(&mut r.figures, &key, i),
                 Undo::Position { new_class } => self.positions.pop(new_class),
                 Undo::Post(posted) => {
                     self.journal.pop();
                     self.positions.unpost(posted)
                 }
-                Undo::Rules(key, Some(previous)) => {
-                    r.rules.insert(key, previous);
-                }
-                Undo::Rules(key, None) => {
-                    r.rules.remove(&key);
-                }
-                Undo::Withholding(key, i) => {
-                    if let Some(list) = r.withholds.get_mut(&key) {
-                        list.remove(i);
-                        if list.is_empty() {
-                            r.withholds.remove(&key);
-                        }
-                    }
-                }
+                Undo::Rules(key, i) => remove_at(&mut r.rules, &key, i),
+                Undo::Withholding(key, i) => remove_at(&mut r.withholds, &key, i),
             }
+        }
+    }
+}
+
+/// Removes entry `i` of `key`'s list (the undo of an insert), and the list once empty.
+fn remove_at<K: Ord, V>(map: &mut BTreeMap<K, Vec<V>>, key: &K, i: usize) {
+    if let Some(list) = map.get_mut(key) {
+        list.remove(i);
+        if list.is_empty() {
+            map.remove(key);
         }
     }
 }

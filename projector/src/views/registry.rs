@@ -126,6 +126,20 @@ pub(crate) struct LotEntry {
     pub(crate) certificate: Option<Box<str>>,
 }
 
+/// A registered value, in force from business time `at_ns` (ns since the epoch) on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered<T> {
+    pub at_ns: i64,
+    pub value: T,
+}
+
+/// The registration in force at the end of business time `cutoff_ns` (exclusive): the last one
+/// dated before it, the later record among equal times. `list` is in business-time order.
+fn in_force<T>(list: &[T], at_ns: impl Fn(&T) -> i64, cutoff_ns: i64) -> Option<&T> {
+    let k = list.partition_point(|r| at_ns(r) < cutoff_ns);
+    list[..k].last()
+}
+
 /// Everything registered so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registry {
@@ -136,9 +150,10 @@ pub struct Registry {
     pub(crate) parties: Table<PartyId, PartyEntry>,
     pub(crate) facilities: Table<FacilityId, FacilityEntry>,
     pub(crate) lots: Table<LotId, LotEntry>,
-    pub(crate) figures: BTreeMap<FigureKey, u64>,
-    /// The latest release rules per (partner, material), by record order.
-    pub(crate) rules: BTreeMap<(Country, MaterialId), ReleaseRules>,
+    /// Every registration of each figure, in business-time order (record order among equals).
+    pub(crate) figures: BTreeMap<FigureKey, Vec<Registered<u64>>>,
+    /// Every registration of release rules per (partner, material), ordered as `figures`.
+    pub(crate) rules: BTreeMap<(Country, MaterialId), Vec<ReleaseRules>>,
     /// Withholdings per (party, lot), in business-time order (record order among equals).
     pub(crate) withholds: BTreeMap<(PartyId, LotId), Vec<Withholding>>,
 }
@@ -188,14 +203,26 @@ impl Registry {
         }
     }
 
-    /// A registered reference figure (annual consumption or net imports), in grams.
-    pub fn figure(&self, figure: FigureKind, partner: &Country, material: &MaterialId, year: i32) -> Option<u64> {
-        self.figures.get(&(figure, partner.clone(), material.clone(), year)).copied()
+    /// A reference figure (annual consumption or net imports of `year`), in grams, as in
+    /// force at the end of business time `cutoff_ns` (exclusive): the last registration dated
+    /// before it. A registration dated later, even one recorded earlier, does not count.
+    pub fn figure(
+        &self,
+        figure: FigureKind,
+        partner: &Country,
+        material: &MaterialId,
+        year: i32,
+        cutoff_ns: i64,
+    ) -> Option<u64> {
+        let list = self.figures.get(&(figure, partner.clone(), material.clone(), year))?;
+        in_force(list, |r| r.at_ns, cutoff_ns).map(|r| r.value)
     }
 
-    /// The release rules registered last for a partner and material.
-    pub fn release_rules(&self, partner: &Country, material: &MaterialId) -> Option<&ReleaseRules> {
-        self.rules.get(&(partner.clone(), material.clone()))
+    /// The release rules of a partner for a material in force at the end of business time
+    /// `cutoff_ns` (exclusive), chosen as [`Registry::figure`] chooses.
+    pub fn release_rules(&self, partner: &Country, material: &MaterialId, cutoff_ns: i64) -> Option<&ReleaseRules> {
+        let list = self.rules.get(&(partner.clone(), material.clone()))?;
+        in_force(list, |r| r.at_ns, cutoff_ns)
     }
 
     /// Whether `party`'s stock of `lot` is withheld at the end of business time `cutoff_ns`
@@ -206,8 +233,9 @@ impl Registry {
         list[..k].last().filter(|w| w.withheld)
     }
 
-    /// Every registered figure, sorted by (figure, partner, material, year).
-    pub fn figures(&self) -> &BTreeMap<FigureKey, u64> {
+    /// Every registration of every figure, sorted by (figure, partner, material, year), each
+    /// key's in business-time order.
+    pub fn figures(&self) -> &BTreeMap<FigureKey, Vec<Registered<u64>>> {
         &self.figures
     }
 }

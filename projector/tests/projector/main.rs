@@ -5,5 +5,6 @@ mod follow;
 mod harness;
 mod model;
 mod persistence;
+mod recompute;
 mod report;
 mod scenario;

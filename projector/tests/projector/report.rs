@@ -404,3 +404,85 @@ fn greece_is_el_on_commission_output_and_bad_requests_say_what_to_fix() {
     let empty = stockpile_projector::Views::new();
     assert_eq!(report::build(&empty, &request("NL", "2026", Framework::Eu)), Err(ReportError::EmptyLedger));
 }
+
+#[test]
+fn a_report_whose_period_has_not_ended_by_ledger_time_is_provisional_in_every_rendering() {
+    // the scenario's ledger time is 2026-12-31T00:00Z: 2026 has a day to go, 2026-H1 is over
+    let h = scenario();
+    let (_d, p) = h.fresh_projector();
+    let year = build(&p, &request("NL", "2026", Framework::Eu));
+    let half = build(&p, &request("NL", "2026-H1", Framework::Eu));
+    assert!(year.header.provisional && !half.header.provisional);
+    let notice = report::render::PROVISIONAL_NOTICE;
+    let json = String::from_utf8(report::render::json(&year).unwrap()).unwrap();
+    assert!(json.contains("\"provisional\":true"), "{json}");
+    assert!(report::render::markdown(&year).contains(&format!("**{notice}**")));
+    assert!(report::render::csv(&year)
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.starts_with("header,,status,") && l.contains(notice)));
+    assert!(!report::render::markdown(&half).contains(notice) && !report::render::csv(&half).contains(notice));
+    assert!(report::render::csv(&half).contains("header,,provisional,,,,,,false"));
+}
+
+#[test]
+fn figures_and_rules_apply_as_in_force_at_the_end_of_the_period() {
+    let mut h = scenario();
+    // recorded now, dated after 2026-H1: the half-year keeps the figure and rules of its end
+    admin(&mut h, "fig-cons-2", "2026-09-01", figure(FigureKind::Consumption, "80"));
+    let rules = Action::RegisterReleaseRules {
+        partner: "NL".into(),
+        material: "gallium".into(),
+        text: "Allocated pro rata from September.".into(),
+        confidential: false,
+    };
+    admin(&mut h, "rules-ga-2", "2026-09-01", rules);
+    let (_d, p) = h.fresh_projector();
+    let half = build(&p, &request("NL", "2026-H1", Framework::Eu));
+    let ga = material(&half, "gallium");
+    assert_eq!((ga.consumption.figure_g, ga.consumption.value.as_deref()), (Some(40_000_000), Some("28.00")));
+    assert_eq!(ga.release_rules.text, "Released by ministerial order to NL industry first.");
+    let year = build(&p, &request("NL", "2026", Framework::Eu));
+    let ga = material(&year, "gallium");
+    assert_eq!((ga.consumption.figure_g, ga.consumption.value.as_deref()), (Some(80_000_000), Some("15.25")));
+    assert_eq!(ga.release_rules.text, "Allocated pro rata from September.");
+    // a month before any registration: none in force, and the note says how to fix it
+    let dec = build(&p, &request("NL", "2025-12", Framework::Eu));
+    let ga = material(&dec, "gallium");
+    assert_eq!(
+        (ga.release_rules.status.as_str(), ga.consumption.status.as_str()),
+        ("not_registered", "not_registered")
+    );
+    assert!(ga.consumption.note.contains("--occurred-at on or before 2025-12-31"), "{}", ga.consumption.note);
+}
+
+#[test]
+fn a_reversed_transfer_reduces_the_line_it_was_on_in_the_period_of_the_reversal() {
+    let mut h = scenario();
+    // xfer-ga1 moved 1 t from nl-covra to de-rohstoff on 2026-03-20; the receiver reverses it
+    h.ok(
+        "de-rohstoff",
+        "rev-xfer-ga1",
+        "2026-07-05",
+        Action::Reverse { target: EventId::new("xfer-ga1"), reason: "delivered to the wrong party".into() },
+    );
+    let (_d, p) = h.fresh_projector();
+    let q3 = build(&p, &request("NL", "2026-Q3", Framework::Eu));
+    let gross = |name: &str| material(&q3, "gallium").movements.iter().find(|l| l.line == name).unwrap().gross_g;
+    assert_eq!((gross("transferred_out"), gross("transferred_in")), (1_000_000, 0));
+    let h1 = build(&p, &request("NL", "2026-H1", Framework::Eu));
+    let out = material(&h1, "gallium").movements.iter().find(|l| l.line == "transferred_out").unwrap().gross_g;
+    assert_eq!(out, -1_000_000, "the transfer stays in the period it happened in");
+}
+
+#[test]
+fn a_restated_withholding_keeps_its_first_date() {
+    let mut h = scenario();
+    let withhold =
+        |reason: &str| Action::Withhold { party: "nl-mod".into(), lot: LotId::new("co-1"), reason: reason.into() };
+    admin(&mut h, "withhold-co1-again", "2026-05-01", withhold("restated: still classified"));
+    let (_d, p) = h.fresh_projector();
+    let r = build(&p, &request("NL", "2026-H1", Framework::Eu));
+    let notices: Vec<(&str, &str)> = r.body.withheld.iter().map(|w| (w.since.as_str(), w.reason.as_str())).collect();
+    assert_eq!(notices, [("2026-04-01", "restated: still classified")]);
+}
