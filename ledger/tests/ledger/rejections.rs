@@ -713,3 +713,94 @@ fn a_group_of_submissions_commits_together_and_each_gets_its_own_outcome() {
     assert_eq!(h.state().head.seq, head + 2);
     let _ = PartyId::new("unused");
 }
+
+/// On a partner's channel a refusal names nothing of another partner's records: a taken id
+/// without its seq, another partner's party not by name, a reversal not by id. Off the
+/// channel (the operator's own ledger) the same refusals name them.
+#[test]
+fn a_partners_channel_learns_nothing_of_other_partners_records() {
+    let mut h = fixture();
+    // DE's records: an acquisition, a transfer to NL's nl-mod, and its reversal.
+    let de = h.world.key("de-rohstoff");
+    let de_site = || holding("de-rohstoff", "de-hamburg", Programme::National);
+    let de_records = vec![
+        de.sign(command(
+            "de-acq",
+            at(T),
+            Action::Acquire {
+                lot: lot("w-de", "tungsten", Form::Metal, 999_000, "CN"),
+                to: de_site(),
+                quantity: amount("5", Unit::T),
+                supplier: None,
+                contract: None,
+                price: None,
+            },
+        )),
+        de.sign(command(
+            "de-move",
+            at(T),
+            Action::Release {
+                lot: LotId::new("w-de"),
+                from: de_site(),
+                quantity: amount("1", Unit::T),
+                reason: ReleaseReason::Sale,
+                recipient: "industry".into(),
+            },
+        )),
+        de.sign(command("de-undo", at(T), Action::Reverse { target: EventId::new("de-move"), reason: "x".into() })),
+    ];
+    for o in h.submit(de_records, true) {
+        assert!(matches!(o, Outcome::Appended { .. }), "{o:?}");
+    }
+    let nl = h.world.key("nl-mod");
+    let attempts = vec![
+        // DE's id, other content.
+        nl.sign(command("de-acq", at(T), release(amount("1", Unit::Kg)))),
+        // DE's stock.
+        nl.sign(command(
+            "nl-take",
+            at(T),
+            Action::Transfer {
+                lot: LotId::new("w-de"),
+                from: de_site(),
+                to: holding("nl-mod", "nl-vlissingen", Programme::National),
+                quantity: amount("1", Unit::T),
+            },
+        )),
+        // DE's reversed event, reversed again.
+        nl.sign(command("nl-undo", at(T), Action::Reverse { target: EventId::new("de-move"), reason: "x".into() })),
+    ];
+    let submit_as = |h: &mut Harness, origin: Option<&str>| -> Vec<Rejection> {
+        attempts
+            .iter()
+            .map(|signed| {
+                let mut verified = stockpile_ledger::signing::verify_all(vec![signed.clone()]);
+                if let Some(Ok(v)) = verified.first_mut() {
+                    v.signer.origin = origin.map(Country::new);
+                }
+                let submission = Submission { commands: verified, atomic: true };
+                match h.ledger().commit_group(vec![submission]).unwrap().remove(0).remove(0) {
+                    Outcome::Rejected(r) => r,
+                    other => panic!("{signed:?} was not refused: {other:?}"),
+                }
+            })
+            .collect()
+    };
+    let head = h.state().head.seq;
+    let on_channel = submit_as(&mut h, Some("NL"));
+    assert!(matches!(on_channel[0], Rejection::IdConflict { seq: None, .. }), "{:?}", on_channel[0]);
+    assert!(matches!(on_channel[1], Rejection::NotOwner { party: None, .. }), "{:?}", on_channel[1]);
+    assert!(matches!(on_channel[2], Rejection::AlreadyReversed { by: None, .. }), "{:?}", on_channel[2]);
+    let de_seqs: Vec<String> = (head - 2..=head).map(|s| format!("seq {s}")).collect();
+    for r in &on_channel {
+        let message = r.to_string();
+        for secret in ["de-rohstoff", "de-undo"].iter().map(|s| s.to_string()).chain(de_seqs.clone()) {
+            assert!(!message.contains(&secret), "{message:?} names {secret}");
+        }
+    }
+    let off_channel = submit_as(&mut h, None);
+    assert!(off_channel[0].to_string().contains(&format!("seq {}", head - 2)), "{}", off_channel[0]);
+    assert!(off_channel[1].to_string().contains("de-rohstoff"), "{}", off_channel[1]);
+    assert!(off_channel[2].to_string().contains("de-undo"), "{}", off_channel[2]);
+    assert_eq!(h.state().head.seq, head, "nothing was written");
+}
