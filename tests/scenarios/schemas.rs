@@ -31,7 +31,7 @@ use stockpile_ledger::domain::ids::IdError;
 use stockpile_ledger::domain::rules;
 use stockpile_ledger::domain::{
     Action, AdjustReason, Command, ConvertInto, Direction, EventId, FigureKind, Form, KeyId, KeyRole, LotId, PartyId,
-    Price, Programme, QuantityError, Rejection, ReleaseReason, Unit,
+    Price, Programme, QuantityError, Rejection, ReleaseReason, ShortAt, Unit,
 };
 use stockpile_ledger::record::{self, Record, GENESIS_PREV_HASH};
 use stockpile_ledger::signing::{self, SignedCommand};
@@ -230,15 +230,8 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::Unknown { what: "party", id: "nobody".into() },
         Rejection::AlreadyRegistered { what: "party", id: "nl-covra".into() },
         Rejection::IdConflict { event_id: EventId::new("acq-1"), seq: Some(3) },
-        Rejection::InsufficientStock {
-            lot: LotId::new("ga-001"),
-            position: position(),
-            requested_g: 2,
-            available_g: 1,
-            unit: Unit::T,
-        },
-        Rejection::InsufficientStockAt {
-            lot: LotId::new("ga-001"),
+        Rejection::InsufficientStock { position: position(), requested_g: 2, available_g: 1, unit: Unit::T },
+        Rejection::InsufficientStockAt(Box::new(ShortAt {
             position: position(),
             at: t,
             balance_g: 0,
@@ -246,7 +239,7 @@ fn every_rejection() -> Vec<Rejection> {
             requested_at: t,
             holds_from: Some(t),
             unit: Unit::T,
-        },
+        })),
         Rejection::QuantityOverflow { position: position() },
         Rejection::NotOwner { key: key(), key_party: "nl-covra".into(), party: Some("nl-mod".into()) },
         Rejection::WrongOrigin { key: key(), origin: "NL".into(), key_partner: "partner DE".into() },
@@ -275,7 +268,7 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::AlreadyRegistered { .. }
             | Rejection::IdConflict { .. }
             | Rejection::InsufficientStock { .. }
-            | Rejection::InsufficientStockAt { .. }
+            | Rejection::InsufficientStockAt(_)
             | Rejection::QuantityOverflow { .. }
             | Rejection::NotOwner { .. }
             | Rejection::WrongOrigin { .. }

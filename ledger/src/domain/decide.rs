@@ -9,7 +9,7 @@ use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId
 use super::model::{Facility, KeyEntry, KeyRole, Location, LotSpec, Party, PositionKey, IN_TRANSIT, PURITY_PPM_MAX};
 use super::quantity::{Amount, Quantity, Unit};
 use super::reference::Reference;
-use super::rejection::Rejection;
+use super::rejection::{Rejection, ShortAt};
 use super::rules;
 use super::state::State;
 use chrono::{DateTime, TimeZone, Utc};
@@ -524,7 +524,6 @@ fn check_effects(state: &State, effects: &Effects, unit: Unit) -> Result<(), Rej
                 current.checked_add(p.grams).ok_or(Rejection::QuantityOverflow { position: p.position.clone() })?
             }
             Direction::Decrease => current.checked_sub(p.grams).ok_or_else(|| Rejection::InsufficientStock {
-                lot: p.position.lot.clone(),
                 position: p.position.clone(),
                 requested_g: p.grams,
                 available_g: current,
@@ -576,7 +575,6 @@ fn check_effects_over_time(
             u64::try_from(-delta).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
         if now < requested_g {
             return Err(Rejection::InsufficientStock {
-                lot: position.lot.clone(),
                 position: position.clone(),
                 requested_g,
                 available_g: now,
@@ -587,8 +585,7 @@ fn check_effects_over_time(
             i64::try_from(requested_g).map_err(|_| Rejection::QuantityOverflow { position: position.clone() })?;
         let Some(timeline) = state.timelines.get(position) else { continue };
         if let Some(short) = timeline.first_below(at_ns, need) {
-            return Err(Rejection::InsufficientStockAt {
-                lot: position.lot.clone(),
+            return Err(Rejection::InsufficientStockAt(Box::new(ShortAt {
                 position: position.clone(),
                 at: DateTime::from_timestamp_nanos(short.at_ns),
                 balance_g: short.balance_g,
@@ -596,7 +593,7 @@ fn check_effects_over_time(
                 requested_at: occurred_at,
                 holds_from: timeline.holds_from(need).map(DateTime::from_timestamp_nanos),
                 unit,
-            });
+            })));
         }
     }
     Ok(())

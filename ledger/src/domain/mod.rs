@@ -28,5 +28,5 @@ pub use ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 pub use model::{Facility, Form, HolderType, KeyEntry, KeyRole, Location, LotSpec, Party, PositionKey, Programme};
 pub use quantity::{Amount, Quantity, QuantityError, Unit};
 pub use reference::Reference;
-pub use rejection::{Rejection, RejectionInfo};
+pub use rejection::{Rejection, RejectionInfo, ShortAt};
 pub use state::{Applied, Head, LotState, State, Violation};

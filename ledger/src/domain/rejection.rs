@@ -1,6 +1,6 @@
 //! Rejections: business outcomes the operator can fix. Never a storage failure.
 
-use super::ids::{Country, EventId, IdError, KeyId, LotId};
+use super::ids::{Country, EventId, IdError, KeyId};
 use super::model::PositionKey;
 use super::quantity::{in_unit, QuantityError, Unit};
 use chrono::{DateTime, Utc};
@@ -40,30 +40,12 @@ pub enum Rejection {
         "insufficient stock in {position}: requested {}, available {}: move stock in first, or request less",
         in_unit(*requested_g as i64, *unit), in_unit(*available_g as i64, *unit)
     )]
-    InsufficientStock { lot: LotId, position: PositionKey, requested_g: u64, available_g: u64, unit: Unit },
+    InsufficientStock { position: PositionKey, requested_g: u64, available_g: u64, unit: Unit },
     /// Rules 2: the position holds enough now, but not on every business date from the
-    /// command's `occurred_at` on.
-    #[error(
-        "insufficient stock in {position}: taking {} at {} would leave it below zero at {} (balance there: {}): {}",
-        in_unit(*requested_g as i64, *unit), rfc3339(requested_at), rfc3339(at), in_unit(*balance_g, *unit),
-        match holds_from {
-            Some(t) => format!("date the command at or after {}, from when the position holds it, or move stock in before {}", rfc3339(t), rfc3339(at)),
-            None => format!("move stock in before {}", rfc3339(at)),
-        }
-    )]
-    InsufficientStockAt {
-        lot: LotId,
-        position: PositionKey,
-        /// The first business time, at or after `requested_at`, whose balance is below the request.
-        at: DateTime<Utc>,
-        /// The balance there before this command, in grams.
-        balance_g: i64,
-        requested_g: u64,
-        requested_at: DateTime<Utc>,
-        /// The earliest business time from which the position holds the request on every date.
-        holds_from: Option<DateTime<Utc>>,
-        unit: Unit,
-    },
+    /// command's `occurred_at` on. Boxed: it is the largest refusal, and every `Result` of
+    /// `decide` would otherwise carry its size.
+    #[error("{0}")]
+    InsufficientStockAt(Box<ShortAt>),
     #[error("position {position} would exceed the largest representable quantity")]
     QuantityOverflow { position: PositionKey },
     #[error("key {key} acts for {key_party} and may not move stock of {}: sign with a key of the party that holds it",
@@ -105,6 +87,30 @@ pub enum Rejection {
     SamePosition { position: PositionKey },
     #[error("batch aborted: command {index} of the batch was rejected, so none of it was applied; fix that command and resend the batch")]
     BatchAborted { index: usize },
+}
+
+/// Where a back-dated debit would take a position below zero (`insufficient_stock_at`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "insufficient stock in {position}: taking {} at {} would leave it below zero at {} (balance there: {}): {}",
+    in_unit(*requested_g as i64, *unit), rfc3339(requested_at), rfc3339(at), in_unit(*balance_g, *unit),
+    match holds_from {
+        Some(t) => format!("date the command at or after {}, from when the position holds it, or move stock in before {}", rfc3339(t), rfc3339(at)),
+        None => format!("move stock in before {}", rfc3339(at)),
+    }
+)]
+pub struct ShortAt {
+    pub position: PositionKey,
+    /// The first business time, at or after `requested_at`, whose balance is below the request.
+    pub at: DateTime<Utc>,
+    /// The balance there before this command, in grams.
+    pub balance_g: i64,
+    pub requested_g: u64,
+    pub requested_at: DateTime<Utc>,
+    /// The earliest business time from which the position holds the request on every date.
+    pub holds_from: Option<DateTime<Utc>>,
+    /// The unit the operator stated the quantity in; figures in the message are in it.
+    pub unit: Unit,
 }
 
 fn rfc3339(t: &DateTime<Utc>) -> String {

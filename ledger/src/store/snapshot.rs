@@ -35,6 +35,9 @@ struct Manifest {
     sha256: Hash,
 }
 
+/// A position, its timeline's turnover and its non-zero net changes `(instant ns, grams)`.
+type EncodedTimeline = (PositionKey, u64, Vec<(i64, i64)>);
+
 /// The state in a stable, serializable shape (maps with composite keys become sorted lists).
 /// Every field is required: a snapshot written before a field existed does not decode, and
 /// opening then replays from the start, which is always correct.
@@ -50,7 +53,7 @@ struct Encoded {
     lots: Vec<LotState>,
     positions: Vec<(PositionKey, u64)>,
     /// Each position's turnover and its non-zero net changes `(instant ns, grams)` in order.
-    timelines: Vec<(PositionKey, u64, Vec<(i64, i64)>)>,
+    timelines: Vec<EncodedTimeline>,
     events: Vec<(EventId, EventEntry)>,
 }
 
@@ -59,7 +62,7 @@ fn encode(state: &State) -> Vec<u8> {
     lots.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
     let mut positions: Vec<(PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
     positions.sort();
-    let mut timelines: Vec<(PositionKey, u64, Vec<(i64, i64)>)> =
+    let mut timelines: Vec<EncodedTimeline> =
         state.timelines.iter().map(|(k, t)| (k.clone(), t.turnover(), t.entries().collect())).collect();
     timelines.sort_by(|a, b| a.0.cmp(&b.0));
     let mut events: Vec<(EventId, EventEntry)> = state.events.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

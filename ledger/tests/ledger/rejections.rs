@@ -753,7 +753,7 @@ fn a_partners_channel_learns_nothing_of_other_partners_records() {
         assert!(matches!(o, Outcome::Appended { .. }), "{o:?}");
     }
     let nl = h.world.key("nl-mod");
-    let attempts = vec![
+    let attempts = [
         // DE's id, other content.
         nl.sign(command("de-acq", at(T), release(amount("1", Unit::Kg)))),
         // DE's stock.

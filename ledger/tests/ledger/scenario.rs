@@ -366,12 +366,12 @@ fn rules_are_raised_by_a_signed_record_and_decide_from_the_next_record_on() {
     assert!(matches!(h.submit_one(raise("raise-2-again", 2)), Outcome::Rejected(Rejection::InvalidField { .. })));
     // Rules 2: the same release, dated in February, is refused for its date.
     match h.submit_one(release("rel-feb", "2026-02-15", "1000")) {
-        Outcome::Rejected(Rejection::InsufficientStockAt { at: short, balance_g, requested_g, holds_from, .. }) => {
-            assert_eq!(short, at("2026-02-15"));
+        Outcome::Rejected(Rejection::InsufficientStockAt(short)) => {
+            assert_eq!(short.at, at("2026-02-15"));
             // January's release, accepted under rules 1, left the position at -1 t then.
-            assert_eq!(balance_g, -1_000_000);
-            assert_eq!(requested_g, 1_000_000);
-            assert_eq!(holds_from, Some(at("2026-03-01")));
+            assert_eq!(short.balance_g, -1_000_000);
+            assert_eq!(short.requested_g, 1_000_000);
+            assert_eq!(short.holds_from, Some(at("2026-03-01")));
         }
         other => panic!("expected insufficient_stock_at, got {other:?}"),
     }
