@@ -73,7 +73,7 @@ fn fails(damage: &str, lines: &[Vec<u8>], at: Position, line: u64, problem: impl
     let full = verify_bytes(&bytes, &Options::default()).map(|s| s.records);
     let chain = verify_chain_bytes(&bytes).map(|s| s.records);
     for (check, result) in [("verify", full), ("verify_chain", chain)] {
-        let err = result.expect_err(&format!("{damage}: {check} must fail"));
+        let err = result.expect_err(&format!("{damage}: {check} must fail, but verified (records)"));
         assert_eq!((err.at, err.line), (at, line), "{damage}: {check} names the wrong place: {err}");
         assert!(problem(&err.problem), "{damage}: {check} names the wrong problem: {err}");
     }
@@ -86,12 +86,8 @@ fn damage_around_a_checkpoint_is_named_by_its_position_not_its_claims() {
     // The middle checkpoint is line m + 1, after record t.
     let t = e.lines[m].seq;
     let checkpoint = |after| Position::Checkpoint { after };
-    let misplaced = |size: u64, after: u64| {
-        move |p: &Problem| matches!(p, Problem::CheckpointMisplaced { tree_size, records } if (*tree_size, *records) == (size, after))
-    };
-    let seq_gap = |want: u64, got: u64| {
-        move |p: &Problem| matches!(p, Problem::SeqGap { expected, found } if (*expected, *found) == (want, got))
-    };
+    let misplaced = |size: u64, after: u64| move |p: &Problem| matches!(p, Problem::CheckpointMisplaced { tree_size, records } if (*tree_size, *records) == (size, after));
+    let seq_gap = |want: u64, got: u64| move |p: &Problem| matches!(p, Problem::SeqGap { expected, found } if (*expected, *found) == (want, got));
 
     // Moved one record earlier or later: named where it now stands.
     fails("middle moved earlier", &e.moved(m, m - 1), checkpoint(t - 1), m as u64, misplaced(t, t - 1));
@@ -120,15 +116,40 @@ fn damage_around_a_checkpoint_is_named_by_its_position_not_its_claims() {
 
     // The last checkpoint dropped: the input ends after record n, where it should be.
     let previous = e.lines[..last].iter().rev().find(|l| !l.record).expect("an earlier checkpoint").seq;
-    let uncovered = |p: &Problem| matches!(p, Problem::UncoveredTail { first, last } if (*first, *last) == (previous + 1, n));
+    let uncovered =
+        |p: &Problem| matches!(p, Problem::UncoveredTail { first, last } if (*first, *last) == (previous + 1, n));
     fails("last dropped", &e.removed(last), Position::End { after: n }, last as u64 + 1, uncovered);
 
     // Records next to the checkpoint: dropped or repeated, before or after it.
     fails("record before dropped", &e.removed(m - 1), checkpoint(t - 1), m as u64, misplaced(t, t - 1));
-    fails("record after dropped", &e.removed(m + 1), Position::Record { seq: t + 1 }, m as u64 + 2, seq_gap(t + 1, t + 2));
-    fails("record before repeated", &e.copied(m - 1, m), Position::Record { seq: t + 1 }, m as u64 + 1, seq_gap(t + 1, t));
-    fails("record before repeated after", &e.copied(m - 1, m + 1), Position::Record { seq: t + 1 }, m as u64 + 2, seq_gap(t + 1, t));
-    fails("record after repeated", &e.copied(m + 1, m + 2), Position::Record { seq: t + 2 }, m as u64 + 3, seq_gap(t + 2, t + 1));
+    fails(
+        "record after dropped",
+        &e.removed(m + 1),
+        Position::Record { seq: t + 1 },
+        m as u64 + 2,
+        seq_gap(t + 1, t + 2),
+    );
+    fails(
+        "record before repeated",
+        &e.copied(m - 1, m),
+        Position::Record { seq: t + 1 },
+        m as u64 + 1,
+        seq_gap(t + 1, t),
+    );
+    fails(
+        "record before repeated after",
+        &e.copied(m - 1, m + 1),
+        Position::Record { seq: t + 1 },
+        m as u64 + 2,
+        seq_gap(t + 1, t),
+    );
+    fails(
+        "record after repeated",
+        &e.copied(m + 1, m + 2),
+        Position::Record { seq: t + 2 },
+        m as u64 + 3,
+        seq_gap(t + 2, t + 1),
+    );
 }
 
 /// A checkpoint before the last is optional: the last covers every record, and an export over
