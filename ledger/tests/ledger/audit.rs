@@ -136,8 +136,7 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_position() {
                 // no line at all, where the next record should be) or it is the last line
                 // and lost its newline (the input ends mid-line after the last record).
                 let after = l.seq;
-                let checkpoint =
-                    vec![Position::Checkpoint { after }, record(after + 1), Position::End { after }];
+                let checkpoint = vec![Position::Checkpoint { after }, record(after + 1), Position::End { after }];
                 (b, if l.record { vec![record(l.seq)] } else { checkpoint })
             }
             1 => {
