@@ -544,3 +544,35 @@ fn an_export_written_under_rules_1_still_verifies() {
         .map(|r| r["totals"]["gross_g"].as_i64().unwrap());
     assert_eq!(mindef_gallium, Some(-1_000_000), "{holdings}");
 }
+
+#[test]
+fn a_damaged_checkpoint_is_named_by_position_in_json_and_the_audit_exits_1() {
+    let c = setup();
+    let export = c.dir.path().join("export.jsonl");
+    c.ok(&["audit", "export", "--output", export.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let records = lines.iter().filter(|l| l.starts_with("{\"body\":")).count() as u64;
+    // The last checkpoint claims one record more than stand before it.
+    let last = lines.last_mut().unwrap();
+    let size = format!("\"tree_size\":{records}}}}}");
+    assert!(last.ends_with(&size), "the export ends with the checkpoint over {records} records: {last}");
+    *last = last.replace(&size, &format!("\"tree_size\":{}}}}}", records + 1));
+    let tampered = c.dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    for chain_only in [false, true] {
+        let mut args = vec!["--format", "json", "audit", "verify", tampered.to_str().unwrap()];
+        args.extend(chain_only.then_some("--chain-only"));
+        let out = c.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stockpile {args:?}: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: stdout is one JSON object: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["verification"], if chain_only { "chain only" } else { "full" });
+        assert_eq!(v["position"], serde_json::json!({"kind": "checkpoint", "after": records}), "{v}");
+        assert_eq!(v["line"], lines.len() as u64, "{v}");
+        assert_eq!(v["problem"], "checkpoint_misplaced", "{v}");
+        assert!(stderr.contains("verification failed"), "the message still goes to stderr: {stderr}");
+    }
+}

@@ -72,10 +72,10 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
                 let bar = progress(total, "records checked");
                 let summary = verify_chain(lines.as_mut(), &options, &mut |n| bar.set_position(n));
                 bar.finish_and_clear();
-                let s = summary.map_err(failed)?;
+                let s = summary.map_err(|e| print_failure(format, CHAIN_ONLY, e))?;
                 print_summary(format, &Verified::chain(&s, ledger_key.is_some()));
             } else {
-                let s = run_verify(lines.as_mut(), &options, total)?;
+                let s = run_verify(lines.as_mut(), &options, total).map_err(|e| print_failure(format, FULL, e))?;
                 print_summary(format, &Verified::full(&s));
             }
             Ok(())
@@ -115,7 +115,7 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
 /// projector's pure fold, no store).
 fn verified_views(from: &Path, cut: u64) -> Result<Views> {
     let mut lines = FileLines::open(from).map_err(operational)?;
-    run_verify(&mut lines, &Options::default(), None)?;
+    run_verify(&mut lines, &Options::default(), None).map_err(failed)?;
     let mut views = Views::new();
     let mut source = ExportSource::open(from).map_err(operational)?;
     while views.head().seq < cut {
@@ -262,11 +262,37 @@ fn export_to(lines: &mut dyn Lines, last: &Checkpoint, output: Option<&Path>) ->
     Ok(())
 }
 
-fn run_verify(lines: &mut dyn Lines, options: &Options, total: Option<u64>) -> Result<verify::Summary> {
+fn run_verify(
+    lines: &mut dyn Lines,
+    options: &Options,
+    total: Option<u64>,
+) -> std::result::Result<verify::Summary, VerifyError> {
     let bar = progress(total, "records verified");
     let result = verify(lines, options, &mut |n| bar.set_position(n));
     bar.finish_and_clear();
-    result.map_err(failed)
+    result
+}
+
+/// What `audit verify` checked, as its JSON output names it.
+const FULL: &str = "full";
+const CHAIN_ONLY: &str = "chain only";
+
+/// With `--format json`, prints the failure on stdout as one object (the exit code and the
+/// message on stderr are as without it):
+/// `{"ok":false,"verification":…,"position":{"kind":"record","seq":N}|{"kind":"checkpoint"|"end","after":N},"line":N,"problem":CODE,"message":…}`.
+fn print_failure(format: Format, what: &str, e: VerifyError) -> CliError {
+    if format == Format::Json {
+        let v = serde_json::json!({
+            "ok": false,
+            "verification": what,
+            "position": e.at,
+            "line": e.line,
+            "problem": e.problem.code(),
+            "message": e.to_string(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("failures encode"));
+    }
+    failed(e)
 }
 
 fn failed(e: VerifyError) -> CliError {
@@ -291,7 +317,7 @@ struct Verified<'a> {
 impl<'a> Verified<'a> {
     fn full(s: &'a verify::Summary) -> Self {
         Verified {
-            what: "full",
+            what: FULL,
             records: s.records,
             signatures: s.signatures,
             checkpoints: s.checkpoints,
@@ -304,7 +330,7 @@ impl<'a> Verified<'a> {
 
     fn chain(s: &'a ChainSummary, pinned: bool) -> Self {
         Verified {
-            what: "chain only",
+            what: CHAIN_ONLY,
             records: s.records,
             signatures: 0,
             checkpoints: s.checkpoints,
@@ -334,7 +360,7 @@ fn print_summary(format: Format, s: &Verified<'_>) {
         println!("{}", serde_json::to_string_pretty(&v).expect("summary encodes"));
         return;
     }
-    if s.what == "full" {
+    if s.what == FULL {
         println!(
             "{} {} records re-executed, {} signatures and {} checkpoints verified",
             output::ok("OK"),

@@ -6,7 +6,7 @@
 //! - [`export`]: the log as JSON Lines (stored records, byte for byte, with the checkpoints
 //!   between them), from a store or a file.
 //! - [`verify`]: checks an export or a store by re-running the ledger's pure core on every
-//!   signed command; names the first bad seq.
+//!   signed command; names the position of the first bad line.
 //! - [`proof`]: inclusion and consistency proofs, checked against checkpoints.
 
 pub mod checkpoint;
@@ -15,4 +15,4 @@ pub mod proof;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, LedgerKey};
-pub use verify::{verify, verify_chain, ChainSummary, Options, Problem, Summary, VerifyError};
+pub use verify::{verify, verify_chain, ChainSummary, Options, Position, Problem, Summary, VerifyError};

@@ -9,14 +9,17 @@
 //!    revoked, and may move that stock; the balance sufficed) and decides exactly the event,
 //!    scope, actor and digest the record holds; then `apply` folds it;
 //!
-//! and every checkpoint line: its tree size is the number of records before it, its root is
-//! the RFC 6962 root over their hashes, and its signature verifies under the ledger key
-//! (the one pinned by the auditor, or else the first one seen, which all others must match).
-//! An export must end with a checkpoint over all its records, so records cut from the end
-//! are caught like any other. At the end, conservation is checked over the replayed state.
+//! and every checkpoint line: its tree size is the number of records before it (so at most
+//! one checkpoint follows a record), its root is the RFC 6962 root over their hashes, and its
+//! signature verifies under the ledger key (the one pinned by the auditor, or else the first
+//! one seen, which all others must match). An export must end with a checkpoint over all its
+//! records, so records cut from the end are caught like any other; checkpoints before it are
+//! optional (an export over NATS carries only the last). At the end, conservation is checked
+//! over the replayed state.
 //!
-//! The first problem stops verification and names its seq: the seq the line's position
-//! says it should have, whatever the (possibly damaged) line claims.
+//! The first problem stops verification and names its [`Position`]: where the line stands
+//! among the lines (the record that should be there, or the checkpoint after the records
+//! before it), whatever the (possibly damaged) line claims, and its line number.
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
@@ -57,20 +60,40 @@ pub struct Summary {
 
 /// The first problem found.
 #[derive(Debug, thiserror::Error)]
-#[error("seq {seq}{}: {problem}", at_line(*line))]
+#[error("{at} (line {line}): {problem}")]
 pub struct VerifyError {
-    /// The first bad seq: where the log stops being trustworthy.
-    pub seq: u64,
-    /// Line of the input (1-based) that shows it; 0 when the input ended.
+    /// Where the problem is, by position: from here on the input is not proven.
+    pub at: Position,
+    /// The 1-based line of the input that shows it; for a problem at the end
+    /// ([`Position::End`]), the line after the last one read.
     pub line: u64,
     pub problem: Box<Problem>,
 }
 
-fn at_line(line: u64) -> String {
-    if line == 0 {
-        String::new()
-    } else {
-        format!(" (line {line})")
+/// Where in the input a problem is, counted from the lines before it: never what the
+/// (possibly damaged) line itself claims. Serialized in `audit verify --format json`
+/// (`{"kind":"checkpoint","after":1580}`), so its spelling is a compatibility boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Position {
+    /// The line where record `seq` must be: `seq - 1` record lines stand before it. A line
+    /// that is neither a record nor a checkpoint is named as the record expected there.
+    Record { seq: u64 },
+    /// A checkpoint line with `after` record lines before it: the checkpoint after record
+    /// `after`, whose tree size must be `after`.
+    Checkpoint { after: u64 },
+    /// The end of the input (or of what could be read of it), after `after` records: a
+    /// missing final checkpoint, no records at all, a read error, or conservation.
+    End { after: u64 },
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Record { seq } => write!(f, "seq {seq}"),
+            Position::Checkpoint { after } => write!(f, "the checkpoint after seq {after}"),
+            Position::End { after } => write!(f, "the end of the input after seq {after}"),
+        }
     }
 }
 
@@ -102,20 +125,55 @@ pub enum Problem {
     DoesNotApply(String),
     #[error("checkpoint: {0}")]
     Checkpoint(CheckpointError),
-    #[error("a checkpoint over {tree_size} records follows record {records}")]
+    #[error("the checkpoint claims {tree_size} records but follows record {records}: a checkpoint line was moved or edited, or records before it were added or dropped")]
     CheckpointMisplaced { tree_size: u64, records: u64 },
+    #[error("a second checkpoint after the same record: an export holds at most one per record, so a checkpoint line was repeated")]
+    CheckpointRepeated,
     #[error("the checkpoint's root is not the Merkle root of the records before it")]
     CheckpointRoot,
     #[error("the checkpoint is signed by {found}, not the ledger key {expected}")]
     CheckpointKey { expected: String, found: String },
     #[error("the input holds no records")]
     Empty,
-    #[error("records from this seq on are not covered by a checkpoint: the end of the log is unproven (audit export always ends with one)")]
-    UncoveredTail,
+    #[error("records {first} to {last} are not covered by a checkpoint: an export must end with one over all its records (`audit export` writes it), so get the export again")]
+    UncoveredTail { first: u64, last: u64 },
     #[error("the replayed state breaks conservation: {0}")]
     Conservation(String),
     #[error("reading the input: {0}")]
     Read(#[from] LinesError),
+}
+
+impl Problem {
+    /// A stable snake_case name for the problem, for machine output (`audit verify
+    /// --format json`): a compatibility boundary, like [`Position`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::NotALine => "not_a_line",
+            Problem::Malformed(_) => "malformed",
+            Problem::HashMismatch => "hash_mismatch",
+            Problem::NotCanonical => "not_canonical",
+            Problem::SeqGap { .. } => "seq_gap",
+            Problem::PrevHash => "prev_hash",
+            Problem::ClockBackwards { .. } => "clock_backwards",
+            Problem::Signature(_) => "signature",
+            Problem::Rejected(_) => "rejected",
+            Problem::Replayed(_) => "replayed",
+            Problem::Mismatch(_) => "mismatch",
+            Problem::DoesNotApply(_) => "does_not_apply",
+            Problem::Checkpoint(CheckpointError::Malformed(_)) => "checkpoint_malformed",
+            Problem::Checkpoint(CheckpointError::NotCanonical) => "checkpoint_not_canonical",
+            Problem::Checkpoint(CheckpointError::BadKey) => "checkpoint_bad_key",
+            Problem::Checkpoint(CheckpointError::BadSignature) => "checkpoint_signature",
+            Problem::CheckpointMisplaced { .. } => "checkpoint_misplaced",
+            Problem::CheckpointRepeated => "checkpoint_repeated",
+            Problem::CheckpointRoot => "checkpoint_root",
+            Problem::CheckpointKey { .. } => "checkpoint_key",
+            Problem::Empty => "empty",
+            Problem::UncoveredTail { .. } => "uncovered_tail",
+            Problem::Conservation(_) => "conservation",
+            Problem::Read(_) => "read",
+        }
+    }
 }
 
 /// What [`verify_chain`] checked.
@@ -139,7 +197,7 @@ pub fn verify_chain(
 ) -> Result<ChainSummary, VerifyError> {
     let mut v = Verifier::new(options);
     // Reading the next chunk overlaps hashing this one on the other cores.
-    let mut chunk = lines.next_block(CHUNK_LINES).map_err(|e| v.fail(Problem::Read(e)))?;
+    let mut chunk = lines.next_block(CHUNK_LINES).map_err(|e| v.fail_at_end(Problem::Read(e)))?;
     while !chunk.is_empty() {
         let (next, links) = rayon::join(
             || lines.next_block(CHUNK_LINES),
@@ -151,10 +209,10 @@ pub fn verify_chain(
                 Link::Record { seq, prev_hash, hash, leaf } => {
                     let expected = v.records + 1;
                     if seq != expected {
-                        return Err(v.fail(Problem::SeqGap { expected, found: seq }));
+                        return Err(v.fail_record(Problem::SeqGap { expected, found: seq }));
                     }
                     if prev_hash != v.head {
-                        return Err(v.fail(Problem::PrevHash));
+                        return Err(v.fail_record(Problem::PrevHash));
                     }
                     v.frontier.push(leaf);
                     v.head = hash;
@@ -164,7 +222,7 @@ pub fn verify_chain(
             }
         }
         progress(v.records);
-        lines.give_back(std::mem::replace(&mut chunk, next.map_err(|e| v.fail(Problem::Read(e)))?));
+        lines.give_back(std::mem::replace(&mut chunk, next.map_err(|e| v.fail_at_end(Problem::Read(e)))?));
     }
     v.finish_chain()
 }
@@ -241,7 +299,7 @@ pub fn verify(lines: &mut dyn Lines, options: &Options, progress: &mut dyn FnMut
         );
         done?;
         progress(v.records);
-        let chunk = next.map_err(|e| v.fail(Problem::Read(e)))?;
+        let chunk = next.map_err(|e| v.fail_at_end(Problem::Read(e)))?;
         if chunk.is_empty() {
             break;
         }
@@ -279,46 +337,57 @@ impl Verifier {
         }
     }
 
-    fn fail_at(&self, seq: u64, problem: Problem) -> VerifyError {
-        VerifyError { seq, line: self.line, problem: Box::new(problem) }
+    /// A problem with the line just read, which stands where record `records + 1` must be.
+    fn fail_record(&self, problem: Problem) -> VerifyError {
+        let at = Position::Record { seq: self.records + 1 };
+        VerifyError { at, line: self.line, problem: Box::new(problem) }
     }
 
-    /// A problem with the next record.
-    fn fail(&self, problem: Problem) -> VerifyError {
-        self.fail_at(self.records + 1, problem)
+    /// A problem with the checkpoint line just read, after record `records`.
+    fn fail_checkpoint(&self, problem: Problem) -> VerifyError {
+        let at = Position::Checkpoint { after: self.records };
+        VerifyError { at, line: self.line, problem: Box::new(problem) }
+    }
+
+    /// A problem found where the lines end (or can be read no further).
+    fn fail_at_end(&self, problem: Problem) -> VerifyError {
+        let at = Position::End { after: self.records };
+        VerifyError { at, line: self.line + 1, problem: Box::new(problem) }
     }
 
     fn step(&mut self, item: Parsed, lines: &dyn Lines) -> Result<(), VerifyError> {
         match item {
-            Parsed::Bad(problem) => Err(self.fail(problem)),
-            Parsed::Checkpoint(Err(e)) => Err(self.fail_at(self.records, Problem::Checkpoint(e))),
-            Parsed::Checkpoint(Ok(c)) => self.checkpoint(c),
+            Parsed::Bad(problem) => Err(self.fail_record(problem)),
+            Parsed::Checkpoint(c) => {
+                let checked = c.map_err(Problem::Checkpoint).and_then(|c| self.checkpoint(c));
+                checked.map_err(|p| self.fail_checkpoint(p))
+            }
             Parsed::Record(parsed) => {
                 let (record, verified) = *parsed;
-                let verified = verified.map_err(|p| self.fail(p))?;
-                self.record(record, verified, lines).map_err(|p| self.fail(p))
+                let verified = verified.map_err(|p| self.fail_record(p))?;
+                self.record(record, verified, lines).map_err(|p| self.fail_record(p))
             }
         }
     }
 
-    fn checkpoint(&mut self, c: Checkpoint) -> Result<(), VerifyError> {
+    /// A checkpoint line after record `records`: it must cover exactly those records, be the
+    /// only checkpoint there, and be signed over their root by the ledger key.
+    fn checkpoint(&mut self, c: Checkpoint) -> Result<(), Problem> {
         if c.tree_size != self.records {
-            let problem = Problem::CheckpointMisplaced { tree_size: c.tree_size, records: self.records };
-            let seq = if c.tree_size > self.records { self.records + 1 } else { c.tree_size.max(1) };
-            return Err(self.fail_at(seq, problem));
+            return Err(Problem::CheckpointMisplaced { tree_size: c.tree_size, records: self.records });
         }
-        let at = c.tree_size;
+        if self.checkpoints > 0 && self.covered == self.records {
+            return Err(Problem::CheckpointRepeated);
+        }
         if c.root != self.frontier.root() {
-            return Err(self.fail_at(at, Problem::CheckpointRoot));
+            return Err(Problem::CheckpointRoot);
         }
         match &self.key {
-            Some(k) if *k != c.key => {
-                return Err(self.fail_at(at, Problem::CheckpointKey { expected: k.clone(), found: c.key.clone() }))
-            }
+            Some(k) if *k != c.key => return Err(Problem::CheckpointKey { expected: k.clone(), found: c.key.clone() }),
             Some(_) => {}
             None => self.key = Some(c.key.clone()),
         }
-        c.verify_signature().map_err(|e| self.fail_at(at, Problem::Checkpoint(e)))?;
+        c.verify_signature().map_err(Problem::Checkpoint)?;
         self.checkpoints += 1;
         self.covered = c.tree_size;
         Ok(())
@@ -387,13 +456,19 @@ impl Verifier {
         Ok(())
     }
 
-    fn finish_chain(self) -> Result<ChainSummary, VerifyError> {
+    /// The input ended: it must hold records, and end with a checkpoint over all of them.
+    fn check_end(&self) -> Result<(), VerifyError> {
         if self.records == 0 {
-            return Err(self.fail_at(1, Problem::Empty));
+            return Err(self.fail_at_end(Problem::Empty));
         }
         if self.covered < self.records {
-            return Err(self.fail_at(self.covered + 1, Problem::UncoveredTail));
+            return Err(self.fail_at_end(Problem::UncoveredTail { first: self.covered + 1, last: self.records }));
         }
+        Ok(())
+    }
+
+    fn finish_chain(self) -> Result<ChainSummary, VerifyError> {
+        self.check_end()?;
         Ok(ChainSummary {
             records: self.records,
             checkpoints: self.checkpoints,
@@ -404,14 +479,9 @@ impl Verifier {
     }
 
     fn finish(self) -> Result<Summary, VerifyError> {
-        if self.records == 0 {
-            return Err(self.fail_at(1, Problem::Empty));
-        }
-        if self.covered < self.records {
-            return Err(self.fail_at(self.covered + 1, Problem::UncoveredTail));
-        }
+        self.check_end()?;
         if let Err(what) = self.state.check_conservation() {
-            return Err(self.fail_at(self.records, Problem::Conservation(what)));
+            return Err(self.fail_at_end(Problem::Conservation(what)));
         }
         Ok(Summary {
             records: self.records,

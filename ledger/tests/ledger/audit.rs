@@ -7,14 +7,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stockpile_ledger::audit::export::{self, FileLines, StoreLines, RECORD_PREFIX};
 use stockpile_ledger::audit::proof::{prove_consistency, prove_inclusion};
-use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, Options, Problem};
+use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, Options, Position, Problem};
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::Country;
 use stockpile_ledger::record::{self, Record};
 use stockpile_ledger::Clock as _;
 
 /// A random history with a final checkpoint, exported to bytes.
-fn exported(seed: u64) -> (Harness, Checkpoint, Vec<u8>) {
+pub(super) fn exported(seed: u64) -> (Harness, Checkpoint, Vec<u8>) {
     let mut h = random_ledger(seed);
     let head = h.state().head.seq;
     let last =
@@ -27,14 +27,14 @@ fn exported(seed: u64) -> (Harness, Checkpoint, Vec<u8>) {
     (h, last, out)
 }
 
-fn verify_bytes(bytes: &[u8], options: &Options) -> Result<verify::Summary, verify::VerifyError> {
+pub(super) fn verify_bytes(bytes: &[u8], options: &Options) -> Result<verify::Summary, verify::VerifyError> {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), bytes).expect("write export");
     let mut lines = FileLines::open(file.path()).expect("open export");
     verify(&mut lines, options, &mut |_| {})
 }
 
-fn verify_chain_bytes(bytes: &[u8]) -> Result<verify::ChainSummary, verify::VerifyError> {
+pub(super) fn verify_chain_bytes(bytes: &[u8]) -> Result<verify::ChainSummary, verify::VerifyError> {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), bytes).expect("write export");
     let mut lines = FileLines::open(file.path()).expect("open export");
@@ -64,15 +64,15 @@ fn exports_of_random_histories_verify_by_re_execution() {
     }
 }
 
-/// One line of an export, and the seq a problem in it must be reported at.
-struct Line {
-    bytes: Vec<u8>,
+/// One line of an export, and where a problem in it must be reported.
+pub(super) struct Line {
+    pub bytes: Vec<u8>,
     /// A record's seq; for a checkpoint, the seq of the record before it.
-    seq: u64,
-    record: bool,
+    pub seq: u64,
+    pub record: bool,
 }
 
-fn split(bytes: &[u8]) -> Vec<Line> {
+pub(super) fn split(bytes: &[u8]) -> Vec<Line> {
     let mut seq = 0;
     bytes
         .split(|b| *b == b'\n')
@@ -85,7 +85,7 @@ fn split(bytes: &[u8]) -> Vec<Line> {
         .collect()
 }
 
-fn join(lines: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn join(lines: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for l in lines {
         out.extend_from_slice(l);
@@ -106,7 +106,7 @@ fn reseal(records: &mut [Record], from: usize) {
 }
 
 #[test]
-fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
+fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_position() {
     let (_h, _last, bytes) = exported(7);
     let lines = split(&bytes);
     let record_lines: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].record).collect();
@@ -121,9 +121,10 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
         let kind = rng.gen_range(0..8);
         kinds[kind] += 1;
         let mut out: Vec<Vec<u8>> = lines.iter().map(|l| l.bytes.clone()).collect();
-        // What the verifier must name: exactly one seq, or (for checkpoint lines) either the
-        // checkpoint's tree size or the record after it.
-        let (tampered, expected): (Vec<u8>, Vec<u64>) = match kind {
+        // Where the verifier must stop: one position, or for a damaged checkpoint line one
+        // of a few (see kind 0).
+        let record = |seq: u64| Position::Record { seq };
+        let (tampered, expected): (Vec<u8>, Vec<Position>) = match kind {
             0 => {
                 // Flip one byte anywhere, newlines included.
                 let mut b = bytes.clone();
@@ -131,27 +132,34 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
                 b[at] ^= rng.gen_range(1..=255u8);
                 let line = bytes[..at].iter().filter(|c| **c == b'\n').count();
                 let l = &lines[line];
-                (b, if l.record { vec![l.seq] } else { vec![l.seq, l.seq + 1] })
+                // A checkpoint line is named as such, unless its prefix is hit (then it is
+                // no line at all, where the next record should be) or it is the last line
+                // and lost its newline (the input ends mid-line after the last record).
+                let after = l.seq;
+                let checkpoint = vec![Position::Checkpoint { after }, record(after + 1), Position::End { after }];
+                (b, if l.record { vec![record(l.seq)] } else { checkpoint })
             }
             1 => {
-                // Drop a record.
+                // Drop a record: the next record is out of sequence, or the checkpoint that
+                // followed the dropped record now follows the one before it.
                 let i = record_lines[rng.gen_range(0..record_lines.len())];
                 let seq = lines[i].seq;
                 out.remove(i);
-                (join(&out), vec![seq])
+                let at = if lines[i + 1].record { record(seq) } else { Position::Checkpoint { after: seq - 1 } };
+                (join(&out), vec![at])
             }
             2 => {
                 // Duplicate a record right after itself.
                 let i = record_lines[rng.gen_range(0..record_lines.len())];
                 out.insert(i + 1, out[i].clone());
-                (join(&out), vec![lines[i].seq + 1])
+                (join(&out), vec![record(lines[i].seq + 1)])
             }
             3 => {
                 // Swap two records.
                 let a = rng.gen_range(0..record_lines.len() - 1);
                 let b = rng.gen_range(a + 1..record_lines.len());
                 out.swap(record_lines[a], record_lines[b]);
-                (join(&out), vec![a as u64 + 1])
+                (join(&out), vec![record(a as u64 + 1)])
             }
             4 => {
                 // Insert a record from another ledger where record s was expected.
@@ -163,7 +171,7 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
                     }
                 };
                 out.insert(i, f.bytes.clone());
-                (join(&out), vec![lines[i].seq])
+                (join(&out), vec![record(lines[i].seq)])
             }
             5 | 6 => {
                 // Swap two records' signatures; kind 6 also re-seals the chain after them.
@@ -184,7 +192,7 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
                 for (i, r) in record_lines.iter().zip(&records) {
                     out[*i] = canonical_record(r);
                 }
-                (join(&out), vec![a as u64 + 1])
+                (join(&out), vec![record(a as u64 + 1)])
             }
             _ => {
                 // Claim the event concerns another partner, and re-seal: only re-execution sees it.
@@ -196,7 +204,7 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
                 for (i, r) in record_lines.iter().zip(&records) {
                     out[*i] = canonical_record(r);
                 }
-                (join(&out), vec![a as u64 + 1])
+                (join(&out), vec![record(a as u64 + 1)])
             }
         };
         let err = match verify_bytes(&tampered, &options) {
@@ -204,17 +212,21 @@ fn a_thousand_random_tamperings_are_all_caught_at_the_first_bad_seq() {
             Err(e) => e,
         };
         assert!(
-            expected.contains(&err.seq),
-            "round {round} (kind {kind}): expected the first bad seq in {expected:?} of {n}, got {err}"
+            expected.contains(&err.at),
+            "round {round} (kind {kind}): expected the first bad position in {expected:?} of {n} records, got {err}"
         );
-        // The fast chain check catches it too: at the same seq, or — for a forger who
+        // The fast chain check catches it too: at the same position, or — for a forger who
         // re-sealed the chain — at the first checkpoint after it.
         let chain = verify_chain_bytes(&tampered).expect_err("the chain check catches it too");
         if kind >= 6 {
-            assert!(chain.seq >= expected[0], "round {round} (kind {kind}): chain check at {chain}");
+            let Position::Record { seq } = expected[0] else { unreachable!("re-sealing damages a record") };
+            assert!(
+                matches!(chain.at, Position::Checkpoint { after } if after >= seq),
+                "round {round} (kind {kind}): chain check at {chain}"
+            );
             assert!(matches!(*chain.problem, Problem::CheckpointRoot), "round {round}: {chain}");
         } else {
-            assert!(expected.contains(&chain.seq), "round {round} (kind {kind}): chain check at {chain}");
+            assert!(expected.contains(&chain.at), "round {round} (kind {kind}): chain check at {chain}");
         }
     }
     assert!(kinds.iter().all(|k| *k > 50), "every kind of tampering is exercised: {kinds:?}");

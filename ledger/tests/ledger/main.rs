@@ -1,6 +1,7 @@
 //! Integration tests of the ledger crate over real sled directories.
 
 mod audit;
+mod audit_positions;
 mod crash;
 mod decoding;
 mod harness;
