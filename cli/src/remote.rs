@@ -35,6 +35,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the projector to fold the ledger's head before answering holdings.
 pub const PROJECTOR_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most pages one holdings answer is followed through: at the default 1 MiB max_payload and
+/// ~200 bytes a row, 2 million rows — far more than a stockpile holds lots; a bound so a
+/// projector that keeps answering `next` cannot keep the CLI for ever.
+const HOLDINGS_PAGES_MAX: usize = 400;
 /// Pause between two holdings queries while the projector catches up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 
@@ -223,6 +227,34 @@ fn chunks(commands: Vec<SignedCommand>) -> Vec<Vec<SignedCommand>> {
     out
 }
 
+impl Remote {
+    /// `first` with every later page appended, or `None` when the projector moved on
+    /// between pages (the caller asks again from the first).
+    fn rest_of(&self, query: &HoldingsQuery, mut first: Holdings) -> Result<Option<Holdings>> {
+        let mut pages = 0;
+        while let Some(offset) = first.next.take() {
+            pages += 1;
+            if pages > HOLDINGS_PAGES_MAX {
+                return Err(operational(format!(
+                    "the holdings answer runs past {HOLDINGS_PAGES_MAX} pages: narrow the query with filters"
+                )));
+            }
+            let page_query = HoldingsQuery { offset, ..query.clone() };
+            let body = serde_json::to_vec(&page_query).expect("encodes");
+            let page: Holdings = self.request(HOLDINGS, body, "projector")?;
+            if (page.seq, page.head_hash) != (first.seq, first.head_hash) {
+                return Ok(None);
+            }
+            if page.rows.is_empty() && page.next.is_some() {
+                return Err(operational(format!("the projector answered an empty page at row {offset}")));
+            }
+            first.rows.extend(page.rows);
+            first.next = page.next;
+        }
+        Ok(Some(first))
+    }
+}
+
 impl Backend for Remote {
     fn append(&mut self, commands: Vec<SignedCommand>, atomic: bool) -> Result<Vec<AppendResult>> {
         let chunks = chunks(commands);
@@ -267,6 +299,8 @@ impl Backend for Remote {
 
     /// Waits (bounded) until the projector has folded the ledger's head, so an answer right
     /// after an append includes it, as in the embedded mode.
+    /// An answer too large for one message comes in pages (`next`), followed here to the
+    /// end; pages cut at another record than the first are thrown away and asked again.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
         let head = self.head()?;
         let body = serde_json::to_vec(query).expect("encodes");
@@ -274,7 +308,18 @@ impl Backend for Remote {
         loop {
             let answer: Holdings = self.request(HOLDINGS, body.clone(), "projector")?;
             if answer.seq >= head {
-                return Ok(answer);
+                if let Some(whole) = self.rest_of(query, answer)? {
+                    return Ok(whole);
+                }
+                if Instant::now() >= deadline {
+                    return Err(operational(format!(
+                        "the projector at {} moved on while its answer was paged, for {}s: ask again when the \
+                         ledger is quieter, or narrow the query",
+                        self.url,
+                        PROJECTOR_CATCH_UP_TIMEOUT.as_secs()
+                    )));
+                }
+                continue;
             }
             if Instant::now() >= deadline {
                 return Err(operational(format!(
