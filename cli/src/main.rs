@@ -11,6 +11,7 @@ mod error;
 mod keystore;
 mod output;
 mod parse;
+mod refusal;
 mod remote;
 
 use args::{Cli, KeysVerb, Verb};
@@ -99,7 +100,11 @@ fn nats_identity(cli: &Cli) -> Result<Option<Identity>> {
 /// Connects to the services at `url` as `--nats-nkey`'s user (and `--nats-partner`'s partner).
 fn connect(cli: &Cli, url: &str) -> Result<remote::Remote> {
     let partner = cli.nats_partner.as_deref().map(str::to_ascii_uppercase);
-    Ok(remote::Remote::connect(url, nats_identity(cli)?.as_ref())?.acting_for(partner))
+    let identity = nats_identity(cli)?;
+    // The user's name as `stockpile nats-config` wrote it: `users/<name>.nk`.
+    let user = cli.nats_nkey.as_deref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned());
+    let identity = identity.as_ref().zip(user);
+    Ok(remote::Remote::connect(url, identity)?.acting_for(partner))
 }
 
 fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> {

@@ -4,6 +4,7 @@
 
 use crate::client::Backend;
 use crate::error::{operational, usage, CliError, Result};
+use crate::refusal::{Operation, Refusal, Refusals};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 use stockpile_ledger::audit::export::{Lines, LinesError};
@@ -34,11 +35,64 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the projector to fold the ledger's head before answering holdings.
 pub const PROJECTOR_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most pages one holdings answer is followed through: at the default 1 MiB max_payload and
+/// ~200 bytes a row, 2 million rows — far more than a stockpile holds lots; a bound so a
+/// projector that keeps answering `next` cannot keep the CLI for ever.
+const HOLDINGS_PAGES_MAX: usize = 400;
 /// Pause between two holdings queries while the projector catches up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 
+/// Why a call over NATS failed before any service answered it. Each names what was asked,
+/// of whom, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The server's permissions refused this user the subject: nothing was delivered.
+    #[error(
+        "the NATS server refused user {user} permission to {operation} {subject}: this user may not {operation} \
+         {subject}; {hint}"
+    )]
+    Refused { user: String, operation: Operation, subject: String, hint: &'static str },
+    /// Nobody subscribes to the subject: the service is not running (or not yet).
+    #[error("no {service} answers on {subject} at {url}: is it running? start it, or check the --nats URL")]
+    NoResponders { service: &'static str, subject: String, url: String },
+}
+
+impl From<RemoteError> for CliError {
+    fn from(e: RemoteError) -> CliError {
+        operational(e)
+    }
+}
+
+/// What to do about a refusal of `subject`, as `stockpile nats-config` grants rights
+/// (`service::access::permissions`; docs/PARTNERS.md §5).
+fn refusal_hint(subject: &str) -> &'static str {
+    match subject {
+        RANGE => {
+            "the log is read by the auditor user; a partner follows its own feed (`stockpile --nats-partner P watch`)"
+        }
+        CHECKPOINT => {
+            "signing a checkpoint on request is not among this user's rights; the ledger publishes its \
+             checkpoints on stockpile.v1.checkpoints, which partners and the auditor may subscribe to"
+        }
+        HOLDINGS => "holdings over NATS are for the auditor user; a partner reads its own feed and reports",
+        APPEND => "a partner posts on its own channel: pass --nats-partner with its code",
+        s if s.starts_with(FEED_PREFIX) => {
+            "a partner subscribes to its own feed only: pass --nats-partner with its code"
+        }
+        s if s.starts_with(EVENTS_PREFIX) => {
+            "the complete event stream is for the auditor user; a partner watches its own feed with --nats-partner P"
+        }
+        _ => "connect with the --nats-nkey of a user whose role allows it (docs/PARTNERS.md lists each user's rights)",
+    }
+}
+
 pub struct Remote {
     url: String,
+    /// The NATS user, as the server knows it (the seed file's name), for messages.
+    user: String,
+    /// Where replies come: `_INBOX.<public key>` for a user, `_INBOX` without one.
+    inbox: String,
+    refusals: Refusals,
     /// Post as this partner (`--nats-partner`): appends on its own subject, watch on its feed.
     partner: Option<String>,
     runtime: tokio::runtime::Runtime,
@@ -48,28 +102,47 @@ pub struct Remote {
 impl Remote {
     /// Connects to `url` (comma-separated servers allowed); an unreachable server is an
     /// operational error (exit 2) naming the URL.
-    pub fn connect(url: &str, identity: Option<&Identity>) -> Result<Remote> {
+    /// `user` names the identity in messages (`partner-NL`, the seed file's name).
+    pub fn connect(url: &str, identity: Option<(&Identity, String)>) -> Result<Remote> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
         let servers: Vec<&str> = url.split(',').map(str::trim).collect();
-        let options = access::authenticate(async_nats::ConnectOptions::new(), identity)
+        let refusals = Refusals::new();
+        let options = access::authenticate(async_nats::ConnectOptions::new(), identity.as_ref().map(|(i, _)| *i))
             .name("stockpile-cli")
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REPLY_TIMEOUT));
         let client = runtime
-            .block_on(options.connect(servers))
+            .block_on(refusals.watch(options).connect(servers))
             .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}")))?;
-        Ok(Remote { url: url.to_string(), partner: None, runtime, client })
+        let (user, inbox) = match identity {
+            Some((identity, user)) => (user, access::inbox_prefix(identity.public_key())),
+            None => ("(none: no --nats-nkey)".to_string(), "_INBOX".to_string()),
+        };
+        Ok(Remote { url: url.to_string(), user, inbox, refusals, partner: None, runtime, client })
+    }
+
+    fn refused(&self, refusal: Refusal) -> RemoteError {
+        let hint = refusal_hint(&refusal.subject);
+        RemoteError::Refused { user: self.user.clone(), operation: refusal.operation, subject: refusal.subject, hint }
     }
 
     /// Sends one request; a reply that is an [`ErrorReply`] becomes an operational error.
-    fn request<T: serde::de::DeserializeOwned>(&self, subject: &str, body: Vec<u8>, who: &str) -> Result<T> {
-        let reply = self.runtime.block_on(self.client.request(subject.to_string(), body.into())).map_err(|e| {
-            operational(match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    format!("no {who} answers on {subject} at {}: is it running?", self.url)
-                }
-                _ => format!("{subject} at {}: {e}", self.url),
-            })
+    /// A request the server refuses (its permissions) ends as soon as the server says so.
+    fn request<T: serde::de::DeserializeOwned>(&self, subject: &str, body: Vec<u8>, who: &'static str) -> Result<T> {
+        let mut refusals = self.refusals.listen();
+        let reply = self.runtime.block_on(async {
+            tokio::select! {
+                reply = self.client.request(subject.to_string(), body.into()) => reply.map_err(|e| match e.kind() {
+                    async_nats::RequestErrorKind::NoResponders => RemoteError::NoResponders {
+                        service: who,
+                        subject: subject.to_string(),
+                        url: self.url.clone(),
+                    }
+                    .into(),
+                    _ => operational(format!("{subject} at {}: {e}", self.url)),
+                }),
+                refusal = refusals.of_request(subject, &self.inbox) => Err(self.refused(refusal).into()),
+            }
         })?;
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&reply.payload) {
             return Err(operational(format!(
@@ -96,6 +169,7 @@ impl Remote {
     pub fn watch(&self, filter: &str) -> Result<()> {
         let prefix = if self.partner.is_some() { FEED_PREFIX } else { EVENTS_PREFIX };
         let subject = format!("{prefix}{filter}");
+        let mut refusals = self.refusals.listen();
         self.runtime.block_on(async {
             let mut subscription = self
                 .client
@@ -111,6 +185,9 @@ impl Remote {
             loop {
                 tokio::select! {
                     _ = &mut ctrl_c => return Ok(()),
+                    refusal = refusals.first(|r| r.operation == Operation::Subscribe && r.subject == subject) => {
+                        return Err(self.refused(refusal).into());
+                    }
                     message = subscription.next() => match message {
                         Some(m) => println!("{}", watch_line(m.subject.as_str(), &m.payload)),
                         None => return Err(operational(format!("the connection to {} closed", self.url))),
@@ -148,6 +225,34 @@ fn chunks(commands: Vec<SignedCommand>) -> Vec<Vec<SignedCommand>> {
         out.last_mut().expect("pushed above").push(command);
     }
     out
+}
+
+impl Remote {
+    /// `first` with every later page appended, or `None` when the projector moved on
+    /// between pages (the caller asks again from the first).
+    fn rest_of(&self, query: &HoldingsQuery, mut first: Holdings) -> Result<Option<Holdings>> {
+        let mut pages = 0;
+        while let Some(offset) = first.next.take() {
+            pages += 1;
+            if pages > HOLDINGS_PAGES_MAX {
+                return Err(operational(format!(
+                    "the holdings answer runs past {HOLDINGS_PAGES_MAX} pages: narrow the query with filters"
+                )));
+            }
+            let page_query = HoldingsQuery { offset, ..query.clone() };
+            let body = serde_json::to_vec(&page_query).expect("encodes");
+            let page: Holdings = self.request(HOLDINGS, body, "projector")?;
+            if (page.seq, page.head_hash) != (first.seq, first.head_hash) {
+                return Ok(None);
+            }
+            if page.rows.is_empty() && page.next.is_some() {
+                return Err(operational(format!("the projector answered an empty page at row {offset}")));
+            }
+            first.rows.extend(page.rows);
+            first.next = page.next;
+        }
+        Ok(Some(first))
+    }
 }
 
 impl Backend for Remote {
@@ -194,6 +299,8 @@ impl Backend for Remote {
 
     /// Waits (bounded) until the projector has folded the ledger's head, so an answer right
     /// after an append includes it, as in the embedded mode.
+    /// An answer too large for one message comes in pages (`next`), followed here to the
+    /// end; pages cut at another record than the first are thrown away and asked again.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
         let head = self.head()?;
         let body = serde_json::to_vec(query).expect("encodes");
@@ -201,7 +308,18 @@ impl Backend for Remote {
         loop {
             let answer: Holdings = self.request(HOLDINGS, body.clone(), "projector")?;
             if answer.seq >= head {
-                return Ok(answer);
+                if let Some(whole) = self.rest_of(query, answer)? {
+                    return Ok(whole);
+                }
+                if Instant::now() >= deadline {
+                    return Err(operational(format!(
+                        "the projector at {} moved on while its answer was paged, for {}s: ask again when the \
+                         ledger is quieter, or narrow the query",
+                        self.url,
+                        PROJECTOR_CATCH_UP_TIMEOUT.as_secs()
+                    )));
+                }
+                continue;
             }
             if Instant::now() >= deadline {
                 return Err(operational(format!(

@@ -265,6 +265,17 @@ pub struct HoldingsQuery {
     pub programme: Vec<Programme>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_by: Vec<Dimension>,
+    /// Paging: rows to skip (of the sorted rows). A page's `next` is the offset to ask next.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// Paging: at most this many rows. Omitted: every row from `offset` on — over NATS, as
+    /// many as fit one message, with `next` saying where the rest begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `"NL"` or `["NL", "DE"]`.
@@ -422,9 +433,13 @@ pub struct Holdings {
     /// That record's hash: with `seq`, names exactly which log the answer is about.
     #[serde(with = "hex_hash")]
     pub head_hash: Hash,
-    /// Non-empty groups, sorted by key.
+    /// Non-empty groups, sorted by key: those from the query's `offset`, at most its `limit`.
     pub rows: Vec<HoldingsRow>,
+    /// The sum over every row, on every page.
     pub total: Totals,
+    /// Where the next page begins (its `offset`), when rows were left out after these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
 /// Running sums of one group. Contained mass is kept in gram·ppm (micrograms), exact.
@@ -568,13 +583,14 @@ impl Views {
         // Groups whose positions cancel out (possible only as of a date) hold nothing.
         rows.retain(|r| r.totals.gross_g != 0 || r.totals.contained_g != 0);
         rows.sort_by(|a, b| a.key.0.iter().map(|(_, v)| v).cmp(b.key.0.iter().map(|(_, v)| v)));
-        Ok(Holdings {
-            query: query.clone(),
-            seq: self.head.seq,
-            head_hash: self.head.hash,
-            rows,
-            total: total.totals()?,
-        })
+        let total = total.totals()?;
+        let count = rows.len() as u64;
+        let from = query.offset.min(count);
+        let to = query.limit.map_or(count, |l| from.saturating_add(u64::from(l)).min(count));
+        rows.truncate(to as usize);
+        rows.drain(..from as usize);
+        let next = (to < count).then_some(to);
+        Ok(Holdings { query: query.clone(), seq: self.head.seq, head_hash: self.head.hash, rows, total, next })
     }
 
     /// Without lots: one balance per class.

@@ -13,7 +13,7 @@
 //! acknowledged only after their page is persisted, so a crash redelivers, never loses.
 
 use crate::projector::{Projector, ProjectorError, Reader};
-use crate::query::HoldingsQuery;
+use crate::query::{Holdings, HoldingsQuery};
 use crate::source::StoredRecord;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::StreamExt;
@@ -299,6 +299,44 @@ fn error_reply(code: &str, message: String) -> Vec<u8> {
     serde_json::to_vec(&ErrorReply { error: ErrorBody { code: code.into(), message } }).expect("encodes")
 }
 
+/// Bytes of a reply kept free below the server's `max_payload`: the reply's own estimate is
+/// exact, this only covers a `next` offset growing by a few digits as rows are cut.
+const REPLY_SLACK_BYTES: usize = 64;
+
+/// `holdings` encoded to fit one message of at most `max_payload` bytes: as many rows as
+/// fit, with `next` naming the first row left out. A reply the server would refuse is never
+/// sent (it would vanish: the publish fails and the asker waits for its timeout).
+fn fit_one_message(mut holdings: Holdings, max_payload: usize) -> Vec<u8> {
+    let whole = serde_json::to_vec(&holdings).expect("holdings encode");
+    if whole.len() <= max_payload {
+        return whole;
+    }
+    let mut rows = std::mem::take(&mut holdings.rows);
+    let limit_next = holdings.next;
+    // The envelope with a `next` of the widest offset, then rows while they fit (a row costs
+    // its bytes and a comma).
+    holdings.next = Some(u64::MAX);
+    let mut bytes = serde_json::to_vec(&holdings).expect("holdings encode").len() + REPLY_SLACK_BYTES;
+    let mut kept = 0;
+    for row in &rows {
+        bytes += serde_json::to_vec(row).expect("row encodes").len() + 1;
+        if bytes > max_payload {
+            break;
+        }
+        kept += 1;
+    }
+    if kept == 0 {
+        return error_reply(
+            "reply_too_large",
+            format!("not even one row fits the server's max_payload of {max_payload} bytes: raise max_payload"),
+        );
+    }
+    holdings.next = if kept < rows.len() { Some(holdings.query.offset + kept as u64) } else { limit_next };
+    rows.truncate(kept);
+    holdings.rows = rows;
+    serde_json::to_vec(&holdings).expect("holdings encode")
+}
+
 /// Answers `stockpile.v1.holdings.query` from the views, until the task is aborted.
 async fn answer_queries(client: async_nats::Client, reader: Reader) {
     let mut subscription = match client.queue_subscribe(HOLDINGS_QUERY, QUERY_QUEUE_GROUP.into()).await {
@@ -320,7 +358,7 @@ async fn answer_queries(client: async_nats::Client, reader: Reader) {
                 Ok(query) => {
                     let reader = reader.clone();
                     match tokio::task::spawn_blocking(move || reader.holdings(&query)).await {
-                        Ok(Ok(h)) => serde_json::to_vec(&h).expect("holdings encode"),
+                        Ok(Ok(h)) => fit_one_message(h, client.server_info().max_payload),
                         Ok(Err(e)) => error_reply("invalid_query", e.to_string()),
                         Err(e) => error_reply("unavailable", e.to_string()),
                     }

@@ -16,6 +16,7 @@ mod hostile;
 mod kill_loop;
 mod load;
 mod outage;
+mod paging;
 mod projector;
 mod real_binary;
 mod soak;

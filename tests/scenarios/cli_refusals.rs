@@ -1,0 +1,102 @@
+//! The `stockpile` binary over NATS as users of the configuration `stockpile nats-config`
+//! writes: what the server refuses, or what nobody answers, ends at once with a message that
+//! names the subject, the user and what to do — not after the 30 s request timeout.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use stockpile_ledger::service::access::Identity;
+use stockpile_ledger::service::{self as ledger_service, ServiceConfig};
+use stockpile_tests::bins::{binary, stockpile_in};
+use stockpile_tests::nats::NatsServer;
+use tokio::sync::oneshot;
+
+/// A refused or unanswered call must end well under the CLI's 30 s request timeout. Generous
+/// for a loaded machine (the process start and the connection count too); a call that waits
+/// for the timeout is far above it.
+const FAST: Duration = Duration::from_secs(5);
+
+/// Longest wait for the ledger service to come up or stop.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `stockpile --nats URL --nats-nkey <conf>/users/<user>.nk ARGS`, and how long it took.
+fn as_user(dir: &Path, url: &str, conf: &Path, user: &str, args: &[&str]) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = Command::new(binary("stockpile"))
+        .arg("--keys")
+        .arg(dir.join("keys"))
+        .args(["--nats", url, "--nats-nkey"])
+        .arg(conf.join("users").join(format!("{user}.nk")))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("STOCKPILE_NATS_URL")
+        .output()
+        .expect("run stockpile");
+    (out, started.elapsed())
+}
+
+/// Runs `args` as `user`; it must fail with exit 2, within [`FAST`], saying all of `expected`.
+fn fails_fast(dir: &Path, url: &str, conf: &Path, user: &str, args: &[&str], expected: &[&str]) {
+    let (out, took) = as_user(dir, url, conf, user, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{user} {args:?}: {stderr}");
+    assert!(took < FAST, "{user} {args:?} took {took:?}, not well under the request timeout: {stderr}");
+    for text in expected {
+        assert!(stderr.contains(text), "{user} {args:?}: the message says {text:?}: {stderr}");
+    }
+}
+
+#[test]
+fn refused_and_unanswered_calls_end_at_once_naming_the_subject_and_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("nats");
+    let store = dir.path().join("jetstream");
+    let conf_str = conf.to_str().expect("UTF-8 temp path");
+    let args = ["nats-config", "--out", conf_str, "--partners", "NL,DE", "--store-dir", store.to_str().unwrap()];
+    let written = stockpile_in(dir.path(), &args);
+    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
+    let url = nats.url();
+
+    // The ledger as its own user, so permitted calls are answered; no projector.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let mut config = ServiceConfig::new(url.clone(), dir.path().join("ledger"));
+    config.identity = Some(Identity::from_file(&conf.join("users/ledger.nk")).expect("ledger seed"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let ledger = runtime.spawn(ledger_service::run(config, async {
+        let _ = stopped.await;
+    }));
+    // Up when the auditor's holdings get past the ledger's head to the missing projector.
+    let no_projector = format!("no projector answers on stockpile.v1.holdings.query at {url}");
+    let started = Instant::now();
+    loop {
+        let (out, _) = as_user(dir.path(), &url, &conf, "auditor", &["holdings"]);
+        if String::from_utf8_lossy(&out.stderr).contains(&no_projector) {
+            break;
+        }
+        assert!(started.elapsed() < SERVICE_TIMEOUT, "the ledger service did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A partner may not read the log: holdings asks for the head first, prove for a checkpoint.
+    let nl = ["--nats-partner", "NL"];
+    let refused_range = "the NATS server refused user partner-NL permission to publish to stockpile.v1.ledger.range";
+    fails_fast(dir.path(), &url, &conf, "partner-NL", &[&nl[..], &["holdings"]].concat(), &[refused_range, "own feed"]);
+    let refused_checkpoint =
+        "the NATS server refused user partner-NL permission to publish to stockpile.v1.ledger.checkpoint";
+    let prove = [&nl[..], &["audit", "prove", "--seq", "1"]].concat();
+    fails_fast(dir.path(), &url, &conf, "partner-NL", &prove, &[refused_checkpoint, "stockpile.v1.checkpoints"]);
+    // Nor watch another partner's feed: the subscription is refused, and the watch ends.
+    let watch = [&nl[..], &["watch", "DE.>"]].concat();
+    let refused_feed = "refused user partner-NL permission to subscribe to stockpile.v1.feed.DE.>";
+    fails_fast(dir.path(), &url, &conf, "partner-NL", &watch, &[refused_feed]);
+
+    // The auditor may ask for holdings, but no projector runs: no responders, at once.
+    fails_fast(dir.path(), &url, &conf, "auditor", &["holdings"], &[&no_projector]);
+
+    let _ = stop.send(());
+    runtime.block_on(async {
+        let stopped = tokio::time::timeout(SERVICE_TIMEOUT, ledger).await.expect("the ledger stops in time");
+        stopped.expect("no panic").expect("the ledger stops cleanly");
+    });
+}
