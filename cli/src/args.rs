@@ -71,6 +71,13 @@ pub enum Verb {
     Reverse(ReverseArgs),
     /// Post commands from a JSON Lines file (`-` for stdin).
     Post(PostArgs),
+    /// The ids you can name: materials and partners (the reference lists compiled in),
+    /// parties, facilities and lots (from the log).
+    List {
+        /// What to list.
+        #[arg(value_enum)]
+        what: ListWhat,
+    },
     /// Holdings now or as of a date.
     Holdings(HoldingsArgs),
     /// The movements of a lot, party or facility.
@@ -111,6 +118,21 @@ pub enum Verb {
         #[arg(long, default_value = "./stockpile-demo")]
         dir: PathBuf,
     },
+}
+
+/// What `stockpile list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListWhat {
+    /// The material reference list (ids for --material).
+    Materials,
+    /// The partner reference list (ISO 3166-1 alpha-2 codes for --partner).
+    Partners,
+    /// Parties registered in the log.
+    Parties,
+    /// Facilities registered in the log.
+    Facilities,
+    /// Lots the log's acquires and conversions created.
+    Lots,
 }
 
 #[derive(Debug, Subcommand)]

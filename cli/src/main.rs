@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod error;
 mod keystore;
+mod known;
 mod output;
 mod parse;
 mod remote;
@@ -60,6 +61,9 @@ fn run(cli: Cli) -> Result<()> {
             return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
         }
         Verb::Bench(a) => return commands::bench::run(a, cli.format),
+        Verb::List { what } if !commands::list::needs_log(*what) => {
+            return commands::list::reference(cli.format, *what)
+        }
         Verb::Audit(verb) => {
             let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
@@ -120,6 +124,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
+        Verb::List { what } => commands::list::run(&mut ctx, *what),
         Verb::Report(a) => {
             let identity = nats_identity(cli)?;
             commands::report::run(&mut ctx, a, cli.nats.as_deref().map(|url| (url, identity.as_ref())))

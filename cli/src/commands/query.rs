@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::args::{Format, HistoryArgs, HoldingsArgs};
 use crate::error::{operational, usage, Result};
+use crate::known::{self, Kind};
 use crate::output;
 use std::str::FromStr;
 use stockpile_ledger::domain::model::PositionKey;
@@ -10,6 +11,7 @@ use stockpile_ledger::domain::quantity::format_tonnes;
 use stockpile_ledger::domain::{Country, Event, LotId, MaterialId, PartyId};
 use stockpile_ledger::record;
 use stockpile_projector::query::{AsOf, Dimension, Holdings, HoldingsQuery, KeyValue};
+use stockpile_projector::Registry;
 
 /// Tonnes shown in tables: kilogram precision reads well for stockpiles; JSON keeps grams.
 const TABLE_TONNE_DECIMALS: u32 = 3;
@@ -42,8 +44,22 @@ pub fn build_query(a: &HoldingsArgs) -> Result<HoldingsQuery> {
     Ok(q)
 }
 
+/// Refuses (exit 1, with "did you mean") any id filter of `a` that names nothing known, so a
+/// typo never answers zero. `registry` is asked for only when a filter needs it.
+pub fn check_ids(a: &HoldingsArgs, registry: impl FnOnce() -> Result<Registry>) -> Result<()> {
+    known::check(Kind::Material, &a.material, None)?;
+    known::check(Kind::Partner, &a.partner, None)?;
+    if a.party.is_empty() && a.facility.is_empty() {
+        return Ok(());
+    }
+    let registry = registry()?;
+    known::check(Kind::Party, &a.party, Some(&registry))?;
+    known::check(Kind::Facility, &a.facility, Some(&registry))
+}
+
 pub fn holdings(ctx: &mut Ctx<'_>, a: &HoldingsArgs) -> Result<()> {
     let query = build_query(a)?;
+    check_ids(a, || ctx.backend.registry())?;
     let answer = ctx.backend.holdings(&query)?;
     print_holdings(ctx.format, &answer)
 }
@@ -175,9 +191,13 @@ fn describe(event: &Event) -> String {
 }
 
 pub fn history(ctx: &mut Ctx<'_>, a: &HistoryArgs) -> Result<()> {
-    if a.lot.is_none() && a.party.is_none() && a.facility.is_none() {
-        return Err(usage("name what to show: --lot ID, --party ID or --facility ID"));
-    }
+    let (kind, id) = match (&a.lot, &a.party, &a.facility) {
+        (Some(lot), _, _) => (Kind::Lot, lot),
+        (_, Some(party), _) => (Kind::Party, party),
+        (_, _, Some(facility)) => (Kind::Facility, facility),
+        _ => return Err(usage("name what to show: --lot ID, --party ID or --facility ID")),
+    };
+    known::check(kind, std::slice::from_ref(id), Some(&ctx.backend.registry()?))?;
     let head = ctx.backend.head()?;
     let mut rows = Vec::new();
     let mut json = Vec::new();
