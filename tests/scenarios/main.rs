@@ -6,6 +6,7 @@ mod cli;
 mod cli_known;
 mod cli_remote;
 mod cli_report;
+mod cli_totals;
 mod partner;
 mod report;
 mod repository;
