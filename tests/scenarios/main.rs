@@ -3,6 +3,7 @@
 mod bench;
 mod business_time;
 mod cli;
+mod cli_failures;
 mod cli_known;
 mod cli_remote;
 mod cli_report;
