@@ -101,7 +101,10 @@ pub fn advice(kind: Kind, typed: &str, known: &[String]) -> String {
     match closest(typed, known) {
         Some(best) => format!("did you mean {best:?}? (stockpile list {list} shows them all)"),
         None if known.is_empty() => format!("there are no {list} yet; they come from {}", kind.origin()),
-        None => format!("no known {noun} is close; stockpile list {list} shows them all ({list} come from {})", kind.origin()),
+        None => format!(
+            "no known {noun} is close; stockpile list {list} shows them all ({list} come from {})",
+            kind.origin()
+        ),
     }
 }
 

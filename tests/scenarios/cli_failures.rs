@@ -31,7 +31,8 @@ fn a_refused_init_leaves_no_key_and_the_retry_succeeds() {
     // The ledger refuses an empty name after the admin key was generated and signed with.
     let out = stockpile_in(dir, &["init", "--ledger", ""]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    let left: Vec<_> = std::fs::read_dir(dir.join("keys")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let left: Vec<_> =
+        std::fs::read_dir(dir.join("keys")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "a refused init left {left:?} behind");
     let out = stockpile_in(dir, &["init", "--ledger", "test"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

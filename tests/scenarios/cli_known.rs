@@ -35,13 +35,25 @@ fn unknown_ids_in_queries_exit_1_with_the_closest_known_id() {
     let dir = tmp.path();
     demo(dir);
     let cases: &[(&[&str], &str)] = &[
-        (&["holdings", "--material", "galium"], r#"unknown material "galium": did you mean "gallium"? (stockpile list materials"#),
+        (
+            &["holdings", "--material", "galium"],
+            r#"unknown material "galium": did you mean "gallium"? (stockpile list materials"#,
+        ),
         (&["holdings", "--material", "gallium,coballt"], r#"unknown material "coballt": did you mean "cobalt"?"#),
         (&["holdings", "--partner", "nl"], r#"unknown partner "nl": did you mean "NL"? (stockpile list partners"#),
-        (&["holdings", "--party", "nl-mindeff"], r#"unknown party "nl-mindeff": did you mean "nl-mindef"? (stockpile list parties"#),
-        (&["holdings", "--party", "xx-nobody"], r#"unknown party "xx-nobody": no known party is close; stockpile list parties"#),
+        (
+            &["holdings", "--party", "nl-mindeff"],
+            r#"unknown party "nl-mindeff": did you mean "nl-mindef"? (stockpile list parties"#,
+        ),
+        (
+            &["holdings", "--party", "xx-nobody"],
+            r#"unknown party "xx-nobody": no known party is close; stockpile list parties"#,
+        ),
         (&["holdings", "--facility", "in-transit"], r#"unknown facility "in-transit": did you mean "in_transit"?"#),
-        (&["history", "--lot", "ga-2026-01"], r#"unknown lot "ga-2026-01": did you mean "ga-2026-001"? (stockpile list lots"#),
+        (
+            &["history", "--lot", "ga-2026-01"],
+            r#"unknown lot "ga-2026-01": did you mean "ga-2026-001"? (stockpile list lots"#,
+        ),
         (&["history", "--party", "nl-mindeff"], r#"unknown party "nl-mindeff": did you mean "nl-mindef"?"#),
         (&["history", "--facility", "nowhere"], r#"unknown facility "nowhere""#),
         (&["report", "--partner", "NLD", "--period", "2026"], r#"unknown partner "NLD": did you mean "NL"?"#),
@@ -61,8 +73,19 @@ fn a_rejected_unknown_id_gets_a_hint_and_lots_are_not_told_to_register() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     demo(dir);
-    let release =
-        ["release", "--party", "nl-mindef", "--at", "in_transit", "--quantity", "1 kg", "--reason", "sale", "--recipient", "x"];
+    let release = [
+        "release",
+        "--party",
+        "nl-mindef",
+        "--at",
+        "in_transit",
+        "--quantity",
+        "1 kg",
+        "--reason",
+        "sale",
+        "--recipient",
+        "x",
+    ];
     let mut args = release.to_vec();
     args.extend(["--lot", "ga-2026-01"]);
     let (_, stderr) = expect(dir, 1, &args);

@@ -19,7 +19,8 @@ fn totals(table: &str) -> Vec<(String, String)> {
 fn holdings_tables_total_per_material_never_across_materials() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let demo = Command::new(binary("stockpile")).args(["demo", "--dir"]).arg(dir).env("NO_COLOR", "1").output().unwrap();
+    let demo =
+        Command::new(binary("stockpile")).args(["demo", "--dir"]).arg(dir).env("NO_COLOR", "1").output().unwrap();
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     let run = |args: &[&str]| {
         let out = stockpile_in(dir, args);

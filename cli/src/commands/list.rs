@@ -25,7 +25,14 @@ pub fn reference(format: Format, what: ListWhat) -> Result<()> {
                 .iter()
                 .map(|m| {
                     let nato = m.nato_defence_critical.map_or("-".to_string(), yes_no);
-                    vec![m.id.to_string(), m.name.clone(), yes_no(m.crma_strategic), yes_no(m.crma_critical), nato, wire(&m.typical_unit)]
+                    vec![
+                        m.id.to_string(),
+                        m.name.clone(),
+                        yes_no(m.crma_strategic),
+                        yes_no(m.crma_critical),
+                        nato,
+                        wire(&m.typical_unit),
+                    ]
                 })
                 .collect();
             print(format, &items, &headers, rows)

@@ -97,7 +97,9 @@ fn unknown_hint(ctx: &mut Ctx<'_>, kind: Kind, id: &str) -> String {
     let known_ids = known::ids(kind, registry.as_ref());
     let advice = known::advice(kind, id, &known_ids);
     match kind {
-        Kind::Lot => format!("hint: a lot is never registered: `stockpile acquire` or `stockpile convert` creates it; {advice}"),
+        Kind::Lot => {
+            format!("hint: a lot is never registered: `stockpile acquire` or `stockpile convert` creates it; {advice}")
+        }
         _ => format!("hint: {advice}"),
     }
 }
