@@ -4,27 +4,30 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// The heading of the options every verb takes, apart from each verb's own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(name = "stockpile", version, about = "Record, move and report strategic stocks of critical raw materials")]
 pub struct Cli {
     /// Talk to running services over NATS instead of the local data directory.
-    #[arg(long, global = true, env = "STOCKPILE_NATS_URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "STOCKPILE_NATS_URL")]
     pub nats: Option<String>,
     /// NKey seed file of the NATS user to connect as (see `stockpile nats-config`).
-    #[arg(long, global = true, env = "STOCKPILE_NATS_NKEY")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "STOCKPILE_NATS_NKEY")]
     pub nats_nkey: Option<PathBuf>,
     /// Over NATS, act as this partner's user: post on `stockpile.v1.ledger.append.<P>` and
     /// watch `stockpile.v1.feed.<filter>` (what a partner's NATS user may do).
-    #[arg(long, global = true, env = "STOCKPILE_NATS_PARTNER")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "STOCKPILE_NATS_PARTNER")]
     pub nats_partner: Option<String>,
     /// Local data directory (embedded mode: ledger and projector run in this process).
-    #[arg(long, global = true, env = "STOCKPILE_DATA", default_value = "./stockpile-data")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "STOCKPILE_DATA", default_value = "./stockpile-data")]
     pub data: PathBuf,
     /// Directory of key files (created with mode 0600).
-    #[arg(long, global = true, env = "STOCKPILE_KEYS", default_value = "./stockpile-keys")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "STOCKPILE_KEYS", default_value = "./stockpile-keys")]
     pub keys: PathBuf,
     /// Output format where the output is data.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     #[command(subcommand)]
     pub command: Verb,
@@ -46,6 +49,7 @@ pub enum Verb {
         /// A name for this ledger (e.g. the operating agency).
         #[arg(long, default_value = "stockpile")]
         ledger: String,
+        /// Id of the admin key to create (the key file is <KEYS>/<ID>.key).
         #[arg(long, default_value = "admin")]
         admin_key: String,
     },
@@ -71,6 +75,13 @@ pub enum Verb {
     Reverse(ReverseArgs),
     /// Post commands from a JSON Lines file (`-` for stdin).
     Post(PostArgs),
+    /// The ids you can name: materials and partners (the reference lists compiled in),
+    /// parties, facilities and lots (from the log).
+    List {
+        /// What to list.
+        #[arg(value_enum)]
+        what: ListWhat,
+    },
     /// Holdings now or as of a date.
     Holdings(HoldingsArgs),
     /// The movements of a lot, party or facility.
@@ -113,15 +124,32 @@ pub enum Verb {
     },
 }
 
+/// What `stockpile list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListWhat {
+    /// The material reference list (ids for --material).
+    Materials,
+    /// The partner reference list (ISO 3166-1 alpha-2 codes for --partner).
+    Partners,
+    /// Parties registered in the log.
+    Parties,
+    /// Facilities registered in the log.
+    Facilities,
+    /// Lots the log's acquires and conversions created.
+    Lots,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysVerb {
     /// Create a new Ed25519 key file (mode 0600). Register it with `register key`.
     Generate {
+        /// Id of the new key (the key file is <KEYS>/<ID>.key).
         #[arg(long)]
         id: String,
         /// The party an operator key acts for.
         #[arg(long)]
         party: Option<String>,
+        /// operator (acts for --party) or admin (registrations).
         #[arg(long, value_enum, default_value_t = RoleArg::Operator)]
         role: RoleArg,
     },
@@ -132,6 +160,7 @@ pub enum KeysVerb {
         /// The key to revoke.
         #[arg(value_name = "KEY")]
         key_id: String,
+        /// Why, for the record.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -147,12 +176,14 @@ pub enum RoleArg {
 
 #[derive(Debug, Subcommand)]
 pub enum RegisterVerb {
+    /// Register a party that holds stock (an authority, undertaking, operator or company).
     Party {
         /// The new party's id.
         party: String,
         /// ISO 3166-1 alpha-2 code of the partner the party belongs to.
         #[arg(long)]
         partner: String,
+        /// Display name.
         #[arg(long)]
         name: String,
         /// public_authority, public_undertaking, mandated_operator or private.
@@ -161,9 +192,11 @@ pub enum RegisterVerb {
         #[command(flatten)]
         common: Common,
     },
+    /// Register a facility (a site where stock is stored).
     Facility {
         /// The new facility's id.
         facility: String,
+        /// Display name.
         #[arg(long)]
         name: String,
         /// ISO 3166-1 alpha-2 code of the country the site is in.
@@ -182,8 +215,10 @@ pub enum RegisterVerb {
     },
     /// Release, allocation and distribution rules of a partner's stock of a material.
     ReleaseRules {
+        /// Partner: ISO 3166-1 alpha-2 code (see `stockpile list partners`).
         #[arg(long)]
         partner: String,
+        /// Material id from the reference list (see `stockpile list materials`).
         #[arg(long)]
         material: String,
         /// The rules text (up to 4096 characters).
@@ -218,8 +253,10 @@ pub enum RegisterVerb {
 
 #[derive(Debug, Args)]
 pub struct WithholdArgs {
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
     /// The reasoned notification reports carry instead of the figures.
@@ -257,10 +294,13 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct FigureArgs {
+    /// Partner: ISO 3166-1 alpha-2 code (see `stockpile list partners`).
     #[arg(long)]
     pub partner: String,
+    /// Material id from the reference list (see `stockpile list materials`).
     #[arg(long)]
     pub material: String,
+    /// Calendar year of the figure.
     #[arg(long)]
     pub year: i32,
     /// e.g. "1200 t"
@@ -270,8 +310,9 @@ pub struct FigureArgs {
     pub common: Common,
 }
 
-/// Options every posting verb takes.
+// The options every posting verb takes, under a heading of their own.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Posting options")]
 pub struct Common {
     /// Event id (the idempotency key). Default: generated.
     #[arg(long)]
@@ -286,10 +327,14 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// Material id from the reference list (see `stockpile list materials`).
     #[arg(long)]
     pub material: String,
+    /// Form: ore, concentrate, oxide, carbonate, hydroxide, sulphate, chloride, metal, alloy,
+    /// powder, gas, intermediate or other.
     #[arg(long)]
     pub form: String,
     /// Purity as ppm (`999500`) or percent (`99.95%`).
@@ -298,23 +343,28 @@ pub struct AcquireArgs {
     /// Country of origin (ISO 3166-1 alpha-2).
     #[arg(long)]
     pub origin: String,
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
     /// Facility id, or in_transit.
     #[arg(long, default_value = "in_transit")]
     pub at: String,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
     /// e.g. "120.5 t", "500 kg", "1000 ozt"
     #[arg(long)]
     pub quantity: String,
+    /// Who sold the lot.
     #[arg(long)]
     pub supplier: Option<String>,
+    /// Contract reference.
     #[arg(long)]
     pub contract: Option<String>,
     /// e.g. "1250000 EUR"
     #[arg(long)]
     pub price: Option<String>,
+    /// Certificate of analysis or origin, by reference.
     #[arg(long)]
     pub certificate: Option<String>,
     #[command(flatten)]
@@ -323,16 +373,22 @@ pub struct AcquireArgs {
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
+    /// Where the stock is now: a facility id or in_transit.
     #[arg(long, default_value = "in_transit")]
     pub from: String,
+    /// The facility to move it into.
     #[arg(long)]
     pub to: String,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
+    /// Quantity with its unit, e.g. "120.5 t", "500 kg", "1000 ozt".
     #[arg(long)]
     pub quantity: String,
     #[command(flatten)]
@@ -341,10 +397,13 @@ pub struct StoreArgs {
 
 #[derive(Debug, Args)]
 pub struct TransferArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// The party giving the stock.
     #[arg(long)]
     pub from_party: String,
+    /// The party receiving it.
     #[arg(long)]
     pub to_party: String,
     /// Where the stock is now.
@@ -353,11 +412,13 @@ pub struct TransferArgs {
     /// Where it goes (default: stays where it is).
     #[arg(long)]
     pub to: Option<String>,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
     /// Programme at the receiving side (default: the same).
     #[arg(long)]
     pub to_programme: Option<String>,
+    /// Quantity with its unit, e.g. "120.5 t", "500 kg", "1000 ozt".
     #[arg(long)]
     pub quantity: String,
     #[command(flatten)]
@@ -366,19 +427,25 @@ pub struct TransferArgs {
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
+    /// Facility id where the stock is, or in_transit.
     #[arg(long)]
     pub at: String,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
+    /// Quantity with its unit, e.g. "120.5 t", "500 kg", "1000 ozt".
     #[arg(long)]
     pub quantity: String,
     /// emergency_drawdown, sale, rotation, loan, loss or donation.
     #[arg(long)]
     pub reason: String,
+    /// Who receives the released stock.
     #[arg(long)]
     pub recipient: String,
     #[command(flatten)]
@@ -387,22 +454,32 @@ pub struct ReleaseArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
+    /// Facility id where the stock is, or in_transit.
     #[arg(long)]
     pub at: String,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
+    /// Quantity of the old lot consumed, with its unit.
     #[arg(long)]
     pub consumed: String,
+    /// Id of the lot the conversion produces.
     #[arg(long)]
     pub new_lot: String,
+    /// Form: ore, concentrate, oxide, carbonate, hydroxide, sulphate, chloride, metal, alloy,
+    /// powder, gas, intermediate or other.
     #[arg(long)]
     pub form: String,
+    /// Purity as ppm (`999500`) or percent (`99.95%`).
     #[arg(long)]
     pub purity: String,
+    /// Quantity of the new lot produced, with its unit.
     #[arg(long)]
     pub produced: String,
     /// Where the new lot is held (default: where the old one was).
@@ -414,21 +491,28 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct AdjustArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long)]
     pub lot: String,
+    /// Party id (see `stockpile list parties`).
     #[arg(long)]
     pub party: String,
+    /// Facility id where the stock is, or in_transit.
     #[arg(long)]
     pub at: String,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, default_value = "national")]
     pub programme: String,
+    /// Quantity to add, with its unit.
     #[arg(long, conflicts_with = "decrease", required_unless_present = "decrease")]
     pub increase: Option<String>,
+    /// Quantity to remove, with its unit.
     #[arg(long)]
     pub decrease: Option<String>,
     /// stock_take, regrade, measurement_correction, shrinkage or other.
     #[arg(long)]
     pub reason: String,
+    /// What was found, for the record.
     #[arg(long)]
     pub note: String,
     #[command(flatten)]
@@ -439,6 +523,7 @@ pub struct AdjustArgs {
 pub struct ReverseArgs {
     /// The event id to compensate.
     pub target: String,
+    /// Why, for the record.
     #[arg(long)]
     pub reason: String,
     /// The party whose key signs (the one whose positions the reversal debits).
@@ -468,16 +553,22 @@ pub struct HoldingsArgs {
     /// Group by: partner, party, holder_type, material, form, facility, country, programme, lot.
     #[arg(long, value_delimiter = ',', default_value = "partner,material")]
     pub by: Vec<String>,
+    /// Partner: ISO 3166-1 alpha-2 code (see `stockpile list partners`).
     #[arg(long, value_delimiter = ',')]
     pub partner: Vec<String>,
+    /// Party id (see `stockpile list parties`).
     #[arg(long, value_delimiter = ',')]
     pub party: Vec<String>,
+    /// Material id from the reference list (see `stockpile list materials`).
     #[arg(long, value_delimiter = ',')]
     pub material: Vec<String>,
+    /// Programme the stock is held for: national, EU, IEA or NATO.
     #[arg(long, value_delimiter = ',')]
     pub programme: Vec<String>,
+    /// Facility id, or in_transit (see `stockpile list facilities`).
     #[arg(long, value_delimiter = ',')]
     pub facility: Vec<String>,
+    /// Holder type: public_authority, public_undertaking, mandated_operator or private.
     #[arg(long, value_delimiter = ',')]
     pub holder_type: Vec<String>,
 }
@@ -510,15 +601,19 @@ pub enum AuditVerb {
     },
     /// Prove that record SEQ is in the tree of a checkpoint (default: the latest).
     Prove {
+        /// The record whose inclusion to prove.
         #[arg(long)]
         seq: u64,
+        /// The checkpoint tree size to prove against (default: the latest).
         #[arg(long)]
         tree_size: Option<u64>,
     },
     /// Prove that the tree of OLD records is a prefix of the tree of NEW (default: the latest).
     Consistency {
+        /// The older tree size.
         #[arg(long)]
         old: u64,
+        /// The newer tree size (default: the latest).
         #[arg(long)]
         new: Option<u64>,
     },
@@ -556,10 +651,13 @@ pub enum AuditVerb {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// The lot id (see `stockpile list lots`).
     #[arg(long, group = "subject")]
     pub lot: Option<String>,
+    /// Party id (see `stockpile list parties`).
     #[arg(long, group = "subject")]
     pub party: Option<String>,
+    /// Facility id, or in_transit (see `stockpile list facilities`).
     #[arg(long, group = "subject")]
     pub facility: Option<String>,
 }
@@ -570,6 +668,33 @@ mod tests {
     fn argument_definitions_are_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every verb has a help line, and every verb an about line (not the
+    /// doc of a struct it flattens).
+    #[test]
+    fn every_verb_and_argument_says_what_it_is() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && path != "stockpile" {
+                missing.push(format!("{path} (about)"));
+            }
+            if cmd.get_about().is_some_and(|a| a.to_string().contains("Options every posting verb takes")) {
+                missing.push(format!("{path} (about is a flattened struct's)"));
+            }
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "stockpile", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }
 

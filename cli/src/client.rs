@@ -8,7 +8,11 @@ use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::AppendResult;
 use stockpile_ledger::{Ledger, LedgerHandle, LedgerOptions, SystemClock};
 use stockpile_projector::report::{self, Report, ReportError, ReportRequest};
-use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector};
+use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector, Registry, Views};
+
+/// Records held at once when a backend folds the log for its registry: bounds the memory of
+/// one page of stored records, whatever the log's length.
+const REGISTRY_PAGE_RECORDS: u64 = 1_000;
 
 pub trait Backend {
     /// Appends signed commands; one result per command.
@@ -19,6 +23,22 @@ pub trait Backend {
     fn head(&mut self) -> Result<u64>;
     /// Holdings now or as of a date, including every committed record.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings>;
+    /// What the log has registered (parties, facilities, lots), including every committed
+    /// record. By default the records are folded here; a backend with views at hand answers
+    /// from them.
+    fn registry(&mut self) -> Result<Registry> {
+        let head = self.head()?;
+        let mut views = Views::new();
+        let mut from = 1;
+        while from <= head {
+            let to = (from + REGISTRY_PAGE_RECORDS - 1).min(head);
+            for bytes in self.records(from, to)? {
+                views.apply_stored(&bytes).map_err(|e| operational(format!("folding the log: {e}")))?;
+            }
+            from = to + 1;
+        }
+        Ok(views.registry().clone())
+    }
     /// The stock report of `request`, cut at the committed head.
     fn report(&mut self, request: &ReportRequest) -> Result<Report>;
     /// Finishes outstanding work (embedded: stops the writer cleanly).
@@ -82,6 +102,10 @@ impl Backend for Embedded {
 
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
         self.caught_up()?.holdings(query).map_err(|e| usage(e.to_string()))
+    }
+
+    fn registry(&mut self) -> Result<Registry> {
+        Ok(self.caught_up()?.reader().views().registry().clone())
     }
 
     fn report(&mut self, request: &ReportRequest) -> Result<Report> {

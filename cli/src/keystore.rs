@@ -46,23 +46,41 @@ impl Keystore {
 
     /// Creates a new key file; refuses to overwrite an existing one.
     pub fn generate(&self, id: &str, role: KeyRole, party: Option<String>) -> Result<(KeyFile, PathBuf)> {
+        let file = self.new_key(id, role, party)?;
+        let path = self.path(id);
+        write_private(&path, &file, true)?;
+        Ok((file, path))
+    }
+
+    /// A new key for an operation that may fail (`init`): its file appears under its id only
+    /// when [`PendingKey::keep`] is called after the operation succeeded, so a failed one
+    /// leaves nothing behind and can be retried.
+    pub fn generate_pending(&self, id: &str, role: KeyRole, party: Option<String>) -> Result<PendingKey> {
+        let file = self.new_key(id, role, party)?;
+        let path = self.path(id);
+        if path.exists() {
+            return Err(usage(format!("{} already exists: remove it or choose another key id", path.display())));
+        }
+        let pending = self.dir.join(format!(".{id}.key.pending-{:08x}", rand::random::<u32>()));
+        write_private(&pending, &file, true)?;
+        Ok(PendingKey { file, pending, path, settled: false })
+    }
+
+    fn new_key(&self, id: &str, role: KeyRole, party: Option<String>) -> Result<KeyFile> {
         stockpile_ledger::domain::ids::check_id("key id", id).map_err(|e| usage(e.to_string()))?;
         if role == KeyRole::Operator && party.is_none() {
             return Err(usage("an operator key needs --party"));
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| operational(format!("create {}: {e}", self.dir.display())))?;
         let signer = OperatorKey::generate(KeyId::new(id));
-        let file = KeyFile {
+        Ok(KeyFile {
             key: id.to_string(),
             role,
             party,
             public_key: signer.public_key_hex(),
             secret_key: hex::encode(signer.secret_bytes()),
             revoked: false,
-        };
-        let path = self.path(id);
-        write_private(&path, &file, true)?;
-        Ok((file, path))
+        })
     }
 
     /// Loads a key by id (from the keys directory) or by path.
@@ -125,6 +143,42 @@ impl Keystore {
         let mut file = self.load(id)?;
         file.revoked = true;
         write_private(&self.path(id), &file, false)
+    }
+}
+
+/// A generated key written (0600, synced) to a hidden file beside its final place, so the
+/// secret is on disk before the ledger can name its public key. Dropped without
+/// [`keep`](PendingKey::keep), the file is removed.
+pub struct PendingKey {
+    pub file: KeyFile,
+    pending: PathBuf,
+    path: PathBuf,
+    /// Kept, or left for the operator to move: either way, not removed on drop.
+    settled: bool,
+}
+
+impl PendingKey {
+    /// Moves the key file under its id (never over another file) and returns its path. If
+    /// that fails the hidden file stays, and the error says where it is.
+    pub fn keep(mut self) -> Result<PathBuf> {
+        self.settled = true;
+        let moved = std::fs::hard_link(&self.pending, &self.path).and_then(|()| std::fs::remove_file(&self.pending));
+        moved.map_err(|e| {
+            operational(format!(
+                "the key was used but could not be moved from {} to {}: {e}; move it there yourself (it holds the secret)",
+                self.pending.display(),
+                self.path.display()
+            ))
+        })?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for PendingKey {
+    fn drop(&mut self) {
+        if !self.settled {
+            let _ = std::fs::remove_file(&self.pending);
+        }
     }
 }
 

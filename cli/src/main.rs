@@ -1,14 +1,15 @@
 //! `stockpile`: the operator's and auditor's command-line tool.
 //!
 //! Parse, pick a backend (embedded on `--data DIR`, or remote with `--nats URL`), dispatch,
-//! and map the outcome to an exit code: 0 success, 1 rejected by the ledger, 2 usage or
-//! operational error.
+//! and map the outcome to an exit code: 0 success, 1 rejected by the ledger (or an unknown
+//! id, or a failed audit check), 2 usage or operational error — a panic included.
 
 mod args;
 mod client;
 mod commands;
 mod error;
 mod keystore;
+mod known;
 mod output;
 mod parse;
 mod refusal;
@@ -34,7 +35,10 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    std::panic::set_hook(Box::new(report_panic));
     let cli = Cli::parse();
+    #[cfg(debug_assertions)]
+    test_panic();
     let code = match run(cli) {
         Ok(()) => 0,
         Err(CliError::Rejected { count }) => {
@@ -49,6 +53,36 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Any panic, on any thread (the writer's, sled's, rayon's), ends the process as an
+/// operational error: one line on stderr and exit 2, not Rust's backtrace hint and 101. The
+/// ledger commits whole records or none (ARCHITECTURE.md, Durability), so stopping here
+/// loses nothing acknowledged.
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+    eprintln!(
+        "{}: internal failure: {what}{at}; the command stopped (the ledger keeps whole records only, so everything acknowledged is safe): check the data directory and its disk (space, permissions), then retry; if it happens again, report this message",
+        output::bad("error")
+    );
+    std::process::exit(2);
+}
+
+/// Test-only, in debug builds only (the integration tests run those; a release build has
+/// no such code): `STOCKPILE_TEST_PANIC=<text>` panics with `<text>` on a thread of its own,
+/// as a panic inside sled or the writer would, so the tests can see [`report_panic`] work.
+#[cfg(debug_assertions)]
+fn test_panic() {
+    if let Some(text) = std::env::var_os("STOCKPILE_TEST_PANIC") {
+        let text = text.to_string_lossy().into_owned();
+        let _ = std::thread::spawn(move || panic!("{text}")).join();
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let keys = Keystore::new(&cli.keys);
     match &cli.command {
@@ -61,6 +95,9 @@ fn run(cli: Cli) -> Result<()> {
             return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
         }
         Verb::Bench(a) => return commands::bench::run(a, cli.format),
+        Verb::List { what } if !commands::list::needs_log(*what) => {
+            return commands::list::reference(cli.format, *what)
+        }
         Verb::Audit(verb) => {
             let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
@@ -125,6 +162,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Post(a) => commands::post::run(&mut ctx, a),
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
+        Verb::List { what } => commands::list::run(&mut ctx, *what),
         Verb::Report(a) => {
             let identity = nats_identity(cli)?;
             commands::report::run(&mut ctx, a, cli.nats.as_deref().map(|url| (url, identity.as_ref())))

@@ -3,9 +3,12 @@
 mod bench;
 mod business_time;
 mod cli;
+mod cli_failures;
+mod cli_known;
 mod cli_refusals;
 mod cli_remote;
 mod cli_report;
+mod cli_totals;
 mod partner;
 mod report;
 mod repository;

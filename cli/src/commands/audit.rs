@@ -104,8 +104,11 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
         AuditVerb::Replay { from, holdings } => {
             let query = super::query::build_query(holdings)?;
             let views = verified_views(from, u64::MAX)?;
+            super::query::check_ids(holdings, || Ok(views.registry().clone()))?;
             let answer = views.holdings(&query).map_err(|e| usage(e.to_string()))?;
-            super::query::print_holdings(format, &answer)
+            let by_material = |q: &_| views.holdings(q).map_err(|e| usage(e.to_string()));
+            let totals = super::query::material_totals(format, &answer, by_material)?;
+            super::query::print_holdings(format, &answer, &totals)
         }
         AuditVerb::Reproduce { report, from } => reproduce(report, from),
     }

@@ -31,13 +31,17 @@ pub fn init(ctx: &mut Ctx<'_>, ledger: &str, admin_key: &str) -> Result<()> {
     if ctx.backend.head()? > 0 {
         return Err(usage("this data directory already holds a ledger; choose another --data"));
     }
-    let (file, path) = ctx.keys.generate(admin_key, KeyRole::Admin, None)?;
-    let signer = file.signer()?;
+    // The key file appears only once the genesis naming it is recorded: a failed or
+    // refused init leaves nothing behind, so the retry is the same command.
+    let pending = ctx.keys.generate_pending(admin_key, KeyRole::Admin, None)?;
+    let signer = pending.file.signer()?;
     let genesis = genesis(&signer, ledger, Utc::now());
     let ids = vec![genesis.command.id.clone()];
     let results = ctx.backend.append(vec![genesis], true)?;
     report(ctx.format, &ids, &results)?;
-    eprintln!("admin key {} written to {} (mode 0600); keep it safe", file.key, path.display());
+    let key = pending.file.key.clone();
+    let path = pending.keep()?;
+    eprintln!("admin key {key} written to {} (mode 0600); keep it safe", path.display());
     Ok(())
 }
 

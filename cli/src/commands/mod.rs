@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod demo;
 pub mod keys;
+pub mod list;
 pub mod movements;
 pub mod nats_config;
 pub mod post;
@@ -16,6 +17,7 @@ use crate::args::{Common, Format};
 use crate::client::Backend;
 use crate::error::{CliError, Result};
 use crate::keystore::Keystore;
+use crate::known::{self, Kind};
 use crate::output;
 use crate::parse;
 use chrono::Utc;
@@ -69,7 +71,37 @@ pub fn post_one(ctx: &mut Ctx<'_>, common: &Common, party: Option<&str>, action:
 pub fn submit(ctx: &mut Ctx<'_>, commands: Vec<SignedCommand>, atomic: bool) -> Result<()> {
     let ids: Vec<EventId> = commands.iter().map(|c| c.command.id.clone()).collect();
     let results = ctx.backend.append(commands, atomic)?;
-    report(ctx.format, &ids, &results)
+    let outcome = report(ctx.format, &ids, &results);
+    for (kind, id) in results.iter().filter_map(unknown_in) {
+        eprintln!("  {}", unknown_hint(ctx, kind, &id));
+    }
+    outcome
+}
+
+/// The kind and id of a ledger rejection for an id it does not know. The wire carries only
+/// the code and the text, whose shape is `unknown <noun> "<id>": …` for these codes.
+fn unknown_in(result: &AppendResult) -> Option<(Kind, String)> {
+    let AppendResult::Rejected { code, message } = result else { return None };
+    if !matches!(code.as_str(), "unknown_reference" | "unknown_material" | "unknown_partner") {
+        return None;
+    }
+    let (noun, rest) = message.strip_prefix("unknown ")?.split_once(' ')?;
+    let id = rest.strip_prefix('"')?.split('"').next()?;
+    Some((Kind::from_noun(noun)?, id.to_string()))
+}
+
+/// What to do about an unknown id the ledger refused. Parties and facilities are registered;
+/// lots are not (an acquire or convert makes them), whatever the ledger's text says.
+fn unknown_hint(ctx: &mut Ctx<'_>, kind: Kind, id: &str) -> String {
+    let registry = if known::needs_registry(kind) { ctx.backend.registry().ok() } else { None };
+    let known_ids = known::ids(kind, registry.as_ref());
+    let advice = known::advice(kind, id, &known_ids);
+    match kind {
+        Kind::Lot => {
+            format!("hint: a lot is never registered: `stockpile acquire` or `stockpile convert` creates it; {advice}")
+        }
+        _ => format!("hint: {advice}"),
+    }
 }
 
 /// Prints results; returns `Rejected` if any command was refused.

@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::args::{Format, HistoryArgs, HoldingsArgs};
 use crate::error::{operational, usage, Result};
+use crate::known::{self, Kind};
 use crate::output;
 use std::str::FromStr;
 use stockpile_ledger::domain::model::PositionKey;
@@ -10,6 +11,7 @@ use stockpile_ledger::domain::quantity::format_tonnes;
 use stockpile_ledger::domain::{Country, Event, LotId, MaterialId, PartyId};
 use stockpile_ledger::record;
 use stockpile_projector::query::{AsOf, Dimension, Holdings, HoldingsQuery, KeyValue};
+use stockpile_projector::Registry;
 
 /// Tonnes shown in tables: kilogram precision reads well for stockpiles; JSON keeps grams.
 const TABLE_TONNE_DECIMALS: u32 = 3;
@@ -42,10 +44,58 @@ pub fn build_query(a: &HoldingsArgs) -> Result<HoldingsQuery> {
     Ok(q)
 }
 
+/// Refuses (exit 1, with "did you mean") any id filter of `a` that names nothing known, so a
+/// typo never answers zero. `registry` is asked for only when a filter needs it.
+pub fn check_ids(a: &HoldingsArgs, registry: impl FnOnce() -> Result<Registry>) -> Result<()> {
+    known::check(Kind::Material, &a.material, None)?;
+    known::check(Kind::Partner, &a.partner, None)?;
+    if a.party.is_empty() && a.facility.is_empty() {
+        return Ok(());
+    }
+    let registry = registry()?;
+    known::check(Kind::Party, &a.party, Some(&registry))?;
+    known::check(Kind::Facility, &a.facility, Some(&registry))
+}
+
 pub fn holdings(ctx: &mut Ctx<'_>, a: &HoldingsArgs) -> Result<()> {
     let query = build_query(a)?;
+    check_ids(a, || ctx.backend.registry())?;
     let answer = ctx.backend.holdings(&query)?;
-    print_holdings(ctx.format, &answer)
+    let totals = material_totals(ctx.format, &answer, |q| ctx.backend.holdings(q))?;
+    print_holdings(ctx.format, &answer, &totals)
+}
+
+/// One material's total in a table's TOTAL rows: (material, gross g, contained g).
+pub type MaterialTotal = (String, i64, i64);
+
+/// The TOTAL rows of a table: one per material, never a sum across materials (tonnes of
+/// cobalt and tonnes of helium do not add up to anything). From the rows when they are
+/// grouped by material; otherwise `ask` answers the same query grouped by material alone.
+/// Only tables have TOTAL rows, so other formats ask nothing.
+pub fn material_totals(
+    format: Format,
+    h: &Holdings,
+    ask: impl FnOnce(&HoldingsQuery) -> Result<Holdings>,
+) -> Result<Vec<MaterialTotal>> {
+    if format != Format::Table {
+        return Ok(Vec::new());
+    }
+    let grouped;
+    let source = if h.query.group_by.contains(&Dimension::Material) {
+        h
+    } else {
+        let query = HoldingsQuery { group_by: vec![Dimension::Material], ..h.query.clone() };
+        grouped = ask(&query)?;
+        &grouped
+    };
+    let mut totals: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for row in &source.rows {
+        let material = row.key.get(Dimension::Material).map(key_text).unwrap_or_default();
+        let t = totals.entry(material).or_default();
+        t.0 += row.totals.gross_g;
+        t.1 += row.totals.contained_g;
+    }
+    Ok(totals.into_iter().map(|(m, (g, c))| (m, g, c)).collect())
 }
 
 fn key_text(v: &KeyValue) -> String {
@@ -56,7 +106,9 @@ fn key_text(v: &KeyValue) -> String {
     }
 }
 
-pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
+/// Prints `h`; a table ends with one TOTAL row per material of `totals` (see
+/// [`material_totals`]).
+pub fn print_holdings(format: Format, h: &Holdings, totals: &[MaterialTotal]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if format == Format::Json {
         let text = serde_json::to_string_pretty(h).expect("holdings encode");
@@ -92,17 +144,18 @@ pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
     let result = if format == Format::Csv {
         output::csv(&mut out, &headers, &rows)
     } else {
-        let mut total: Vec<String> =
-            dims.iter().enumerate().map(|(i, _)| if i == 0 { "TOTAL".into() } else { String::new() }).collect();
-        if total.is_empty() {
-            total.push("TOTAL".into());
+        if dims.is_empty() {
             headers.insert(0, "");
             for r in rows.iter_mut() {
                 r.insert(0, String::new());
             }
         }
-        total.extend([figure(h.total.gross_g), figure(h.total.contained_g)]);
-        rows.push(total);
+        for (material, gross_g, contained_g) in totals {
+            let mut total = vec![String::new(); dims.len().max(1)];
+            total[0] = format!("TOTAL {material}");
+            total.extend([figure(*gross_g), figure(*contained_g)]);
+            rows.push(total);
+        }
         output::table(&mut out, &headers, &rows)
     };
     let _ = result; // a closed pipe (`| head`) is not an error
@@ -115,6 +168,15 @@ pub fn print_holdings(format: Format, h: &Holdings) -> Result<()> {
                 h.seq
             ))
         );
+        if totals.len() > 1 && !h.query.group_by.contains(&Dimension::Material) {
+            eprintln!(
+                "{}",
+                output::dim(&format!(
+                    "these rows add up tonnes of {} materials; add material to --by to split them",
+                    totals.len()
+                ))
+            );
+        }
     }
     Ok(())
 }
@@ -175,9 +237,13 @@ fn describe(event: &Event) -> String {
 }
 
 pub fn history(ctx: &mut Ctx<'_>, a: &HistoryArgs) -> Result<()> {
-    if a.lot.is_none() && a.party.is_none() && a.facility.is_none() {
-        return Err(usage("name what to show: --lot ID, --party ID or --facility ID"));
-    }
+    let (kind, id) = match (&a.lot, &a.party, &a.facility) {
+        (Some(lot), _, _) => (Kind::Lot, lot),
+        (_, Some(party), _) => (Kind::Party, party),
+        (_, _, Some(facility)) => (Kind::Facility, facility),
+        _ => return Err(usage("name what to show: --lot ID, --party ID or --facility ID")),
+    };
+    known::check(kind, std::slice::from_ref(id), Some(&ctx.backend.registry()?))?;
     let head = ctx.backend.head()?;
     let mut rows = Vec::new();
     let mut json = Vec::new();

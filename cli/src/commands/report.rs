@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::args::{Format, ReportArgs};
 use crate::error::{operational, usage, Result};
+use crate::known::{self, Kind};
 use std::io::Write;
 use stockpile_ledger::service::access::{self, Identity};
 use stockpile_projector::report::{render, Framework, MaterialScope, Period, Report, ReportRequest};
@@ -28,6 +29,7 @@ pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
             "partner EL: the ledger spells Greece GR (reports to the Commission say EL): pass --partner GR",
         ));
     }
+    known::check(Kind::Partner, std::slice::from_ref(&partner), None)?;
     Ok(ReportRequest { partner, period, framework, materials })
 }
 

@@ -187,6 +187,11 @@ impl Registry {
         self.lots.get(id).map(|i| self.lot_spec(i))
     }
 
+    /// Every lot's spec, in the order the log created them.
+    pub fn lots(&self) -> impl Iterator<Item = LotSpec> + '_ {
+        (0..self.lots.len() as u32).map(|i| self.lot_spec(i))
+    }
+
     pub fn lot_count(&self) -> usize {
         self.lots.len()
     }
