@@ -116,6 +116,14 @@ pub enum Verb {
     /// Measure appends, post-to-visible latency, catch-up, replay, audit and as-of queries
     /// beside raw sled, JetStream and PostgreSQL baselines, with peak memory per scenario.
     Bench(BenchArgs),
+    /// Print a shell completion script: `stockpile completions bash > ~/.local/share/bash-completion/completions/stockpile`.
+    Completions {
+        /// The shell to complete for: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the manual page (roff): `stockpile man > stockpile.1 && man ./stockpile.1`.
+    Man,
     /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
     Demo {
         /// Where to build it; an earlier demo there is replaced, anything else is refused.
@@ -756,4 +764,12 @@ pub struct BenchArgs {
     /// runs each scenario in a child process so each peak RSS is that scenario's own).
     #[arg(long, hide = true)]
     pub scenario_child: Option<Scenario>,
+}
+
+/// The shells `stockpile completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }

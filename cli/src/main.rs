@@ -91,6 +91,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Verb::Keys(KeysVerb::List) => return commands::keys::list(&keys, cli.format),
         Verb::Demo { dir } => return commands::demo::run(dir),
+        Verb::Completions { shell } => return commands::completions::script(*shell),
+        Verb::Man => return commands::completions::man(),
         Verb::NatsConfig { out, partners, listen, store_dir } => {
             return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
         }
@@ -169,6 +171,8 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         }
         Verb::Watch { .. }
         | Verb::Demo { .. }
+        | Verb::Completions { .. }
+        | Verb::Man
         | Verb::NatsConfig { .. }
         | Verb::Bench(_)
         | Verb::Keys(_)

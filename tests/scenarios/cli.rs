@@ -576,3 +576,24 @@ fn a_damaged_checkpoint_is_named_by_position_in_json_and_the_audit_exits_1() {
         assert!(stderr.contains("verification failed"), "the message still goes to stderr: {stderr}");
     }
 }
+
+/// Shell completions and the man page come from the clap definition itself: each names the
+/// verbs; an unknown shell is a usage error.
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    let run = |args: &[&str]| Command::new(binary("stockpile")).args(args).output().unwrap();
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef stockpile"), ("fish", "complete -c stockpile")] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell} script lacks {marker:?}");
+        for verb in ["holdings", "release", "audit"] {
+            assert!(script.contains(verb), "{shell} script does not complete {verb}");
+        }
+    }
+    let man = run(&["man"]);
+    assert!(man.status.success(), "{}", String::from_utf8_lossy(&man.stderr));
+    let page = String::from_utf8(man.stdout).unwrap();
+    assert!(page.contains(".TH stockpile 1") && page.contains("holdings"), "{}", &page[..page.len().min(400)]);
+    assert_eq!(run(&["completions", "powershell"]).status.code(), Some(2));
+}
