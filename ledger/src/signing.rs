@@ -17,13 +17,17 @@
 //! (The cofactorless equation of `verify_strict` has no such batch: a signature whose `R`
 //! carries a small-order component fails it alone and passes a cofactorless batch for some
 //! coefficients.) Every honest Ed25519 signature meets both rules.
+//!
+//! Verification is ed25519-zebra's (the Zcash Foundation's implementation of exactly this
+//! rule, ZIP 215), single and batched; this module adds only the check that a key has order
+//! ℓ. Signing stays with ed25519-dalek, which also signs and checks checkpoints
+//! (`verify_strict`): Ed25519 signing is deterministic (RFC 8032), so both libraries make the
+//! same bytes, as a test here shows.
 
 use crate::canonical::{self, Hash};
 use crate::domain::{Command, KeyId, Rejection, Signer};
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::traits::IsIdentity;
-use curve25519_dalek::Scalar;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -117,7 +121,8 @@ pub(crate) fn signing_message(command: &Command) -> Vec<u8> {
 struct Prepared {
     message: Vec<u8>,
     digest: Hash,
-    key: VerifyingKey,
+    /// The signer's key, of order ℓ ([`decompressed`]).
+    key: VerificationKey,
     signature: Signature,
 }
 
@@ -137,9 +142,9 @@ fn prepare(signed: &SignedCommand) -> Result<Prepared, Rejection> {
 /// keeps the ones it saw, up to this many (then starts over).
 pub const KEY_CACHE_ENTRIES_MAX: usize = 4_096;
 
-fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+fn decompressed(bytes: &[u8; 32]) -> Option<VerificationKey> {
     thread_local! {
-        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerificationKey>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
     }
     KEYS.with(|cache| {
@@ -147,13 +152,15 @@ fn decompressed(bytes: &[u8; 32]) -> Option<VerifyingKey> {
         if let Some(k) = cache.get(bytes) {
             return Some(*k);
         }
-        let key = VerifyingKey::from_bytes(bytes).ok()?;
-        // Only a key of order ℓ signs. A small-order key vanishes from the cofactored
-        // equation (anything would verify); a key with a small-order component would verify
-        // under it where `verify_strict` does not. Checked once per key and thread.
-        if key.is_weak() || !key.to_edwards().is_torsion_free() {
+        // Only a key of order ℓ signs (ZIP 215 itself takes any point). A small-order key
+        // vanishes from the cofactored equation (anything would verify); a key with a
+        // small-order component would verify under it where `verify_strict` does not.
+        // Checked once per key and thread.
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes).decompress()?;
+        if point.is_small_order() || !point.is_torsion_free() {
             return None;
         }
+        let key = VerificationKey::try_from(*bytes).ok()?;
         if cache.len() >= KEY_CACHE_ENTRIES_MAX {
             cache.clear();
         }
@@ -256,128 +263,67 @@ const BISECT_BELOW: usize = 8;
 /// not `n` single checks. A batch and the single check apply the same rule (module docs), so
 /// the answer for a signature does not depend on how its batch was cut.
 fn batch_verified(prepared: &[&Prepared]) -> Vec<bool> {
+    // Each message is hashed once (`h`), however often bisection batches it again.
+    let items: Vec<batch::Item> = prepared.iter().map(|p| item(p)).collect();
+    bisected(prepared, &items)
+}
+
+fn bisected(prepared: &[&Prepared], items: &[batch::Item]) -> Vec<bool> {
     if prepared.is_empty() {
         return Vec::new();
     }
-    if batch_holds(prepared) {
+    if batch_holds(items) {
         return vec![true; prepared.len()];
     }
     if prepared.len() < BISECT_BELOW {
         return prepared.iter().map(|p| holds(p)).collect();
     }
-    let (left, right) = prepared.split_at(prepared.len() / 2);
-    let mut out = batch_verified(left);
-    out.extend(batch_verified(right));
+    let half = prepared.len() / 2;
+    let mut out = bisected(&prepared[..half], &items[..half]);
+    out.extend(bisected(&prepared[half..], &items[half..]));
     out
 }
 
-/// `SHA-512(R ‖ A ‖ M)`, the challenge of a signature before its reduction mod ℓ.
-fn hram(p: &Prepared) -> [u8; 64] {
-    use sha2::{Digest, Sha512};
-    let mut h = Sha512::new();
-    h.update(p.signature.r_bytes());
-    h.update(p.key.as_bytes());
-    h.update(&p.message);
-    h.finalize().into()
+/// A signature as a batch term: the key's bytes, the signature and `h`, hashed now.
+fn item(p: &Prepared) -> batch::Item {
+    batch::Item::from((VerificationKeyBytes::from(p.key), p.signature, &p.message))
 }
 
-fn canonical_s(p: &Prepared) -> Option<Scalar> {
-    Scalar::from_canonical_bytes(*p.signature.s_bytes()).into()
-}
-
-fn r_point(p: &Prepared) -> Option<EdwardsPoint> {
-    CompressedEdwardsY(*p.signature.r_bytes()).decompress()
-}
-
-/// Whether one signature meets the rule of the module docs: `[8]([s]B − [h]A − R) = 0`.
+/// Whether one signature meets the rule of the module docs: ed25519-zebra's single check,
+/// `[8]([s]B − [h]A − R) = 0` with canonical `s` (the key's order was checked when it was
+/// decoded).
 fn holds(p: &Prepared) -> bool {
-    let (Some(s), Some(r)) = (canonical_s(p), r_point(p)) else {
-        return false;
-    };
-    let h = Scalar::from_bytes_mod_order_wide(&hram(p));
-    let sb_minus_ha = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &-p.key.to_edwards(), &s);
-    (sb_minus_ha - r).mul_by_cofactor().is_identity()
+    p.key.verify(&p.signature, &p.message).is_ok()
 }
 
-/// Whether one batch equation holds for all of `prepared`: the equation of
-/// `ed25519_dalek::verify_batch`, with the same coefficients (drawn from a Merlin transcript
-/// of every `H(R‖A‖M)` and `s`), multiplied by the cofactor so that it holds exactly when
-/// every signature meets the rule of the module docs, and with the terms of each distinct
-/// public key gathered into one.
-///
-/// The batch checks `[8]([−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ) = 0`. A ledger's commands come from a
-/// few operator keys, so `Σ [zᵢhᵢ]Aᵢ` is `Σ_A [Σ_{i signed by A} zᵢhᵢ]A`: the multiscalar
-/// multiplication, most of a batch's cost, takes `n + keys + 1` points instead of `2n + 1`.
-#[allow(non_snake_case)]
-fn batch_holds(prepared: &[&Prepared]) -> bool {
-    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-    use curve25519_dalek::traits::VartimeMultiscalarMul;
-
-    let hrams: Vec<[u8; 64]> = prepared.iter().map(|p| hram(p)).collect();
-    let mut transcript = merlin::Transcript::new(b"ed25519 batch verification");
-    for hram in &hrams {
-        transcript.append_message(b"hram", hram);
+/// Whether one batch equation holds for all of `items`: ed25519-zebra's batch verifier, which
+/// checks `[8]([−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ) = 0` with random 128-bit `zᵢ`, so it holds
+/// exactly when every signature meets the single rule (but with probability ≤ 2⁻¹²⁵). It
+/// gathers the terms of each distinct public key into one: a ledger's commands come from a
+/// few operator keys, so the multiscalar multiplication, most of a batch's cost, takes
+/// `n + keys + 1` points instead of `2n + 1`.
+fn batch_holds(items: &[batch::Item]) -> bool {
+    let mut verifier = batch::Verifier::new();
+    for item in items {
+        verifier.queue(item.clone());
     }
-    let mut s = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        transcript.append_message(b"sig.s", p.signature.s_bytes());
-        match canonical_s(p) {
-            Some(x) => s.push(x),
-            None => return false,
-        }
-    }
-    let mut rng = transcript.build_rng().finalize(&mut NoEntropy);
-
-    // One term per distinct key, in the order first met.
-    let mut key_index: std::collections::HashMap<&[u8; 32], usize> = std::collections::HashMap::new();
-    let mut keys: Vec<EdwardsPoint> = Vec::new();
-    let mut key_coefficients: Vec<Scalar> = Vec::new();
-    let mut r_coefficients: Vec<Scalar> = Vec::with_capacity(prepared.len());
-    let mut B_coefficient = Scalar::ZERO;
-    for ((p, hram), s) in prepared.iter().zip(&hrams).zip(&s) {
-        let mut z = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rng, &mut z);
-        let z = Scalar::from(u128::from_le_bytes(z));
-        B_coefficient += z * s;
-        let k = *key_index.entry(p.key.as_bytes()).or_insert_with(|| {
-            keys.push(p.key.to_edwards());
-            key_coefficients.push(Scalar::ZERO);
-            keys.len() - 1
-        });
-        key_coefficients[k] += z * Scalar::from_bytes_mod_order_wide(hram);
-        r_coefficients.push(z);
-    }
-    let Rs = prepared.iter().map(|p| r_point(p));
-    let points = std::iter::once(Some(ED25519_BASEPOINT_POINT)).chain(Rs).chain(keys.into_iter().map(Some));
-    let scalars = std::iter::once(-B_coefficient).chain(r_coefficients).chain(key_coefficients);
-    EdwardsPoint::optional_multiscalar_mul(scalars, points).is_some_and(|sum| sum.mul_by_cofactor().is_identity())
+    // The coefficients come from this thread's CSPRNG (ChaCha, seeded from the OS): a forger
+    // who cannot predict them cannot make a bad signature cancel out in a batch.
+    verifier.verify(rand::thread_rng()).is_ok()
 }
-
-/// The entropy the batch transcript's generator is finalized with: none, as in
-/// `ed25519_dalek::verify_batch`, so the coefficients depend on the batch alone and a batch
-/// gets the same answer wherever it is checked.
-struct NoEntropy;
-
-impl rand::RngCore for NoEntropy {
-    fn next_u32(&mut self) -> u32 {
-        0
-    }
-    fn next_u64(&mut self) -> u64 {
-        0
-    }
-    fn fill_bytes(&mut self, _dest: &mut [u8]) {}
-    fn try_fill_bytes(&mut self, _dest: &mut [u8]) -> Result<(), rand::Error> {
-        Ok(())
-    }
-}
-
-impl rand::CryptoRng for NoEntropy {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{Action, EventId, KeyId};
     use chrono::TimeZone;
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::Scalar;
+
+    /// ed25519-dalek's view of a prepared key, for comparing against its checks.
+    fn dalek_key(p: &Prepared) -> ed25519_dalek::VerifyingKey {
+        ed25519_dalek::VerifyingKey::from_bytes(&p.key.into()).unwrap()
+    }
 
     fn command(id: &str) -> Command {
         Command {
@@ -484,17 +430,18 @@ mod tests {
             let prepared: Vec<Prepared> = batch.iter().map(|s| prepare(s).unwrap()).collect();
             let singles: Vec<bool> = prepared.iter().map(holds).collect();
             for ((p, &single), &torsion) in prepared.iter().zip(&singles).zip(&torsion) {
-                let strict = p.key.verify_strict(&p.message, &p.signature).is_ok();
+                let strict = dalek_key(p).verify_strict(&p.message, &p.signature).is_ok();
                 assert_eq!(single, strict || torsion, "round {round}: the single check against verify_strict");
             }
             let refs: Vec<&Prepared> = prepared.iter().collect();
-            let ours = batch_holds(&refs);
+            let items: Vec<batch::Item> = prepared.iter().map(item).collect();
+            let ours = batch_holds(&items);
             assert_eq!(ours, singles.iter().all(|&ok| ok), "round {round}: {n} commands by {signers} keys");
             assert_eq!(batch_verified(&refs), singles, "round {round}: bisection finds exactly the failing ones");
             if !torsion.contains(&true) {
                 let messages: Vec<&[u8]> = prepared.iter().map(|p| p.message.as_slice()).collect();
                 let signatures: Vec<Signature> = prepared.iter().map(|p| p.signature).collect();
-                let verifying: Vec<VerifyingKey> = prepared.iter().map(|p| p.key).collect();
+                let verifying: Vec<ed25519_dalek::VerifyingKey> = prepared.iter().map(dalek_key).collect();
                 let theirs = ed25519_dalek::verify_batch(&messages, &signatures, &verifying).is_ok();
                 assert_eq!(ours, theirs, "round {round}: ed25519-dalek's batch answers the same");
             }
@@ -504,6 +451,34 @@ mod tests {
             answers[usize::from(ours)] += 1;
         }
         assert!(answers[0] >= 100 && answers[1] >= 250, "both answers are exercised: {answers:?}");
+    }
+
+    /// Signing stays with ed25519-dalek; ed25519-zebra's signer makes the same bytes (RFC 8032
+    /// signing is deterministic): on RFC 8032's first test vector, and on commands signed by
+    /// many keys, whose public keys agree too.
+    #[test]
+    fn ed25519_dalek_and_ed25519_zebra_sign_the_same_bytes() {
+        // RFC 8032 §7.1, TEST 1: the empty message.
+        let secret: [u8; 32] = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let expected = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+        let dalek = OperatorKey::from_secret(KeyId::new("rfc"), secret);
+        assert_eq!(hex::encode(dalek.signing.sign(b"").to_bytes()), expected);
+        assert_eq!(hex::encode(ed25519_zebra::SigningKey::from(secret).sign(b"").to_bytes()), expected);
+        for i in 0..64u8 {
+            let secret = canonical::sha256(&[i]);
+            let key = OperatorKey::from_secret(KeyId::new(format!("k{i}")), secret);
+            let zebra = ed25519_zebra::SigningKey::from(secret);
+            assert_eq!(hex::encode(<[u8; 32]>::from(VerificationKey::from(&zebra))), key.public_key_hex());
+            let signed = key.sign(command(&format!("same-bytes-{i}")));
+            assert_eq!(
+                hex::encode(zebra.sign(&signing_message(&signed.command)).to_bytes()),
+                signed.signature,
+                "key {i}"
+            );
+        }
     }
 
     /// Only keys of order ℓ sign. A small-order key drops out of the cofactored equation, so
@@ -538,7 +513,7 @@ mod tests {
         let p = Prepared {
             message: signing_message(&mixed.command),
             digest: [0; 32],
-            key: VerifyingKey::from_bytes(mixed_public.as_bytes()).unwrap(),
+            key: VerificationKey::try_from(mixed_public.to_bytes()).unwrap(),
             signature: Signature::from_bytes(&hex::decode(&mixed.signature).unwrap().try_into().unwrap()),
         };
         assert!(holds(&p), "the mixed-order key's signature meets the equation: only the key check refuses it");
