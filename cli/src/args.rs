@@ -729,6 +729,8 @@ pub enum Scenario {
     Audit,
     /// As-of holdings query latency over the history.
     AsOf,
+    /// Inclusion and consistency proof latency over the history (stored Merkle nodes).
+    Proof,
     /// Baseline: raw sled insert + flush (+ fdatasync) of the same record bytes.
     Sled,
     /// Baseline: JetStream publish-with-ack of the same bytes (default and `sync_interval: always`).

@@ -191,31 +191,12 @@ impl MerkleLog {
     /// Audit path `PATH(index, D[0:size])` of RFC 6962 §2.1.1, ordered from the
     /// leaf's sibling up to the child of the root.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Digest>, ProofError> {
-        let size_usize = self.check_size(size)?;
-        if index >= size {
-            return Err(ProofError::IndexOutOfRange { index, size });
+        self.check_size(size)?;
+        let mut lookup = |level, start| Ok::<_, std::convert::Infallible>(self.perfect_root(level, start));
+        match inclusion_path(&mut lookup, index, size) {
+            Ok(result) => result,
+            Err(never) => match never {},
         }
-        // Lossless: index < size, and size fits in usize.
-        let mut m = index as usize;
-        let (mut start, mut n) = (0, size_usize);
-
-        // Walk down from the root, collecting the sibling of each subtree that
-        // contains the leaf; RFC order is bottom-up, hence the final reverse.
-        let mut proof = Vec::new();
-        while n > 1 {
-            let k = split_point(n);
-            if m < k {
-                proof.push(self.range_root(start + k, n - k));
-                n = k;
-            } else {
-                proof.push(self.range_root(start, k));
-                start += k;
-                n -= k;
-                m -= k;
-            }
-        }
-        proof.reverse();
-        Ok(proof)
     }
 
     /// Consistency proof `PROOF(old_size, D[0:new_size])` of RFC 6962 §2.1.2.
@@ -223,42 +204,12 @@ impl MerkleLog {
     /// Equal sizes give an empty proof (RFC 9162 §2.1.4); an `old_size` of
     /// zero or larger than `new_size` has no proof.
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Digest>, ProofError> {
-        let new_usize = self.check_size(new_size)?;
-        if old_size == new_size {
-            return Ok(Vec::new());
+        self.check_size(new_size)?;
+        let mut lookup = |level, start| Ok::<_, std::convert::Infallible>(self.perfect_root(level, start));
+        match consistency_path(&mut lookup, old_size, new_size) {
+            Ok(result) => result,
+            Err(never) => match never {},
         }
-        if old_size == 0 || old_size > new_size {
-            return Err(ProofError::BadOldSize { old_size, new_size });
-        }
-        // Lossless: old_size < new_size, and new_size fits in usize.
-        let mut m = old_size as usize;
-        let (mut start, mut n) = (0, new_usize);
-
-        // Iterative SUBPROOF(m, D[start:start+n], whole_old_tree): descend
-        // until the remaining old part is a whole subtree, collecting siblings
-        // top-down; RFC order is bottom-up, hence the final reverse.
-        let mut whole_old_tree = true;
-        let mut proof = Vec::new();
-        while m != n {
-            let k = split_point(n);
-            if m <= k {
-                proof.push(self.range_root(start + k, n - k));
-                n = k;
-            } else {
-                proof.push(self.range_root(start, k));
-                start += k;
-                n -= k;
-                m -= k;
-                whole_old_tree = false;
-            }
-        }
-        // The verifier already knows the old root, so it is only sent when
-        // the subtree reached is a strict part of the old tree.
-        if !whole_old_tree {
-            proof.push(self.range_root(start, n));
-        }
-        proof.reverse();
-        Ok(proof)
     }
 
     fn leaf_count(&self) -> usize {
@@ -274,38 +225,127 @@ impl MerkleLog {
     }
 
     /// Root of the complete subtree of `2^level` leaves starting at `start`.
-    fn perfect_root(&self, level: u32, start: usize) -> Digest {
+    fn perfect_root(&self, level: u32, start: u64) -> Digest {
         debug_assert_eq!(start % (1 << level), 0, "perfect subtree must be aligned");
-        self.levels[level as usize][start >> level]
+        self.levels[level as usize][(start >> level) as usize]
     }
 
-    /// `MTH(D[start:start+size])` for a range whose start is aligned to
-    /// `size.next_power_of_two()`; every range the RFC recursion visits is.
     fn range_root(&self, start: usize, size: usize) -> Digest {
-        debug_assert!(start + size <= self.leaf_count());
-        debug_assert_eq!(start % size.next_power_of_two(), 0);
-        // The RFC tree over such a range is the right-leaning combination of
-        // the perfect subtrees given by the binary digits of `size`, largest
-        // (leftmost) first, so fold them from the smallest (rightmost) one.
-        let mut end = start + size;
-        let mut rest = size;
-        let mut acc: Option<Digest> = None;
-        while rest != 0 {
-            let level = rest.trailing_zeros();
-            end -= 1 << level;
-            let subtree = self.perfect_root(level, end);
-            acc = Some(match acc {
-                None => subtree,
-                Some(right) => node_hash(&subtree, &right),
-            });
-            rest &= rest - 1;
+        let mut lookup = |level, start| Ok::<_, std::convert::Infallible>(self.perfect_root(level, start));
+        match range_root(&mut lookup, start as u64, size as u64) {
+            Ok(root) => root,
+            Err(never) => match never {},
         }
-        acc.unwrap_or_else(empty_root)
     }
 }
 
+/// Where the proofs read the tree: `perfect(level, start)` is the root of the perfect
+/// subtree of `2^level` leaves starting at leaf `start` (a multiple of `2^level`), which
+/// the caller guarantees lies inside the tree. [`MerkleLog`] answers from memory, the store
+/// from its node file ([`crate::store::tree`]); both give the same proofs, byte for byte.
+pub trait PerfectRoots<E>: FnMut(u32, u64) -> Result<Digest, E> {}
+impl<E, F: FnMut(u32, u64) -> Result<Digest, E>> PerfectRoots<E> for F {}
+
+/// `MTH(D[start:start+size])` for a range whose start is aligned to
+/// `size.next_power_of_two()` (every range the RFC recursion visits is), from at most
+/// `popcount(size)` perfect subtree roots.
+pub fn range_root<E>(perfect: &mut impl PerfectRoots<E>, start: u64, size: u64) -> Result<Digest, E> {
+    debug_assert_eq!(start % size.next_power_of_two().max(1), 0);
+    // The RFC tree over such a range is the right-leaning combination of
+    // the perfect subtrees given by the binary digits of `size`, largest
+    // (leftmost) first, so fold them from the smallest (rightmost) one.
+    let mut end = start + size;
+    let mut rest = size;
+    let mut acc: Option<Digest> = None;
+    while rest != 0 {
+        let level = rest.trailing_zeros();
+        end -= 1 << level;
+        let subtree = perfect(level, end)?;
+        acc = Some(match acc {
+            None => subtree,
+            Some(right) => node_hash(&subtree, &right),
+        });
+        rest &= rest - 1;
+    }
+    Ok(acc.unwrap_or_else(empty_root))
+}
+
+/// Audit path `PATH(index, D[0:size])` of RFC 6962 §2.1.1 over a tree of at least `size`
+/// leaves, from O(log size) perfect subtree roots: once the walk goes down a left (perfect)
+/// child every sibling is perfect, so at most one sibling is a non-perfect range.
+pub fn inclusion_path<E>(
+    perfect: &mut impl PerfectRoots<E>,
+    index: u64,
+    size: u64,
+) -> Result<Result<Vec<Digest>, ProofError>, E> {
+    if index >= size {
+        return Ok(Err(ProofError::IndexOutOfRange { index, size }));
+    }
+    let mut m = index;
+    let (mut start, mut n) = (0, size);
+    // Walk down from the root, collecting the sibling of each subtree that
+    // contains the leaf; RFC order is bottom-up, hence the final reverse.
+    let mut proof = Vec::new();
+    while n > 1 {
+        let k = split_point(n);
+        if m < k {
+            proof.push(range_root(perfect, start + k, n - k)?);
+            n = k;
+        } else {
+            proof.push(range_root(perfect, start, k)?);
+            start += k;
+            n -= k;
+            m -= k;
+        }
+    }
+    proof.reverse();
+    Ok(Ok(proof))
+}
+
+/// Consistency proof `PROOF(old_size, D[0:new_size])` of RFC 6962 §2.1.2 over a tree of at
+/// least `new_size` leaves, from O(log new_size) perfect subtree roots.
+pub fn consistency_path<E>(
+    perfect: &mut impl PerfectRoots<E>,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Result<Vec<Digest>, ProofError>, E> {
+    if old_size == new_size {
+        return Ok(Ok(Vec::new()));
+    }
+    if old_size == 0 || old_size > new_size {
+        return Ok(Err(ProofError::BadOldSize { old_size, new_size }));
+    }
+    let mut m = old_size;
+    let (mut start, mut n) = (0, new_size);
+    // Iterative SUBPROOF(m, D[start:start+n], whole_old_tree): descend
+    // until the remaining old part is a whole subtree, collecting siblings
+    // top-down; RFC order is bottom-up, hence the final reverse.
+    let mut whole_old_tree = true;
+    let mut proof = Vec::new();
+    while m != n {
+        let k = split_point(n);
+        if m <= k {
+            proof.push(range_root(perfect, start + k, n - k)?);
+            n = k;
+        } else {
+            proof.push(range_root(perfect, start, k)?);
+            start += k;
+            n -= k;
+            m -= k;
+            whole_old_tree = false;
+        }
+    }
+    // The verifier already knows the old root, so it is only sent when
+    // the subtree reached is a strict part of the old tree.
+    if !whole_old_tree {
+        proof.push(range_root(perfect, start, n)?);
+    }
+    proof.reverse();
+    Ok(Ok(proof))
+}
+
 /// Largest power of two strictly smaller than `n` (the RFC 6962 `k`); `n >= 2`.
-fn split_point(n: usize) -> usize {
+fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1 << (n - 1).ilog2()
 }

@@ -83,20 +83,23 @@ pub enum ProveError {
     SeqOutOfRange { seq: u64, tree_size: u64 },
 }
 
-/// The Merkle tree over records `1..=size` of a store (64 bytes of memory per record).
+/// The Merkle tree over records `1..=size` of a store, rebuilt in memory from every record
+/// (64 bytes of memory per record): the oracle the stored nodes are tested against.
 pub fn tree(store: &Store, size: u64) -> Result<MerkleLog, LedgerError> {
     let mut log = MerkleLog::new();
     for_each_leaf(store, 1, size, |leaf| log.push(leaf))?;
     Ok(log)
 }
 
+/// Inclusion proof of record `seq` in the tree of `tree_size` records, from the store's
+/// Merkle nodes: O(log n) node reads and one record read.
 pub fn prove_inclusion(store: &Store, seq: u64, tree_size: u64) -> Result<InclusionProof, ProveError> {
     if seq == 0 || seq > tree_size {
         return Err(ProveError::SeqOutOfRange { seq, tree_size });
     }
-    let log = tree(store, tree_size)?;
-    let index = seq.checked_sub(1).ok_or(ProofError::IndexOutOfRange { index: 0, size: tree_size })?;
-    let path = log.inclusion_proof(index, tree_size)?;
+    check_size(store, tree_size)?;
+    let index = seq - 1;
+    let path = store.merkle().inclusion_proof(index, tree_size)??;
     let leaf = store
         .record(seq)?
         .and_then(|b| record_hash(&b))
@@ -104,10 +107,22 @@ pub fn prove_inclusion(store: &Store, seq: u64, tree_size: u64) -> Result<Inclus
     Ok(InclusionProof { seq, record_hash: leaf, tree_size, path })
 }
 
+/// Consistency proof from `old_size` to `new_size` records, from the store's Merkle nodes:
+/// O(log n) node reads.
 pub fn prove_consistency(store: &Store, old_size: u64, new_size: u64) -> Result<ConsistencyProof, ProveError> {
-    let log = tree(store, new_size)?;
-    let path = log.consistency_proof(old_size, new_size)?;
+    check_size(store, new_size)?;
+    let path = store.merkle().consistency_proof(old_size, new_size)??;
     Ok(ConsistencyProof { old_size, new_size, path })
+}
+
+/// Refuses a size beyond the committed log (the node file may briefly hold a commit's nodes
+/// before its records are durable).
+fn check_size(store: &Store, size: u64) -> Result<(), ProofError> {
+    let len = store.head();
+    if size > len {
+        return Err(ProofError::SizeOutOfRange { size, len });
+    }
+    Ok(())
 }
 
 mod hex_list {

@@ -27,11 +27,44 @@ pub const RANGE_PAGE_RECORDS_MAX: u32 = 1024;
 /// (1 MiB), leaving room for the reply's envelope; a page always holds at least one record.
 pub const RANGE_PAGE_BYTES_MAX: usize = 512 << 10;
 
-/// Requests handled at once, over both endpoints. Enough that the group-commit writer sees
-/// hundreds of callers' commands per fsync (its submit queue holds 1,024 jobs); few enough
-/// that the requests' memory stays bounded (typical requests are a few KiB; the worst case
-/// is this times [`APPEND_REQUEST_BYTES_MAX`]). Beyond it, requests wait in the subscription.
-pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// `ledger.append` (and, separately, `ledger.append.<partner>`) requests handled at once.
+/// Enough that the group-commit writer sees hundreds of callers' commands per fsync (its
+/// submit queue holds 1,024 jobs); few enough that the requests' memory stays bounded
+/// (typical requests are a few KiB; the worst case is this plus
+/// [`APPEND_QUEUED_MAX`], times [`APPEND_REQUEST_BYTES_MAX`]).
+pub const APPEND_IN_FLIGHT_MAX: usize = 256;
+
+/// Append requests admitted beyond [`APPEND_IN_FLIGHT_MAX`] to wait for a slot; one more is
+/// answered `overloaded` at once. A full group commit's worth of waiting callers.
+pub const APPEND_QUEUED_MAX: usize = 256;
+
+/// Requests one partner may have admitted (running or waiting) on its channel
+/// `ledger.append.<partner>`: a quarter of that class's [`APPEND_IN_FLIGHT_MAX`] +
+/// [`APPEND_QUEUED_MAX`], so one partner's flood leaves three quarters of the class to the
+/// others.
+pub const PARTNER_ADMITTED_MAX: usize = 128;
+
+/// `ledger.range` pages read at once. Each reads up to [`RANGE_PAGE_BYTES_MAX`] on the
+/// blocking pool; a few keep an export fast without taking the cores from the writer.
+pub const RANGE_IN_FLIGHT_MAX: usize = 4;
+
+/// `ledger.range` requests waiting for one of [`RANGE_IN_FLIGHT_MAX`].
+pub const RANGE_QUEUED_MAX: usize = 64;
+
+/// `ledger.checkpoint` requests at once: checkpoints are signed one at a time anyway.
+pub const CHECKPOINT_IN_FLIGHT_MAX: usize = 1;
+
+/// `ledger.checkpoint` requests waiting; each is answered with the checkpoint at the head
+/// when its turn comes, so a long queue only repeats work.
+pub const CHECKPOINT_QUEUED_MAX: usize = 16;
+
+/// `ledger.proof` requests computed at once, on the blocking pool: a proof is O(log n) node
+/// reads (tens of microseconds), so a few keep up with thousands a second while leaving the
+/// cores to the writer.
+pub const PROOF_IN_FLIGHT_MAX: usize = 4;
+
+/// `ledger.proof` requests waiting for one of [`PROOF_IN_FLIGHT_MAX`].
+pub const PROOF_QUEUED_MAX: usize = 64;
 
 /// Replicas of the `STOCKPILE_EVENTS` stream: one on a single nats-server; three on the
 /// production cluster (design §9).
@@ -83,7 +116,22 @@ pub struct Limits {
     pub range_request_bytes_max: usize,
     pub range_page_records_max: u32,
     pub range_page_bytes_max: usize,
-    pub requests_in_flight_max: usize,
+    pub append: ClassLimits,
+    pub append_as_partner: ClassLimits,
+    /// Requests admitted per partner on `ledger.append.<partner>` (within `append_as_partner`).
+    pub partner_admitted_max: usize,
+    pub range: ClassLimits,
+    pub checkpoint: ClassLimits,
+    pub proof: ClassLimits,
+}
+
+/// Bounds of one request class: requests running at once, and requests admitted to wait for
+/// them. Beyond both, a request is answered `overloaded` at once and nothing is done, so a
+/// flood of one class costs the others nothing but the reading of its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassLimits {
+    pub in_flight_max: usize,
+    pub queued_max: usize,
 }
 
 impl Default for Limits {
@@ -94,7 +142,12 @@ impl Default for Limits {
             range_request_bytes_max: RANGE_REQUEST_BYTES_MAX,
             range_page_records_max: RANGE_PAGE_RECORDS_MAX,
             range_page_bytes_max: RANGE_PAGE_BYTES_MAX,
-            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+            append: ClassLimits { in_flight_max: APPEND_IN_FLIGHT_MAX, queued_max: APPEND_QUEUED_MAX },
+            append_as_partner: ClassLimits { in_flight_max: APPEND_IN_FLIGHT_MAX, queued_max: APPEND_QUEUED_MAX },
+            partner_admitted_max: PARTNER_ADMITTED_MAX,
+            range: ClassLimits { in_flight_max: RANGE_IN_FLIGHT_MAX, queued_max: RANGE_QUEUED_MAX },
+            checkpoint: ClassLimits { in_flight_max: CHECKPOINT_IN_FLIGHT_MAX, queued_max: CHECKPOINT_QUEUED_MAX },
+            proof: ClassLimits { in_flight_max: PROOF_IN_FLIGHT_MAX, queued_max: PROOF_QUEUED_MAX },
         }
     }
 }

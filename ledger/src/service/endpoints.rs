@@ -4,11 +4,17 @@
 //!
 //! Every request that carries a reply subject is answered: with its reply, or with a
 //! [`crate::wire::ErrorReply`] whose `code` says why the whole request was refused.
-//! Requests run concurrently, at most [`super::Limits::requests_in_flight_max`] at once, so
-//! the group-commit writer sees many callers' commands per fsync.
+//!
+//! Each class of request (append, append-as-partner, range, checkpoint, proof) has its own
+//! [`Gate`]: at most `in_flight_max` run at once and `queued_max` more wait; the next one is
+//! answered `overloaded` at once, by the loop that reads the requests, which never waits for
+//! a class. So a flood of proofs fills only the proof gate, and appends are read and admitted
+//! as before. On the partner channels each partner also has at most
+//! [`super::Limits::partner_admitted_max`] admitted, so one partner cannot fill the class.
+//! Appends run concurrently so the group-commit writer sees many callers' commands per fsync.
 
 use super::checkpoints::{self, Checkpointer};
-use super::config::Limits;
+use super::config::{ClassLimits, Limits};
 use super::error::{RequestError, ServiceError};
 use super::shutdown::Stop;
 use super::subjects::{APPEND, APPEND_AS_PARTNER, CHECKPOINT, PROOF, RANGE, SERVICE_NAME};
@@ -16,11 +22,12 @@ use super::{append, range};
 use crate::LedgerHandle;
 use async_nats::service::{Request, Service, ServiceExt};
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
     Append,
     AppendAsPartner,
@@ -76,7 +83,7 @@ impl Endpoints {
         checkpointer: Arc<Checkpointer>,
         mut stop: Stop,
     ) -> Result<(), ServiceError> {
-        let in_flight = Arc::new(Semaphore::new(limits.requests_in_flight_max));
+        let gates = Gates::new(&limits);
         let context = Context { client: client.clone(), ledger, limits: Arc::new(limits), checkpointer };
         let mut requests = futures::stream::select_all([
             self.append.map(|request| (Api::Append, request)).boxed(),
@@ -85,12 +92,9 @@ impl Endpoints {
             self.checkpoint.map(|request| (Api::Checkpoint, request)).boxed(),
             self.proof.map(|request| (Api::Proof, request)).boxed(),
         ]);
+        let mut partners: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks = JoinSet::new();
         loop {
-            let permit = tokio::select! {
-                permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-                () = stop.wait() => break,
-            };
             let (api, request) = tokio::select! {
                 next = requests.next() => match next {
                     Some(next) => next,
@@ -98,10 +102,21 @@ impl Endpoints {
                 },
                 () = stop.wait() => break,
             };
+            let admitted = match gates.admit(api, &request, &mut partners, context.limits.partner_admitted_max) {
+                Ok(admitted) => admitted,
+                Err(e) => {
+                    // Answered here, without a task: an overloaded class costs one publish.
+                    if request.message.reply.is_some() {
+                        respond(api, request, &error_body(&e)).await;
+                    }
+                    continue;
+                }
+            };
             let context = context.clone();
             tasks.spawn(async move {
+                let running = admitted.running.acquire_owned().await.expect("the semaphore is never closed");
                 handle(api, request, &context).await;
-                drop(permit);
+                drop((running, admitted.permits));
             });
             while let Some(done) = tasks.try_join_next() {
                 log_panic(done);
@@ -123,6 +138,98 @@ impl Endpoints {
     }
 }
 
+/// One class's bounds: `admitted` counts requests running or waiting, `running` those running.
+struct Gate {
+    class: &'static str,
+    admitted: Arc<Semaphore>,
+    admitted_max: usize,
+    running: Arc<Semaphore>,
+}
+
+impl Gate {
+    fn new(class: &'static str, limits: ClassLimits) -> Gate {
+        let admitted_max = limits.in_flight_max + limits.queued_max;
+        Gate {
+            class,
+            admitted: Arc::new(Semaphore::new(admitted_max)),
+            admitted_max,
+            running: Arc::new(Semaphore::new(limits.in_flight_max)),
+        }
+    }
+
+    fn try_admit(&self) -> Result<OwnedSemaphorePermit, RequestError> {
+        self.admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RequestError::Overloaded { class: self.class, admitted: self.admitted_max })
+    }
+}
+
+struct Gates {
+    append: Gate,
+    append_as_partner: Gate,
+    range: Gate,
+    checkpoint: Gate,
+    proof: Gate,
+}
+
+/// A request let in: its place in the class (and its partner's share), and the class's
+/// running slots to wait for.
+struct Admitted {
+    permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    running: Arc<Semaphore>,
+}
+
+impl Gates {
+    fn new(limits: &Limits) -> Gates {
+        Gates {
+            append: Gate::new("append", limits.append),
+            append_as_partner: Gate::new("append-as-partner", limits.append_as_partner),
+            range: Gate::new("range", limits.range),
+            checkpoint: Gate::new("checkpoint", limits.checkpoint),
+            proof: Gate::new("proof", limits.proof),
+        }
+    }
+
+    /// Admits a request to its class, or says it is over the class's (or its partner's)
+    /// bound. Partners are keyed by the last subject token only when it is a reference
+    /// partner, so the map holds at most one entry per partner of the reference list.
+    fn admit(
+        &self,
+        api: Api,
+        request: &Request,
+        partners: &mut HashMap<String, Arc<Semaphore>>,
+        partner_admitted_max: usize,
+    ) -> Result<Admitted, RequestError> {
+        let gate = match api {
+            Api::Append => &self.append,
+            Api::AppendAsPartner => &self.append_as_partner,
+            Api::Range => &self.range,
+            Api::Checkpoint => &self.checkpoint,
+            Api::Proof => &self.proof,
+        };
+        let partner = match api {
+            Api::AppendAsPartner => match append::origin(&request.message.subject) {
+                Ok(origin) => {
+                    let share = partners
+                        .entry(origin.as_str().to_string())
+                        .or_insert_with(|| Arc::new(Semaphore::new(partner_admitted_max)));
+                    let permit = share.clone().try_acquire_owned().map_err(|_| RequestError::Overloaded {
+                        class: "append-as-partner (this partner's share)",
+                        admitted: partner_admitted_max,
+                    })?;
+                    Some(permit)
+                }
+                // Refused by the handler with its typed error; admitted to the class like any.
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        let class = gate.try_admit()?;
+        Ok(Admitted { permits: (class, partner), running: gate.running.clone() })
+    }
+}
+
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         tracing::error!(error = %e, "a request handler failed; its request got no reply");
@@ -136,17 +243,17 @@ async fn handle(api: Api, request: Request, context: &Context) {
         return;
     }
     let payload = &request.message.payload;
+    let max = context.client.server_info().max_payload;
     let result = match api {
         Api::Append => append::handle(payload, None, &context.ledger, &context.limits).await,
         Api::AppendAsPartner => match append::origin(&request.message.subject) {
             Ok(origin) => append::handle(payload, Some(origin), &context.ledger, &context.limits).await,
             Err(e) => Err(e),
         },
-        Api::Range => range::handle(payload, &context.ledger, &context.limits).await,
+        Api::Range => range::handle(payload, &context.ledger, &context.limits, max).await,
         Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.client).await,
         Api::Proof => checkpoints::handle_proof(payload, &context.ledger).await,
     };
-    let max = context.client.server_info().max_payload;
     let body = match result {
         Ok(body) if body.len() <= max => body,
         Ok(body) => error_body(&RequestError::ReplyTooLarge { bytes: body.len(), max }),
@@ -155,7 +262,11 @@ async fn handle(api: Api, request: Request, context: &Context) {
             error_body(&e)
         }
     };
-    if let Err(e) = request.respond(Ok(body.into())).await {
+    respond(api, request, &body).await;
+}
+
+async fn respond(api: Api, request: Request, body: &[u8]) {
+    if let Err(e) = request.respond(Ok(body.to_vec().into())).await {
         tracing::warn!(?api, error = %e, "could not send a reply");
     }
 }

@@ -35,9 +35,11 @@ pub enum RequestError {
     #[error("the request has {count} commands, more than the {max} allowed: split it into batches of at most {max}")]
     TooManyCommands { count: usize, max: usize },
     #[error(
-        "the reply would have {bytes} bytes, more than the {max} NATS allows in one message: ask for fewer records"
+        "the reply would have {bytes} bytes, more than the {max} NATS allows in one message: on ledger.range ask for fewer records (`limit`) and continue from `next`"
     )]
     ReplyTooLarge { bytes: usize, max: usize },
+    #[error("the ledger has {admitted} {class} requests running or waiting, its limit for that kind: nothing was done; retry after a pause")]
+    Overloaded { class: &'static str, admitted: usize },
     #[error("the ledger is unavailable: {reason}: retry later; nothing was written")]
     Unavailable { reason: String },
     #[error("the ledger failed to read its log: {reason}: retry later, and tell the operator")]
@@ -63,6 +65,7 @@ impl RequestError {
             RequestError::TooManyCommands { .. } => "too_many_commands",
             RequestError::TooDeep { .. } => "too_deeply_nested",
             RequestError::ReplyTooLarge { .. } => "reply_too_large",
+            RequestError::Overloaded { .. } => "overloaded",
             RequestError::Unavailable { .. } => "unavailable",
             RequestError::Internal { .. } => "internal",
         }

@@ -35,7 +35,7 @@ pub mod subjects;
 mod append;
 mod checkpoints;
 
-pub use config::{Limits, ServiceConfig};
+pub use config::{ClassLimits, Limits, ServiceConfig};
 pub use error::{RequestError, ServiceError};
 
 use crate::audit::LedgerKey;

@@ -11,8 +11,20 @@ use crate::wire::{RangeReply, RangeRequest};
 use crate::LedgerHandle;
 use serde_json::value::RawValue;
 
-/// Answers one range request: the encoded [`RangeReply`], or why it was refused.
-pub(crate) async fn handle(payload: &[u8], ledger: &LedgerHandle, limits: &Limits) -> Result<Vec<u8>, RequestError> {
+/// Bytes a range reply holds beside its records: `{"head":N,"next":N,"records":[…]}` and
+/// the commas between records, with room to spare.
+pub const RANGE_REPLY_ENVELOPE_BYTES: usize = 1 << 10;
+
+/// Answers one range request: the encoded [`RangeReply`], or why it was refused. A page is
+/// cut to fit `max_payload` (the server's) as well as the limits, so a server with a small
+/// `max_payload` gets more pages, not a dropped reply; only a single record larger than it
+/// is refused (`reply_too_large`).
+pub(crate) async fn handle(
+    payload: &[u8],
+    ledger: &LedgerHandle,
+    limits: &Limits,
+    max_payload: usize,
+) -> Result<Vec<u8>, RequestError> {
     let request = parse(payload, limits)?;
     let head = *ledger.head().borrow();
     let to = request.to.map_or(head, |to| to.min(head));
@@ -21,7 +33,7 @@ pub(crate) async fn handle(payload: &[u8], ledger: &LedgerHandle, limits: &Limit
         (Vec::new(), None)
     } else {
         let store = ledger.store().clone();
-        let bytes_max = limits.range_page_bytes_max;
+        let bytes_max = limits.range_page_bytes_max.min(max_payload.saturating_sub(RANGE_REPLY_ENVELOPE_BYTES));
         let from = request.from;
         tokio::task::spawn_blocking(move || read_page(&store, from, to, records_max as usize, bytes_max))
             .await
@@ -54,7 +66,7 @@ pub(crate) fn parse(payload: &[u8], limits: &Limits) -> Result<RangeRequest, Req
 }
 
 /// Records `from..=to`, at most `records_max` of them and (beyond the first) at most
-/// `bytes_max` bytes, and the seq to continue from if the page was cut.
+/// `bytes_max` bytes (a comma counted per record), and the seq to continue from if the page was cut.
 fn read_page(
     store: &Store,
     from: u64,
@@ -71,7 +83,7 @@ fn read_page(
             if seq > to {
                 return false;
             }
-            if !records.is_empty() && (records.len() >= records_max || bytes + stored.len() > bytes_max) {
+            if !records.is_empty() && (records.len() >= records_max || bytes + stored.len() + 1 > bytes_max) {
                 next = Some(seq);
                 return false;
             }
@@ -80,7 +92,8 @@ fn read_page(
                 .and_then(|text| RawValue::from_string(text).map_err(|e| e.to_string()));
             match raw {
                 Ok(raw) => {
-                    bytes += stored.len();
+                    // Each record's bytes and the comma after it.
+                    bytes += stored.len() + 1;
                     records.push(raw);
                     true
                 }

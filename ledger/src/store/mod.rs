@@ -12,6 +12,9 @@
 //! - `checkpoints`: key = big-endian tree size, value = a signed checkpoint and the Merkle
 //!   frontier at that size (see [`crate::audit::checkpoint`]).
 //!
+//! Beside them, `merkle.nodes` ([`tree`]): the Merkle tree's perfect subtree roots, derived
+//! from the log and rebuilt from it at open when missing or behind.
+//!
 //! Durability: [`Store::commit`] returns after `fdatasync` of the record log. For the small
 //! writes that stay in sled: sled 0.34's `flush()` ends in `sync_file_range`, which flushes
 //! neither the device cache nor metadata, so they end in a real `fdatasync` of sled's data
@@ -21,6 +24,7 @@
 
 pub mod log;
 mod snapshot;
+pub mod tree;
 
 pub use snapshot::SnapshotError;
 
@@ -47,6 +51,8 @@ pub struct Store {
     dir: PathBuf,
     db: sled::Db,
     log: Arc<log::Log>,
+    /// Every perfect subtree root of the Merkle tree over the records (see [`tree`]).
+    nodes: Arc<tree::Nodes>,
     meta: sled::Tree,
     snapshots: sled::Tree,
     checkpoints: sled::Tree,
@@ -71,6 +77,7 @@ impl Store {
             });
         }
         let log = Arc::new(log::Log::open(dir)?);
+        let nodes = Arc::new(tree::Nodes::open(dir, log.head(), |from, to, visit| leaves(&log, from, to, visit))?);
         let data_path = dir.join("db");
         let data_file =
             File::options().read(true).open(&data_path).map_err(|e| LedgerError::io("open", &data_path, e))?;
@@ -79,6 +86,7 @@ impl Store {
         let store = Store {
             dir: dir.to_path_buf(),
             log,
+            nodes,
             meta: db.open_tree("meta")?,
             snapshots: db.open_tree("snapshots")?,
             checkpoints: db.open_tree("checkpoints")?,
@@ -117,8 +125,25 @@ impl Store {
     /// Appends records (consecutive, continuing the log) as one frame of the record log and
     /// makes them durable with `fdatasync`. When this returns `Ok`, the records survive a
     /// crash of the process, the OS or the power.
+    ///
+    /// The records' Merkle nodes are written first (not synced: the node file is rebuilt from
+    /// the log at open), so a proof over any size readers can see finds its nodes.
     pub fn commit(&self, records: &[Sealed]) -> Result<(), LedgerError> {
-        self.log.append(records)
+        let before = self.nodes.leaves();
+        let leaves: Vec<_> = records.iter().map(|r| crate::merkle::leaf_hash(&r.hash)).collect();
+        self.nodes.append(&leaves)?;
+        let appended = self.log.append(records);
+        if appended.is_err() {
+            if let Err(e) = self.nodes.truncate(before) {
+                tracing::warn!(error = %e, "could not cut the Merkle node file back; it is rebuilt at the next open");
+            }
+        }
+        appended
+    }
+
+    /// The Merkle nodes over the records: roots and proofs at any size in O(log n) reads.
+    pub fn merkle(&self) -> &tree::Nodes {
+        &self.nodes
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
@@ -249,6 +274,28 @@ fn key_seq(key: &[u8]) -> Result<u64, LedgerError> {
     let bytes: [u8; 8] =
         key.try_into().map_err(|_| LedgerError::Corrupt { seq: 0, what: "checkpoint key is not 8 bytes".into() })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+/// Calls `visit` with the Merkle leaf of every record `from..=to` of `log`.
+fn leaves(log: &log::Log, from: u64, to: u64, visit: &mut dyn FnMut(crate::merkle::Digest)) -> Result<(), LedgerError> {
+    let mut failure = None;
+    log.scan(from, |seq, bytes| {
+        if seq > to {
+            return false;
+        }
+        let hash = serde_json::from_slice::<crate::record::RawRecord<'_>>(bytes)
+            .ok()
+            .and_then(|raw| crate::canonical::parse_hex(raw.hash));
+        match hash {
+            Some(hash) => visit(crate::merkle::leaf_hash(&hash)),
+            None => failure = Some(seq),
+        }
+        failure.is_none()
+    })?;
+    match failure {
+        Some(seq) => Err(LedgerError::Corrupt { seq, what: "stored record has no valid hash".into() }),
+        None => Ok(()),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LedgerError> {

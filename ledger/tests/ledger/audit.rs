@@ -6,7 +6,7 @@ use super::model::{ledger_key, random_ledger};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use stockpile_ledger::audit::export::{self, FileLines, StoreLines, RECORD_PREFIX};
-use stockpile_ledger::audit::proof::{prove_consistency, prove_inclusion};
+use stockpile_ledger::audit::proof::{self, prove_consistency, prove_inclusion};
 use stockpile_ledger::audit::{checkpoint, verify, verify_chain, Checkpoint, Options, Position, Problem};
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::Country;
@@ -268,6 +268,42 @@ fn proofs_hold_against_old_checkpoints_after_the_log_grows_and_forgeries_fail() 
     let mut wrong_root = last.clone();
     wrong_root.root[0] ^= 1;
     assert!(consistency.verify(&old, &wrong_root).is_err(), "a checkpoint whose signature no longer holds");
+}
+
+/// Proofs from the store's Merkle node file equal those of the tree rebuilt in memory from
+/// every record (the way proofs were made before the node file), for seeded random (seq,
+/// size) and (old, new), before and after the node file is deleted and rebuilt at open.
+#[test]
+fn stored_node_proofs_equal_the_tree_rebuilt_from_every_record() {
+    use rand::{Rng, SeedableRng};
+    let (mut h, _last, _bytes) = exported(5);
+    let dir = h.dir.path().to_path_buf();
+    let head = h.ledger().store().head();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let picks: Vec<(u64, u64, u64)> = (0..200)
+        .map(|_| {
+            let size = rng.gen_range(1..=head);
+            (rng.gen_range(1..=size), size, rng.gen_range(1..=size))
+        })
+        .collect();
+    let check = |store: &stockpile_ledger::store::Store| {
+        let memory = proof::tree(store, head).unwrap();
+        for &(seq, size, old) in &picks {
+            let inclusion = prove_inclusion(store, seq, size).unwrap();
+            assert_eq!(inclusion.path, memory.inclusion_proof(seq - 1, size).unwrap(), "seq {seq} in {size}");
+            let consistency = prove_consistency(store, old, size).unwrap();
+            assert_eq!(consistency.path, memory.consistency_proof(old, size).unwrap(), "{old}..{size}");
+            assert_eq!(store.merkle().root_at(size).unwrap().unwrap(), memory.root_at(size).unwrap());
+        }
+        assert!(prove_inclusion(store, 1, head + 1).is_err(), "beyond the head");
+    };
+    check(h.ledger().store());
+    h.ledger = None;
+    // A ledger written before the node file existed: it is built at open.
+    std::fs::remove_file(dir.join(stockpile_ledger::store::tree::NODES_FILE)).unwrap();
+    let store = stockpile_ledger::store::Store::open(&dir).unwrap();
+    assert_eq!(store.merkle().leaves(), head);
+    check(&store);
 }
 
 /// Signatures whose `R` carries a small-order point meet the ledger's cofactored rule. The

@@ -16,6 +16,9 @@ use stockpile_projector::Projector;
 /// enough for a stable p99 (20 samples above it), few enough to take seconds.
 pub const AS_OF_QUERIES: usize = 2_000;
 
+/// Proofs of each kind in the proof scenario: enough for a stable p99, a second or two.
+pub const PROOF_QUERIES: u64 = 5_000;
+
 /// Distinct records the baselines write (cycled when `--events` is larger): the stored bytes
 /// of our own append workload, so every baseline writes exactly what the ledger writes.
 pub const BASELINE_RECORDS_MAX: u64 = 20_000;
@@ -39,6 +42,7 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::Replay => vec![Figure::rate("replay", None, bench::replay_rate(&existing_history(work)?))],
         Scenario::Audit => audit(work)?,
         Scenario::AsOf => as_of(plan, work)?,
+        Scenario::Proof => proofs(plan, work)?,
         Scenario::Sled => sled(plan, work)?,
         Scenario::Jetstream => baselines::jetstream(plan, work)?,
         Scenario::Postgres => baselines::postgres(plan, work)?,
@@ -153,6 +157,42 @@ fn as_of(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
         let seconds = began.elapsed().as_secs_f64();
         if let Some(latency) = latency {
             let note = format!("over {} records", views.head().seq);
+            figures.push(Figure::latency(kind, latency, seconds).with_note(note));
+        }
+    }
+    Ok(figures)
+}
+
+/// Inclusion and consistency proof latency over the history, from the store's Merkle nodes
+/// (what `ledger.proof` computes, without NATS): proofs at the head, of seqs and old sizes
+/// spread over the whole log by a fixed stride.
+fn proofs(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
+    use stockpile_ledger::audit::proof;
+    let began = Instant::now();
+    let store = stockpile_ledger::store::Store::open(&existing_history(work)?).map_err(operational)?;
+    let opened = began.elapsed();
+    let head = store.head();
+    let deadline = plan.deadline();
+    let pick = |i: u64| 1 + (i.wrapping_mul(2_654_435_761)) % head;
+    let mut figures = Vec::new();
+    for kind in ["proof-inclusion", "proof-consistency"] {
+        let began = Instant::now();
+        let mut samples = Vec::new();
+        for i in 0..PROOF_QUERIES {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let one = Instant::now();
+            let made = match kind {
+                "proof-inclusion" => proof::prove_inclusion(&store, pick(i), head).map(|p| p.path.len()),
+                _ => proof::prove_consistency(&store, pick(i), head).map(|p| p.path.len()),
+            };
+            made.map_err(|e| operational(e.to_string()))?;
+            samples.push(one.elapsed());
+        }
+        let seconds = began.elapsed().as_secs_f64();
+        if let Some(latency) = bench::Latency::of(kind, samples) {
+            let note = format!("at tree size {head} (store opened in {:.0} ms)", opened.as_secs_f64() * 1e3);
             figures.push(Figure::latency(kind, latency, seconds).with_note(note));
         }
     }

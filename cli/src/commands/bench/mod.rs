@@ -143,9 +143,10 @@ impl Plan {
         };
         let mut seen = std::collections::HashSet::new();
         scenarios.retain(|s| seen.insert(*s));
-        // catch-up, replay, audit and as-of run over the generated history: make it first.
-        let over_history =
-            |s: &Scenario| matches!(s, Scenario::CatchUp | Scenario::Replay | Scenario::Audit | Scenario::AsOf);
+        // catch-up, replay, audit, as-of and proof run over the generated history: make it first.
+        let over_history = |s: &Scenario| {
+            matches!(s, Scenario::CatchUp | Scenario::Replay | Scenario::Audit | Scenario::AsOf | Scenario::Proof)
+        };
         let asked_at = scenarios.iter().position(|s| *s == Scenario::History);
         scenarios.retain(|s| *s != Scenario::History);
         match (scenarios.iter().position(over_history), asked_at) {
