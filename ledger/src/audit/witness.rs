@@ -32,6 +32,19 @@ pub const PROOF_LINES_MAX: usize = 63;
 /// Bytes of one add-checkpoint request: the proof (63 lines of 45 bytes) and a note.
 pub const ADD_CHECKPOINT_BYTES_MAX: usize = super::note::NOTE_BYTES_MAX + (4 << 10);
 
+/// Prefix of a witness's add-checkpoint subject.
+pub const SUBJECT_PREFIX: &str = "stockpile.v1.witness.";
+
+/// The NATS subject a witness named `name` serves add-checkpoint on:
+/// `stockpile.v1.witness.<token>.add-checkpoint`, where `<token>` is `name` with every
+/// character other than ASCII letters, digits, `-` and `_` replaced by `_` (a NATS subject
+/// token holds no `.`, `*`, `>` or space). `witness.example/w1` → `witness_example_w1`.
+pub fn subject(name: &str) -> String {
+    let token: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("{SUBJECT_PREFIX}{token}.add-checkpoint")
+}
+
 /// A parsed add-checkpoint request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddCheckpoint {
