@@ -113,6 +113,10 @@ pub enum Verb {
         #[arg(long)]
         store_dir: Option<PathBuf>,
     },
+    /// A partner's witness of ledgers: cosigns each checkpoint consistent with the last it
+    /// cosigned (C2SP tlog-witness over NATS), refuses and keeps as evidence any other.
+    #[command(subcommand)]
+    Witness(WitnessVerb),
     /// Measure appends, post-to-visible latency, catch-up, replay, audit and as-of queries
     /// beside raw sled, JetStream and PostgreSQL baselines, with peak memory per scenario.
     Bench(BenchArgs),
@@ -130,6 +134,38 @@ pub enum Verb {
         #[arg(long, default_value = "./stockpile-demo")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessVerb {
+    /// Print the witness's verifier key (`<name>+<key ID>+<base64>`), creating the key file
+    /// (mode 0600) if missing: give it to whoever checks cosignatures (`--witness NAME=KEY`).
+    Key {
+        /// The witness's key file (64 hex characters).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name, e.g. `witness.nl.example/w1` (no spaces, no '+').
+        #[arg(long)]
+        name: String,
+    },
+    /// Serve `stockpile.v1.witness.<name>.add-checkpoint` over NATS (`--nats URL`), keeping
+    /// the latest cosigned checkpoint per ledger and the evidence in `--data DIR`. Prints the
+    /// verifier key first.
+    Serve {
+        /// The witness's key file, created (mode 0600) if missing.
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name, e.g. `witness.nl.example/w1` (no spaces, no '+').
+        #[arg(long)]
+        name: String,
+        /// A ledger to witness: its origin (`stockpile.v1/<genesis hash>`) and the verifier
+        /// key of its checkpoint notes. Repeat for more ledgers or keys.
+        #[arg(long = "ledger", value_name = "ORIGIN=VERIFIERKEY", required = true)]
+        ledgers: Vec<String>,
+    },
+    /// Print the witness's state (`--data DIR`; the witness must be stopped) as JSON: the
+    /// latest cosigned checkpoint per ledger and the evidence kept.
+    Show,
 }
 
 /// What `stockpile list` shows.

@@ -15,7 +15,7 @@ mod parse;
 mod refusal;
 mod remote;
 
-use args::{Cli, KeysVerb, Verb};
+use args::{Cli, KeysVerb, Verb, WitnessVerb};
 use clap::Parser;
 use client::{Backend, Embedded};
 use commands::Ctx;
@@ -97,6 +97,15 @@ fn run(cli: Cli) -> Result<()> {
             return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
         }
         Verb::Bench(a) => return commands::bench::run(a, cli.format),
+        Verb::Witness(WitnessVerb::Key { key, name }) => return commands::witness::key(key, name),
+        Verb::Witness(WitnessVerb::Show) => return commands::witness::show(&cli.data),
+        Verb::Witness(WitnessVerb::Serve { key, name, ledgers }) => {
+            let Some(url) = &cli.nats else {
+                return Err(usage("a witness serves over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
+            };
+            let identity = nats_identity(&cli)?;
+            return commands::witness::serve(url, identity.as_ref(), &cli.data, key, name, ledgers);
+        }
         Verb::List { what } if !commands::list::needs_log(*what) => {
             return commands::list::reference(cli.format, *what)
         }
@@ -175,6 +184,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         | Verb::Man
         | Verb::NatsConfig { .. }
         | Verb::Bench(_)
+        | Verb::Witness(_)
         | Verb::Keys(_)
         | Verb::Audit(_) => {
             unreachable!("handled before a backend is opened")

@@ -14,3 +14,4 @@ mod report;
 mod repository;
 mod schemas;
 mod services;
+mod witness;

@@ -10,7 +10,15 @@
 //! [`CHECKPOINT_DOMAIN`] followed by the canonical JSON of every field but `signature`.
 //! The stored entry also keeps the Merkle [`Frontier`] at that size, so the next checkpoint
 //! hashes only the records added since.
+//!
+//! Beside the JSON fields, checkpoints the ledger makes now carry `note`: the same tree head
+//! as a C2SP checkpoint signed note (see [`super::note`]), origin [`origin`] (`stockpile.v1/`
+//! and the genesis record's hash), signed by the same key as an Ed25519 note signature
+//! under the origin as key name. Witnesses' cosignatures are appended to the note as further
+//! signature lines; the JSON signature does not cover `note`, the note's own signature does.
+//! A checkpoint without `note` (every export made before) verifies as before.
 
+use super::note::{CheckpointText, Note, NoteError, NoteSigner, VerifierKey, SIG_ED25519};
 use crate::canonical::{self, hex_hash, Hash};
 use crate::error::LedgerError;
 use crate::merkle::{leaf_hash, Frontier};
@@ -41,6 +49,10 @@ pub struct Checkpoint {
     pub key: String,
     /// Ed25519 signature, lower-case hex.
     pub signature: String,
+    /// The same tree head as a C2SP signed note, signed by `key`, with any cosignatures
+    /// gathered since. Absent from checkpoints made before notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What the signature covers.
@@ -82,7 +94,40 @@ impl Checkpoint {
         let key = VerifyingKey::from_bytes(&key).map_err(|_| CheckpointError::BadKey)?;
         let signature: [u8; 64] = lower_hex(&self.signature).ok_or(CheckpointError::BadSignature)?;
         key.verify_strict(&self.message(), &Signature::from_bytes(&signature))
-            .map_err(|_| CheckpointError::BadSignature)
+            .map_err(|_| CheckpointError::BadSignature)?;
+        if self.note.is_some() {
+            self.signed_note().map_err(|e| match e {
+                NoteError::BadSignature { .. } | NoteError::Unsigned { .. } => CheckpointError::BadSignature,
+                other => CheckpointError::Malformed(format!("its note: {other}")),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The note, checked: a C2SP checkpoint with this tree size and root, signed by this
+    /// checkpoint's key under the note's origin. Cosignatures on it are not checked here
+    /// (see [`super::note::Quorum`]).
+    pub fn signed_note(&self) -> Result<Note, NoteError> {
+        let text = self.note.as_deref().ok_or_else(|| NoteError::Malformed("the checkpoint carries no note".into()))?;
+        let note = Note::parse(text.as_bytes())?;
+        let body = CheckpointText::parse(&note.text)?;
+        if body.tree_size != self.tree_size || body.root != self.root || !body.extensions.is_empty() {
+            return Err(NoteError::NotACheckpoint(
+                "its tree size, root or extension lines differ from the JSON checkpoint's".into(),
+            ));
+        }
+        note.verify(&self.note_verifier(&body.origin)?)?;
+        Ok(note)
+    }
+
+    /// The verifier key of this checkpoint's key as a note signer under `origin`
+    /// (`<origin>+<key ID>+<base64(0x01 ‖ key)>`): what a witness is configured with.
+    pub fn note_verifier(&self, origin: &str) -> Result<VerifierKey, NoteError> {
+        let bad_key =
+            || NoteError::BadVerifierKey(format!("the checkpoint's key {:?} is not an Ed25519 key", self.key));
+        let key: [u8; 32] = lower_hex(&self.key).ok_or_else(bad_key)?;
+        let key = VerifyingKey::from_bytes(&key).map_err(|_| bad_key())?;
+        VerifierKey::new(origin, SIG_ED25519, key)
     }
 
     /// The export line: `{"checkpoint":{…}}`, canonical.
@@ -188,8 +233,20 @@ impl LedgerKey {
             recorded_at: recorded_at.trunc_subsecs(6),
             key: self.public_key_hex(),
             signature: String::new(),
+            note: None,
         };
         checkpoint.signature = hex::encode(self.signing.sign(&checkpoint.message()).to_bytes());
+        checkpoint
+    }
+
+    /// [`LedgerKey::sign`], with the tree head also as a C2SP checkpoint note from `origin`.
+    pub fn sign_with_note(&self, origin: &str, tree_size: u64, root: Hash, recorded_at: DateTime<Utc>) -> Checkpoint {
+        let mut checkpoint = self.sign(tree_size, root, recorded_at);
+        let text = CheckpointText { origin: origin.to_string(), tree_size, root, extensions: Vec::new() }.to_text();
+        let signer =
+            NoteSigner::new(origin, SIG_ED25519, self.signing.to_bytes()).expect("origins are valid key names");
+        let note = Note { signatures: vec![signer.sign(&text)], text };
+        checkpoint.note = Some(String::from_utf8(note.to_bytes()).expect("notes are UTF-8"));
         checkpoint
     }
 }
@@ -226,11 +283,30 @@ pub fn create(store: &Store, key: &LedgerKey, up_to: u64, now: DateTime<Utc>) ->
         Some(c) if c.recorded_at > now => c.recorded_at,
         _ => now,
     };
-    let checkpoint = key.sign(up_to, frontier.root(), now);
+    let genesis = genesis_hash(store)?;
+    let checkpoint = key.sign_with_note(&origin(&genesis), up_to, frontier.root(), now);
     let entry =
         Entry { checkpoint: checkpoint.clone(), frontier: frontier.nodes().iter().map(canonical::hex).collect() };
     store.put_checkpoint(up_to, &serde_json::to_vec(&entry).expect("entries encode"))?;
     Ok(checkpoint)
+}
+
+/// Prefix of every ledger's checkpoint origin.
+pub const ORIGIN_PREFIX: &str = "stockpile.v1/";
+
+/// The origin line of a ledger's checkpoint notes: [`ORIGIN_PREFIX`] and the genesis
+/// record's hash in lower-case hex. It names one log from its first record on: a copy of the
+/// log (restored, or forked) has the same origin, which is what lets witnesses compare them.
+pub fn origin(genesis_hash: &Hash) -> String {
+    format!("{ORIGIN_PREFIX}{}", canonical::hex(genesis_hash))
+}
+
+/// The hash of record 1.
+pub fn genesis_hash(store: &Store) -> Result<Hash, LedgerError> {
+    store
+        .record(1)?
+        .and_then(|bytes| record_hash(&bytes))
+        .ok_or_else(|| LedgerError::Corrupt { seq: 1, what: "no genesis record with a valid hash".into() })
 }
 
 /// Every stored checkpoint with a tree size of at most `up_to`, in order.
@@ -279,4 +355,38 @@ pub fn for_each_leaf(
 pub fn record_hash(bytes: &[u8]) -> Option<Hash> {
     let raw: RawRecord<'_> = serde_json::from_slice(bytes).ok()?;
     canonical::parse_hex(raw.hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_with_a_note_verifies_and_a_changed_note_does_not() {
+        let key = LedgerKey::from_secret([5; 32]);
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let origin = origin(&[7; 32]);
+        let c = key.sign_with_note(&origin, 9, [1; 32], at);
+        c.verify_signature().unwrap();
+        assert_eq!(Checkpoint::from_line(&c.to_line()).unwrap(), c);
+        let note = c.signed_note().unwrap();
+        assert_eq!(note.text, format!("{origin}\n9\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"));
+        // Made before notes: no note member at all, and still good.
+        let old = key.sign(9, [1; 32], at);
+        old.verify_signature().unwrap();
+        assert!(!String::from_utf8(old.to_line()).unwrap().contains("note"));
+        // Another size, another root, another signer, or no signature: refused.
+        let other = key.sign_with_note(&origin, 10, [1; 32], at).note;
+        let stranger = LedgerKey::from_secret([6; 32]).sign_with_note(&origin, 9, [1; 32], at).note;
+        let unsigned = Some(format!("{}\n", note.text));
+        for (note, want) in [
+            (other, CheckpointError::Malformed(String::new())),
+            (stranger, CheckpointError::BadSignature),
+            (unsigned, CheckpointError::Malformed(String::new())),
+        ] {
+            let bad = Checkpoint { note, ..c.clone() };
+            let got = bad.verify_signature().unwrap_err();
+            assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&want), "{got}");
+        }
+    }
 }

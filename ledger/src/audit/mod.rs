@@ -8,11 +8,15 @@
 //! - [`verify`]: checks an export or a store by re-running the ledger's pure core on every
 //!   signed command; names the position of the first bad line.
 //! - [`proof`]: inclusion and consistency proofs, checked against checkpoints.
+//! - [`note`]: C2SP signed notes, checkpoint notes, verifier keys and witness cosignatures.
+//! - [`witness`]: the witness's add-checkpoint rule (C2SP `tlog-witness`), pure.
 
 pub mod checkpoint;
 pub mod export;
+pub mod note;
 pub mod proof;
 pub mod verify;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, LedgerKey};
 pub use verify::{verify, verify_chain, ChainSummary, Options, Position, Problem, Summary, VerifyError};

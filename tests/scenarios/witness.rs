@@ -1,0 +1,253 @@
+//! A partner's witness (`stockpile witness serve`, the real binary) over a real nats-server,
+//! fed checkpoints of real ledgers: it cosigns a growing log, refuses a fork and a rollback
+//! and keeps them as evidence, and after SIGKILLs (some in the middle of a request) it never
+//! forgets what it cosigned nor cosigns another root at a size it cosigned.
+
+use crate::services::{acquires, open_ledger, setup_commands, REPLY_TIMEOUT};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use stockpile_ledger::audit::note::{Note, NoteSignature, Quorum, VerifierKey};
+use stockpile_ledger::audit::witness::{self, AddCheckpoint};
+use stockpile_ledger::audit::{checkpoint, proof, Checkpoint, LedgerKey};
+use stockpile_ledger::testkit::World;
+use stockpile_ledger::LedgerHandle;
+use stockpile_tests::bins::binary;
+use stockpile_tests::nats::NatsServer;
+
+const NAME: &str = "witness.nl.example/w1";
+
+/// Longest wait for the witness to serve after a (re)start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Witness {
+    child: Child,
+    vkey: VerifierKey,
+    args: Vec<String>,
+}
+
+impl Witness {
+    fn start(nats: &str, dir: &Path, ledger: &str) -> Witness {
+        let args = vec![
+            "--nats".to_string(),
+            nats.to_string(),
+            "--data".into(),
+            dir.join("state").display().to_string(),
+            "witness".into(),
+            "serve".into(),
+            "--key".into(),
+            dir.join("witness.key").display().to_string(),
+            "--name".into(),
+            NAME.into(),
+            "--ledger".into(),
+            ledger.into(),
+        ];
+        let (child, vkey) = spawn(&args);
+        Witness { child, vkey, args }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the witness");
+        self.child.wait().expect("reap the witness");
+    }
+
+    fn restart(&mut self) {
+        let (child, vkey) = spawn(&self.args);
+        assert_eq!(vkey, self.vkey, "the witness keeps its key across restarts");
+        self.child = child;
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[String]) -> (Child, VerifierKey) {
+    let mut child = Command::new(binary("stockpile"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run stockpile witness serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the verifier key line");
+    (child, line.trim().parse().expect("a verifier key"))
+}
+
+/// The answer of the witness: the cosignature lines, or the status and body of a refusal.
+type Answer = Result<Vec<u8>, (u16, String)>;
+
+async fn add_checkpoint(client: &async_nats::Client, body: &[u8]) -> Answer {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match tokio::time::timeout(REPLY_TIMEOUT, client.request(witness::subject(NAME), body.to_vec().into())).await {
+            Ok(Ok(message)) => {
+                let status = message.headers.as_ref().and_then(|h| h.get("Nats-Service-Error-Code"));
+                return match status {
+                    Some(code) => Err((
+                        code.as_str().parse().expect("a status"),
+                        String::from_utf8_lossy(&message.payload).into_owned(),
+                    )),
+                    None => Ok(message.payload.to_vec()),
+                };
+            }
+            // Not serving (yet): a restarting witness.
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("the witness does not answer: {other:?}"),
+        }
+    }
+}
+
+/// The add-checkpoint body for `c`, with the consistency proof from `old` in `ledger`.
+fn request(ledger: &LedgerHandle, old: u64, c: &Checkpoint) -> Vec<u8> {
+    let path = if old == 0 || old >= c.tree_size {
+        Vec::new()
+    } else {
+        proof::prove_consistency(ledger.store(), old, c.tree_size).expect("a consistency proof").path
+    };
+    let note = Note::parse(c.note.as_deref().expect("a note").as_bytes()).expect("a note");
+    let checkpoint = stockpile_ledger::audit::note::CheckpointText::parse(&note.text).expect("a checkpoint");
+    AddCheckpoint { old_size: old, proof: path, note, checkpoint }.to_bytes()
+}
+
+fn sign(ledger: &LedgerHandle, key: &LedgerKey) -> Checkpoint {
+    let head = *ledger.head().borrow();
+    checkpoint::create(ledger.store(), key, head, chrono::Utc::now()).expect("a checkpoint")
+}
+
+/// `c`'s note with the witness's answer appended, checked against the witness's key.
+fn cosigned(c: &Checkpoint, answer: &[u8], witness: &VerifierKey) -> Quorum {
+    let mut note = Note::parse(c.note.as_deref().unwrap().as_bytes()).unwrap();
+    for line in std::str::from_utf8(answer).expect("UTF-8").lines() {
+        note.signatures.push(NoteSignature::parse_line(line).expect("a signature line"));
+    }
+    Quorum::of(&note, std::slice::from_ref(witness))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target: PathBuf = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_cosigns_growth_refuses_forks_and_rollbacks_and_survives_sigkill() {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let key = LedgerKey::from_secret([9; 32]);
+    let world = World::new();
+
+    // Ledger A, and B: a copy of A at 30 records (a restored backup, or a second operator).
+    let a = open_ledger(&a_dir);
+    a.append(setup_commands(&world), true).await.unwrap();
+    let fill = 30 - *a.head().borrow() as usize;
+    a.append(acquires(&world, 0, fill), false).await.unwrap();
+    a.shutdown().unwrap();
+    copy_dir(&a_dir, &b_dir);
+    let (a, b) = (open_ledger(&a_dir), open_ledger(&b_dir));
+    let c30 = sign(&a, &key);
+    assert_eq!(c30.tree_size, 30);
+    let origin = checkpoint::origin(&checkpoint::genesis_hash(a.store()).unwrap());
+    assert_eq!(sign(&b, &key).note, c30.note, "the copy has the same origin and tree");
+    let ledger_vkey = c30.note_verifier(&origin).unwrap();
+    let mut w = Witness::start(&nats.url(), dir.path(), &format!("{origin}={ledger_vkey}"));
+
+    // A grows: 0 → 30 → 40, each cosigned.
+    let answer = add_checkpoint(&client, &request(&a, 0, &c30)).await.expect("cosigned");
+    assert_eq!(cosigned(&c30, &answer, &w.vkey).valid.len(), 1, "a valid cosignature by the witness");
+    a.append(acquires(&world, 100, 10), false).await.unwrap();
+    let c40 = sign(&a, &key);
+    let answer = add_checkpoint(&client, &request(&a, 30, &c40)).await.expect("cosigned");
+    let quorum = cosigned(&c40, &answer, &w.vkey);
+    assert!(quorum.bad.is_empty() && quorum.valid.len() == 1, "{quorum:?}");
+
+    // B diverges from 30 with other records: at A's size, and beyond.
+    b.append(acquires(&world, 500, 10), false).await.unwrap();
+    let b40 = sign(&b, &key);
+    assert_eq!(b40.tree_size, 40);
+    assert_ne!(b40.root, c40.root);
+    assert_eq!(add_checkpoint(&client, &request(&b, 40, &b40)).await, Err((409, "40\n".into())));
+    b.append(acquires(&world, 600, 5), false).await.unwrap();
+    let b45 = sign(&b, &key);
+    // Asked with B's own last size, the witness names its size ...
+    assert_eq!(add_checkpoint(&client, &request(&b, 30, &b45)).await, Err((409, "40\n".into())));
+    // ... and B's proof from 40 cannot hold, for B's tree at 40 is not A's.
+    let (status, _) = add_checkpoint(&client, &request(&b, 40, &b45)).await.expect_err("a fork is refused");
+    assert_eq!(status, 422);
+    // A rolled back (a restored copy) asks for its older, smaller tree.
+    let (status, _) = add_checkpoint(&client, &request(&a, 40, &c30)).await.expect_err("a rollback is refused");
+    assert_eq!(status, 400);
+    // A client holding B's checkpoint has no cosignature from the witness for it.
+    let quorum = Quorum::of(&Note::parse(b45.note.as_deref().unwrap().as_bytes()).unwrap(), &[w.vkey.clone()]);
+    assert_eq!((quorum.valid.len(), quorum.missing.len()), (0, 1));
+
+    // SIGKILL rounds: a request in flight (answered or not), the witness killed, restarted.
+    let mut cosigned_size = 40;
+    for round in 0..5u64 {
+        a.append(acquires(&world, 1000 + 10 * round as usize, 3), false).await.unwrap();
+        let next = sign(&a, &key);
+        let body = request(&a, cosigned_size, &next);
+        let sent = client.request(witness::subject(NAME), body.into());
+        let waited = tokio::time::timeout(Duration::from_millis(5 * round), sent).await;
+        w.kill();
+        if let Ok(Ok(reply)) = waited {
+            if reply.headers.is_none() {
+                cosigned_size = next.tree_size;
+            }
+        }
+        w.restart();
+        // What the witness remembers: the size asked, or the one before if the kill came
+        // first — never less than a size it answered with a cosignature.
+        let remembered = match add_checkpoint(&client, &request(&a, 0, &next)).await {
+            Err((409, size)) => size.trim().parse::<u64>().unwrap(),
+            other => panic!("round {round}: {other:?}"),
+        };
+        assert!(remembered == cosigned_size || remembered == next.tree_size, "round {round}: {remembered}");
+        assert!(remembered >= cosigned_size, "round {round}: forgot {cosigned_size}, remembers {remembered}");
+        if remembered < next.tree_size {
+            let answer =
+                add_checkpoint(&client, &request(&a, remembered, &next)).await.expect("cosigned after restart");
+            assert_eq!(cosigned(&next, &answer, &w.vkey).valid.len(), 1);
+        }
+        cosigned_size = next.tree_size;
+        // Never a second root at the cosigned size, whatever happened before.
+        let forked = key.sign_with_note(&origin, cosigned_size, [round as u8; 32], chrono::Utc::now());
+        let fork = Note::parse(forked.note.as_deref().unwrap().as_bytes()).unwrap();
+        let text = stockpile_ledger::audit::note::CheckpointText::parse(&fork.text).unwrap();
+        let body = AddCheckpoint { old_size: cosigned_size, proof: vec![], note: fork, checkpoint: text }.to_bytes();
+        assert_eq!(add_checkpoint(&client, &body).await, Err((409, format!("{cosigned_size}\n"))), "round {round}");
+    }
+
+    // The evidence survived the kills: the fork at 40, B's fork beyond, the rollback, and
+    // one forged root per round.
+    w.kill();
+    let shown = Command::new(binary("stockpile"))
+        .args(["--data", &dir.path().join("state").display().to_string(), "witness", "show"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let evidence = state["evidence"].as_array().unwrap();
+    let statuses: Vec<u64> = evidence.iter().map(|e| e["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [409, 422, 400, 409, 409, 409, 409, 409], "{state:#}");
+    let b45_note = b45.note.as_deref().unwrap();
+    assert!(evidence[1]["request"].as_str().unwrap().ends_with(b45_note), "the forked checkpoint is kept whole");
+    let latest = state["latest"].as_array().unwrap();
+    assert_eq!(latest.len(), 1);
+    assert!(latest[0]["note"].as_str().unwrap().contains(&format!("\n{cosigned_size}\n")));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
