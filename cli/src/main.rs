@@ -13,6 +13,11 @@ mod known;
 mod output;
 mod parse;
 mod refusal;
+#[expect(
+    dead_code,
+    reason = "Remote::watch and watch_line, superseded by commands::watch; remote.rs is another helper's \
+              to edit this round: delete them there, then this attribute"
+)]
 mod remote;
 
 use args::{Cli, KeysVerb, Verb};
@@ -171,7 +176,15 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
             let Some(url) = &cli.nats else {
                 return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
             };
-            return connect(&cli, url)?.watch(filter);
+            let identity = nats_identity(&cli)?;
+            let user = cli.nats_nkey.as_deref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned());
+            let watch = commands::watch::Watch {
+                url,
+                identity: identity.as_ref().zip(user),
+                partner: cli.nats_partner.as_deref().map(str::to_ascii_uppercase),
+                format: cli.format,
+            };
+            return commands::watch::run(watch, filter);
         }
         _ => {}
     }
