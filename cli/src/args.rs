@@ -128,9 +128,13 @@ pub enum Verb {
     },
     /// Print the manual page (roff): `stockpile man > stockpile.1 && man ./stockpile.1`.
     Man,
-    /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it.
+    /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it:
+    /// the ledger in --data and the keys in --keys when given, else in <DIR>/data and
+    /// <DIR>/keys. Local only: with --nats it refuses (the services' log is append-only, and
+    /// the demo's story is fiction).
     Demo {
-        /// Where to build it; an earlier demo there is replaced, anything else is refused.
+        /// Where to build it; an earlier demo there is replaced, anything else is refused
+        /// (so are a --data or --keys outside it that hold something the demo did not make).
         #[arg(long, default_value = "./stockpile-demo")]
         dir: PathBuf,
     },

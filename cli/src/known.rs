@@ -117,7 +117,10 @@ pub fn check(kind: Kind, typed: &[String], registry: Option<&Registry>) -> Resul
     }
     for id in typed {
         if !known.contains(id) {
-            return Err(CliError::Unknown(format!("unknown {} {id:?}: {}", kind.noun(), advice(kind, id, &known))));
+            return Err(CliError::Unknown {
+                message: format!("unknown {} {id:?}: {}", kind.noun(), advice(kind, id, &known)),
+                suggestion: closest(id, &known).map(str::to_string),
+            });
         }
     }
     Ok(())

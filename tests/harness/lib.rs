@@ -2,3 +2,4 @@
 
 pub mod bins;
 pub mod nats;
+pub mod readme;

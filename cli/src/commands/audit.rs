@@ -294,6 +294,7 @@ fn print_failure(format: Format, what: &str, e: VerifyError) -> CliError {
             "message": e.to_string(),
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("failures encode"));
+        return CliError::Printed(Box::new(failed(e)));
     }
     failed(e)
 }

@@ -58,15 +58,43 @@ fn genesis(admin: &OperatorKey, ledger: &str, at: DateTime<Utc>) -> stockpile_le
     })
 }
 
-fn prepare_dir(dir: &Path) -> Result<()> {
+/// Which of `--data` and `--keys` the operator gave (on the command line or in the
+/// environment) rather than left at their defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Places {
+    pub data: bool,
+    pub keys: bool,
+}
+
+/// Why `demo --nats URL` is refused: the log is append-only, so the demo's fictional story
+/// posted to real services could never be taken out of their ledger again.
+pub fn refuse_nats(url: &str) -> String {
+    format!(
+        "demo builds a fictional ledger of its own and does not post to the services at {url}: their log is \
+         append-only, so the demo's made-up parties and movements could never be removed from it. Run \
+         `stockpile demo` without --nats (it needs no server); to feed services a story of your own, \
+         `stockpile --nats {url} post FILE`"
+    )
+}
+
+/// Refuses a `dir` the demo may not replace: one that exists, is not empty and was not made
+/// by an earlier demo (it carries no [`DEMO_MARKER`]); `flag` names the option that chose it.
+fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir).map_err(operational)?.next().is_none();
         if !empty && !dir.join(DEMO_MARKER).exists() {
             return Err(usage(format!(
-                "{} exists and was not made by `stockpile demo`; choose another --dir",
+                "{} exists and was not made by `stockpile demo`; choose another {flag}",
                 dir.display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Makes `dir` (checked by [`check_replaceable`]) an empty directory marked as the demo's own.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| operational(format!("remove {}: {e}", dir.display())))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| operational(format!("create {}: {e}", dir.display())))?;
@@ -385,15 +413,31 @@ fn story() -> Story {
     s
 }
 
-pub fn run(dir: &Path) -> Result<()> {
+/// Builds the demo: the ledger in `data` (default `<dir>/data`), the keys in `keys` (default
+/// `<dir>/keys`), as every verb reads them from `--data` and `--keys`. Each place given
+/// outside `dir` is prepared as `dir` is: created, or replaced if an earlier demo made it.
+pub fn run(dir: &Path, data: Option<&Path>, keys: Option<&Path>) -> Result<()> {
+    let data_dir = data.map_or_else(|| dir.join("data"), Path::to_path_buf);
+    let keys_dir = keys.map_or_else(|| dir.join("keys"), Path::to_path_buf);
+    // Every place is checked before any is replaced: a refusal changes nothing.
+    let outside: Vec<(&Path, &str)> = [(data_dir.as_path(), "--data"), (keys_dir.as_path(), "--keys")]
+        .into_iter()
+        .filter(|(place, _)| !place.starts_with(dir))
+        .collect();
+    check_replaceable(dir, "--dir")?;
+    for (place, flag) in &outside {
+        check_replaceable(place, flag)?;
+    }
     prepare_dir(dir)?;
-    let data = dir.join("data");
-    let keys = Keystore::new(&dir.join("keys"));
-    let mut backend = Embedded::open(&data, true)?;
+    for (place, _) in &outside {
+        prepare_dir(place)?;
+    }
+    let keys = Keystore::new(&keys_dir);
+    let mut backend = Embedded::open(&data_dir, true)?;
     let admin = keys.generate("admin", KeyRole::Admin, None)?.0.signer()?;
     let mut signers: std::collections::BTreeMap<&str, OperatorKey> = std::collections::BTreeMap::new();
     let mut setup = vec![genesis(&admin, "Netherlands strategic stockpile (demo)", t("2025-01-01"))];
-    println!("Building a demo ledger in {}", dir.display());
+    println!("Building a demo ledger in {} (keys in {})", data_dir.display(), keys_dir.display());
     for (party, ..) in PARTIES {
         let id = format!("{party}-ops");
         let key = keys.generate(&id, KeyRole::Operator, Some(party.to_string()))?.0.signer()?;
@@ -445,14 +489,14 @@ pub fn run(dir: &Path) -> Result<()> {
     };
     super::query::holdings(&mut ctx, &args)?;
     Box::new(backend).close()?;
-    let shown = dir.display();
+    let (data, keys) = (data_dir.display(), keys_dir.display());
     println!();
     println!("Next, try:");
-    println!("  stockpile --data {shown}/data holdings --by country,material          # where the stock is");
-    println!("  stockpile --data {shown}/data holdings --as-of 2026-03-31 --by party  # as it was on a date");
-    println!("  stockpile --data {shown}/data history --lot ge-2026-001               # every movement of a lot");
-    println!("  stockpile --data {shown}/data report --partner NL --period 2026      # the Commission stock report");
-    println!("  stockpile --data {shown}/data --keys {shown}/keys release --lot ga-2026-001 --party nl-mindef \\");
+    println!("  stockpile --data {data} holdings --by country,material          # where the stock is");
+    println!("  stockpile --data {data} holdings --as-of 2026-03-31 --by party  # as it was on a date");
+    println!("  stockpile --data {data} history --lot ge-2026-001               # every movement of a lot");
+    println!("  stockpile --data {data} report --partner NL --period 2026      # the Commission stock report");
+    println!("  stockpile --data {data} --keys {keys} release --lot ga-2026-001 --party nl-mindef \\");
     println!("      --at nl-den-helder --quantity '100 kg' --reason sale --recipient 'radar maker'");
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod post;
 pub mod query;
 pub mod register;
 pub mod report;
+pub mod watch;
 pub mod witness;
 
 use crate::args::{Common, Format};
@@ -92,18 +93,12 @@ fn unknown_in(result: &AppendResult) -> Option<(Kind, String)> {
     Some((Kind::from_noun(noun)?, id.to_string()))
 }
 
-/// What to do about an unknown id the ledger refused. Parties and facilities are registered;
-/// lots are not (an acquire or convert makes them), whatever the ledger's text says.
+/// What to do about an unknown id the ledger refused: the closest known id, or where ids of
+/// that kind come from (a lot from an acquire or a conversion, never from registration).
 fn unknown_hint(ctx: &mut Ctx<'_>, kind: Kind, id: &str) -> String {
     let registry = if known::needs_registry(kind) { ctx.backend.registry().ok() } else { None };
     let known_ids = known::ids(kind, registry.as_ref());
-    let advice = known::advice(kind, id, &known_ids);
-    match kind {
-        Kind::Lot => {
-            format!("hint: a lot is never registered: `stockpile acquire` or `stockpile convert` creates it; {advice}")
-        }
-        _ => format!("hint: {advice}"),
-    }
+    format!("hint: {}", known::advice(kind, id, &known_ids))
 }
 
 /// Prints results; returns `Rejected` if any command was refused.

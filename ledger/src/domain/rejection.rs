@@ -6,6 +6,22 @@ use super::quantity::{in_unit, QuantityError, Unit};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// What to do about an unknown id of kind `what`, by how ids of that kind come into being:
+/// parties, facilities and keys are registered by an admin; lots are never registered (an
+/// acquire or a conversion creates them); events are recorded by their commands.
+fn unknown_advice(what: &str) -> &'static str {
+    match what {
+        "lot" => "no acquire or conversion created a lot of that id; check the id (`stockpile list lots` shows them)",
+        "party" => "no party of that id is registered; check the id (`stockpile list parties`), or have an admin register it",
+        "facility" => {
+            "no facility of that id is registered; check the id (`stockpile list facilities`), or have an admin register it"
+        }
+        "key" => "no key of that id is registered; have an admin register it (`stockpile register key`)",
+        "event" => "no event of that id is recorded; check the id",
+        _ => "check the id",
+    }
+}
+
 /// Why a command was refused. Nothing was written. Each message says what to change.
 ///
 /// `code()` is the stable, machine-matchable name carried on the wire.
@@ -21,11 +37,11 @@ pub enum Rejection {
     BadQuantity { field: &'static str, error: QuantityError },
     #[error("{field} is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
-    #[error("unknown material {material:?}: use an id from schemas/reference/materials.v1.json")]
+    #[error("unknown material {material:?}: not in the material reference list (`stockpile list materials` shows it)")]
     UnknownMaterial { material: String },
-    #[error("unknown partner {partner:?}: use an ISO 3166-1 alpha-2 code from schemas/reference/partners.v1.json")]
+    #[error("unknown partner {partner:?}: not an ISO 3166-1 alpha-2 code of the partner reference list (`stockpile list partners` shows it)")]
     UnknownPartner { partner: String },
-    #[error("unknown {what} {id:?}: register it first")]
+    #[error("unknown {what} {id:?}: {}", unknown_advice(what))]
     Unknown { what: &'static str, id: String },
     #[error("{what} {id:?} is already registered")]
     AlreadyRegistered { what: &'static str, id: String },

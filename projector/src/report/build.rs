@@ -28,9 +28,9 @@ use stockpile_ledger::domain::{Country, FigureKind, HolderType, MaterialId, Prog
 /// Why no report was made. Nothing was emitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
-    #[error("unknown partner {partner:?}: use an ISO 3166-1 alpha-2 code from schemas/reference/partners.v1.json (Greece is GR)")]
+    #[error("unknown partner {partner:?}: use an ISO 3166-1 alpha-2 code of the partner reference list (Greece is GR; `stockpile list partners` shows them all)")]
     UnknownPartner { partner: String },
-    #[error("partner {partner} is not a member of {framework}: pick a framework it belongs to (see schemas/reference/partners.v1.json)")]
+    #[error("partner {partner} is not a member of {framework}: pick a framework it belongs to (`stockpile list partners` shows each partner's frameworks)")]
     NotMember { partner: String, framework: &'static str },
     #[error("the ledger has no records yet: there is nothing to report")]
     EmptyLedger,

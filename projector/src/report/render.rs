@@ -263,38 +263,61 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// SVG chart geometry, in pixels.
-const SVG_WIDTH: i64 = 480;
-const SVG_HEIGHT: i64 = 200;
-const SVG_MARGIN: i64 = 30;
+/// SVG chart geometry, in pixels: the whole image, and the margins around the plot that
+/// hold the title (top), the y axis's labels (left) and the x axis's labels and caption
+/// (bottom).
+const SVG_WIDTH: i64 = 560;
+const SVG_HEIGHT: i64 = 260;
+const SVG_TOP: i64 = 40;
+const SVG_LEFT: i64 = 70;
+const SVG_RIGHT: i64 = 20;
+const SVG_BOTTOM: i64 = 50;
+/// The plot's height: the tallest bar.
+const PLOT_HEIGHT: i64 = SVG_HEIGHT - SVG_TOP - SVG_BOTTOM;
 
-/// A bar chart of gross stock at the five previous year-ends and the period's end (labelled
-/// `end_label`). Integer geometry only, so the same report always draws the same bytes.
+/// A titled bar chart of gross stock in tonnes at the five previous year-ends and the
+/// period's end (`end_label`), every bar labelled with its full date (`2025-12-31`, as the
+/// period's end is), a y axis from 0 t to the largest bar with its value, and an x axis
+/// caption. Integer geometry only, so the same report always draws the same bytes.
 pub fn svg(m: &MaterialReport, end_label: &str) -> String {
-    let mut bars: Vec<(String, i64)> = m.history.iter().map(|y| (y.date[..4].to_string(), y.amounts.gross_g)).collect();
+    let mut bars: Vec<(String, i64)> = m.history.iter().map(|y| (y.date.clone(), y.amounts.gross_g)).collect();
     bars.push((end_label.to_string(), m.stock.gross_g));
     let max = bars.iter().map(|(_, g)| g.max(&0)).copied().max().unwrap_or(0).max(1);
-    let plot_h = SVG_HEIGHT - 2 * SVG_MARGIN;
-    let slot = (SVG_WIDTH - 2 * SVG_MARGIN) / bars.len() as i64;
+    let slot = (SVG_WIDTH - SVG_LEFT - SVG_RIGHT) / bars.len() as i64;
+    let base = SVG_TOP + PLOT_HEIGHT;
+    let title = format!("{} ({}): gross stock, tonnes", xml(&m.name), xml(&m.material));
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" role="img" aria-label="{} gross stock at five year-ends and {end_label}">"#,
-        m.material
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" role="img" aria-label="{title} at five year-ends and {end_label}" font-family="sans-serif">"#
     );
-    let base = SVG_HEIGHT - SVG_MARGIN;
+    let _ = write!(s, r##"<rect width="{SVG_WIDTH}" height="{SVG_HEIGHT}" fill="#ffffff"/>"##);
     let _ = write!(
         s,
-        r##"<line x1="{SVG_MARGIN}" y1="{base}" x2="{}" y2="{base}" stroke="#333"/>"##,
-        SVG_WIDTH - SVG_MARGIN
+        r#"<text x="{}" y="22" font-size="14" font-weight="bold" text-anchor="middle">{title}</text>"#,
+        SVG_WIDTH / 2
     );
+    // Axes: y from 0 to the largest bar, x along the base.
+    let right = SVG_WIDTH - SVG_RIGHT;
+    let _ = write!(s, r##"<line x1="{SVG_LEFT}" y1="{SVG_TOP}" x2="{SVG_LEFT}" y2="{base}" stroke="#333"/>"##);
+    let _ = write!(s, r##"<line x1="{SVG_LEFT}" y1="{base}" x2="{right}" y2="{base}" stroke="#333"/>"##);
+    for (y, g) in [(base, 0), (SVG_TOP, max)] {
+        let _ = write!(s, r##"<line x1="{}" y1="{y}" x2="{SVG_LEFT}" y2="{y}" stroke="#333"/>"##, SVG_LEFT - 4);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{} t</text>"#,
+            SVG_LEFT - 6,
+            y + 4,
+            short_t(g)
+        );
+    }
     for (i, (label, g)) in bars.iter().enumerate() {
-        let h = (i128::from((*g).max(0)) * i128::from(plot_h) / i128::from(max)) as i64;
-        let x = SVG_MARGIN + i as i64 * slot + slot / 6;
+        let h = (i128::from((*g).max(0)) * i128::from(PLOT_HEIGHT) / i128::from(max)) as i64;
+        let x = SVG_LEFT + i as i64 * slot + slot / 6;
         let w = slot * 2 / 3;
         let _ = write!(s, r##"<rect x="{x}" y="{}" width="{w}" height="{h}" fill="#2b6cb0"/>"##, base - h);
         let cx = x + w / 2;
-        let _ = write!(s, r#"<text x="{cx}" y="{}" font-size="11" text-anchor="middle">{label}</text>"#, base + 14);
+        let _ = write!(s, r#"<text x="{cx}" y="{}" font-size="10" text-anchor="middle">{label}</text>"#, base + 14);
         let _ = write!(
             s,
             r#"<text x="{cx}" y="{}" font-size="10" text-anchor="middle">{} t</text>"#,
@@ -302,8 +325,19 @@ pub fn svg(m: &MaterialReport, end_label: &str) -> String {
             short_t(*g)
         );
     }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">year-end; last bar: end of the period</text>"#,
+        SVG_LEFT + (right - SVG_LEFT) / 2,
+        SVG_HEIGHT - 12
+    );
     s.push_str("</svg>");
     s
+}
+
+/// `text` escaped for SVG/XML character data and attributes.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Tonnes with up to 3 decimals, truncated toward zero, for labels.
@@ -352,11 +386,18 @@ mod tests {
             movements: vec![],
         };
         let svg = svg(&m, "2026-06-30");
-        let plot = SVG_HEIGHT - 2 * SVG_MARGIN; // the tallest bar
+        let plot = PLOT_HEIGHT; // the tallest bar
         assert_eq!(svg.matches(&format!("height=\"{plot}\" fill")).count(), 3, "{svg}");
         assert_eq!(svg.matches(&format!("height=\"{}\" fill", plot / 2)).count(), 1, "half the stock, half the bar");
         assert_eq!(svg.matches("height=\"0\" fill").count(), 2);
         assert!(svg.contains(">2026-06-30</text>") && svg.contains(">5.000 t</text>"));
+        // Every bar is labelled with its full date, as the period's end is: no bare `2025`.
+        assert!(svg.contains(">2025-12-31</text>") && !svg.contains(">2025</text>"), "{svg}");
+        assert!(svg.contains(">Gallium (gallium): gross stock, tonnes</text>"), "a title: {svg}");
+        assert!(
+            svg.contains(r#"text-anchor="end">0.000 t</text>"#) && svg.contains(r#"text-anchor="end">10.000 t</text>"#),
+            "a y axis from 0 to the top: {svg}"
+        );
         assert_eq!(svg, super::svg(&m, "2026-06-30"), "deterministic");
     }
 }

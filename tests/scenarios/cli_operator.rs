@@ -1,0 +1,184 @@
+//! Black-box tests of the operator's first steps: the README's embedded and auditor blocks
+//! run as written, `demo` puts its ledger where `--data`/`--keys`/`--dir` say and refuses
+//! `--nats`, and every failure under `--format json` is an error object on stdout.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use stockpile_tests::bins::binary;
+use stockpile_tests::readme::readme_block;
+
+/// `stockpile ARGS` in `dir`, with nothing from the environment choosing for it.
+fn stockpile(dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary("stockpile"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("STOCKPILE_NATS_URL")
+        .env_remove("STOCKPILE_DATA")
+        .env_remove("STOCKPILE_KEYS")
+        .output()
+        .expect("run stockpile")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a README block with `bash -e -o pipefail` in `dir`, the built binaries first on PATH;
+/// its stdout. Fails, with the block's output, when any command in it fails.
+fn run_block(dir: &Path, name: &str) -> String {
+    let block = readme_block(name);
+    let bins = binary("stockpile").parent().expect("binaries have a directory").to_path_buf();
+    let path = format!("{}:{}", bins.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .args(["-e", "-o", "pipefail", "-c", &block])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .env_remove("STOCKPILE_NATS_URL")
+        .env_remove("STOCKPILE_DATA")
+        .env_remove("STOCKPILE_KEYS")
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "README block {name:?} failed ({}):\n{block}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn the_readme_embedded_and_auditor_blocks_run_as_written_in_an_empty_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let embedded = run_block(dir, "embedded");
+    // The back-dated release is there to be refused: exit 1, not a usage error.
+    assert!(embedded.contains("refused as it should be (exit 1)"), "{embedded}");
+    assert!(dir.join("stockpile-data").is_dir() && dir.join("stockpile.bash").is_file());
+    let auditor = run_block(dir, "auditor");
+    assert!(dir.join("checkpoint.json").is_file() && dir.join("proof.json").is_file(), "{auditor}");
+}
+
+#[test]
+fn demo_puts_the_ledger_and_keys_where_data_keys_and_dir_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // --data and --keys given: the ledger and keys go there, --dir keeps only the marker.
+    let out = stockpile(dir, &["--data", "ledger", "--keys", "k", "demo", "--dir", "d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("ledger/ledger").is_dir() && !dir.join("d/data").exists(), "the ledger went to --data");
+    assert!(dir.join("k/nl-mindef-ops.key").is_file() && !dir.join("d/keys").exists(), "the keys went to --keys");
+    assert!(text(&out.stdout).contains("stockpile --data ledger --keys k release"), "next steps name the real places");
+    let held = stockpile(dir, &["--data", "ledger", "--format", "json", "holdings"]);
+    assert!(held.status.success(), "{}", text(&held.stderr));
+    let holdings: serde_json::Value = serde_json::from_slice(&held.stdout).unwrap();
+    assert!(holdings["seq"].as_u64().unwrap() > 30, "the demo's records are in --data: {holdings}");
+    // Rerunning replaces the demo's own places.
+    assert!(stockpile(dir, &["--data", "ledger", "--keys", "k", "demo", "--dir", "d"]).status.success());
+    // Without --data: <dir>/data, also through the environment's absence.
+    assert!(stockpile(dir, &["demo", "--dir", "e"]).status.success());
+    assert!(dir.join("e/data/ledger").is_dir() && dir.join("e/keys").is_dir());
+    // A --data holding something else is refused before anything is replaced.
+    std::fs::create_dir(dir.join("mine")).unwrap();
+    std::fs::write(dir.join("mine/notes"), "mine").unwrap();
+    let refused = stockpile(dir, &["--data", "mine", "demo", "--dir", "e"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("choose another --data"), "{}", text(&refused.stderr));
+    assert!(dir.join("mine/notes").is_file() && dir.join("e/data/ledger").is_dir(), "nothing was replaced");
+}
+
+#[test]
+fn demo_with_nats_refuses_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stockpile(tmp.path(), &["--nats", "nats://127.0.0.1:1", "demo", "--dir", "d"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("does not post to the services") && stderr.contains("append-only"), "{stderr}");
+    assert!(!tmp.path().join("d").exists(), "nothing built locally instead");
+}
+
+/// Runs `args` with `--format json`, expects exit `code` and one error object on stdout.
+fn json_failure(dir: &Path, code: i32, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--format", "json"];
+    all.extend(args);
+    let out = stockpile(dir, &all);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {}", text(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON value ({e}): {}", text(&out.stdout)));
+    let error = &value["error"];
+    assert_eq!(error["exit_code"], code, "{value}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{value}");
+    assert!(error["suggestions"].is_array(), "{value}");
+    assert!(!text(&out.stderr).is_empty(), "the message is on stderr too");
+    value
+}
+
+#[test]
+fn every_failure_under_format_json_is_an_error_object_on_stdout_with_the_same_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(stockpile(dir, &["demo", "--dir", "d"]).status.success());
+    let data = ["--data", "d/data", "--keys", "d/keys"];
+    let with = |args: &[&'static str]| -> Vec<&'static str> { data.iter().chain(args).copied().collect() };
+
+    let unknown = json_failure(dir, 1, &with(&["holdings", "--material", "coballt"]));
+    assert_eq!(unknown["error"]["code"], "unknown_id");
+    assert_eq!(unknown["error"]["suggestions"], serde_json::json!(["cobalt"]));
+
+    let typo = json_failure(dir, 2, &["holdngs"]);
+    assert_eq!(typo["error"]["code"], "usage");
+    assert_eq!(typo["error"]["suggestions"], serde_json::json!(["holdings"]));
+
+    let no_ledger = json_failure(dir, 2, &["--data", "nowhere", "holdings"]);
+    assert_eq!(no_ledger["error"]["code"], "usage");
+    assert!(no_ledger["error"]["message"].as_str().unwrap().contains("no ledger in nowhere"));
+
+    let unreadable = json_failure(dir, 2, &["audit", "verify", "missing.jsonl"]);
+    assert_eq!(unreadable["error"]["code"], "operational");
+
+    let no_server = json_failure(dir, 2, &["--nats", "nats://127.0.0.1:1", "holdings"]);
+    assert_eq!(no_server["error"]["code"], "operational");
+
+    // A rejection prints the results array, whose entries carry the ledger's code.
+    let release = with(&[
+        "release",
+        "--lot",
+        "ga-2026-001",
+        "--party",
+        "nl-mindef",
+        "--at",
+        "nl-den-helder",
+        "--quantity",
+        "1 t",
+        "--occurred-at",
+        "2026-01-10",
+        "--reason",
+        "sale",
+        "--recipient",
+        "x",
+    ]);
+    let mut args = vec!["--format", "json"];
+    args.extend(&release);
+    let out = stockpile(dir, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results[0]["result"]["status"], "rejected", "{results}");
+}
+
+#[test]
+fn a_panic_under_format_json_is_an_error_object_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(binary("stockpile"))
+        .args(["--format", "json", "list", "materials"])
+        .current_dir(tmp.path())
+        .env("STOCKPILE_TEST_PANIC", "planted")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(value["error"]["code"], "internal");
+    assert!(value["error"]["message"].as_str().unwrap().contains("planted"));
+}
