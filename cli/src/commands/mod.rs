@@ -13,6 +13,7 @@ pub mod post;
 pub mod query;
 pub mod register;
 pub mod report;
+pub mod reports;
 
 use crate::args::{Common, Format};
 use crate::client::Backend;
