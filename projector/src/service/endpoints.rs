@@ -238,7 +238,7 @@ async fn answer(api: Api, subject: &str, payload: &[u8], context: &Context) -> R
                 return Err(refuse(
                     "provisional",
                     format!(
-                        "report {} is provisional: period {} has not ended by ledger time (it ends at the end of {}, UTC); ask again after it has ended, or with \"provisional\": true",
+                        "report {} is provisional: period {} has not ended by ledger time (it ends at the end of {}, UTC); submit it after the period has ended, or ask with \"provisional\": true (the CLI: pass --provisional) to submit it marked provisional",
                         report.header.report_id, report.header.period, report.body.period_end
                     ),
                 ));
