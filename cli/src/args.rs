@@ -97,6 +97,10 @@ pub enum Verb {
     /// Auditor tools: checkpoints, export, offline verification, proofs, point-in-time replay.
     #[command(subcommand)]
     Audit(AuditVerb),
+    /// The Commission's intake over NATS: the reports submitted to STOCKPILE_REPORTS, each
+    /// checked against the ledger's log (list, show, diff, missing, aggregate).
+    #[command(subcommand)]
+    Reports(ReportsVerb),
     /// Write a nats-server configuration with one NKey user per partner and per role
     /// (ledger, projector, auditor, commission) and their permissions, and each user's seed.
     NatsConfig {
@@ -329,9 +333,10 @@ pub struct ReportArgs {
     /// for IEA, the NATO defence-critical list for NATO.
     #[arg(long)]
     pub materials: Option<String>,
-    /// Publish the JSON to the JetStream stream STOCKPILE_REPORTS at --nats URL as the next
-    /// revision of the period (nothing is sent if the last revision has the same body). The
-    /// report itself is built from --data.
+    /// Ask the projector service at --nats URL to build the report from the ledger's log and
+    /// publish it to the JetStream stream STOCKPILE_REPORTS as the next revision of the period
+    /// (nothing is sent if the last revision has the same body). Needs --nats: figures of a
+    /// local --data directory are never submitted.
     #[arg(long)]
     pub submit: bool,
     /// With --submit: submit the report even though its period has not ended by ledger time
@@ -814,4 +819,57 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `stockpile reports …`: what arrived on STOCKPILE_REPORTS (needs --nats).
+#[derive(Debug, Subcommand)]
+pub enum ReportsVerb {
+    /// Every revision received: partner, framework, period, revision, received at, cut seq,
+    /// chain head, provisional or final, and the check against the ledger.
+    List {
+        #[arg(long)]
+        period: Option<String>,
+        /// As the reports spell it (Greece: EL on EU reports).
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long)]
+        framework: Option<String>,
+    },
+    /// One report as submitted: the revision named by ID, or revision N of its period.
+    Show {
+        /// A report id (any revision's) from `reports list`.
+        id: String,
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// What changed between two revisions of a report's period.
+    Diff {
+        id: String,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+    /// The framework's members without an accepted final report of the period (by
+    /// --deadline, when given).
+    Missing {
+        #[arg(long)]
+        period: String,
+        #[arg(long, default_value = "EU")]
+        framework: String,
+        /// RFC 3339 instant or a date (end of that day, UTC): a report received after it is late.
+        #[arg(long)]
+        deadline: Option<String>,
+    },
+    /// Per material, the sum over the States' last accepted revisions: gross, contained, each
+    /// State's share, withheld notifications counted; every figure names its report.
+    Aggregate {
+        #[arg(long, default_value = "EU")]
+        framework: String,
+        #[arg(long)]
+        period: String,
+        /// Also write a bar chart (SVG) of stock per material by State to this file.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
 }

@@ -8,6 +8,7 @@ use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::AppendResult;
 use stockpile_ledger::{Ledger, LedgerHandle, LedgerOptions, SystemClock};
 use stockpile_projector::report::{self, Report, ReportError, ReportRequest};
+use stockpile_projector::service::wire::SubmitReply;
 use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector, Registry, Views};
 
 /// Records held at once when a backend folds the log for its registry: bounds the memory of
@@ -41,6 +42,15 @@ pub trait Backend {
     }
     /// The stock report of `request`, cut at the committed head.
     fn report(&mut self, request: &ReportRequest) -> Result<Report>;
+    /// Asks the projector service to build `request` from its own views and publish it to
+    /// `STOCKPILE_REPORTS`. Only the remote backend can: a local `--data` directory's figures
+    /// are never submitted (they need not be the log the Commission checks against).
+    fn submit_report(&mut self, request: &ReportRequest, provisional: bool) -> Result<SubmitReply> {
+        let _ = (request, provisional);
+        Err(usage(
+            "report --submit asks the projector service to build and publish the report from the ledger's log: pass --nats URL (figures of a local --data directory are never submitted)",
+        ))
+    }
     /// Finishes outstanding work (embedded: stops the writer cleanly).
     fn close(self: Box<Self>) -> Result<()>;
 }

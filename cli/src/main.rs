@@ -181,6 +181,14 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
             let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
         }
+        Verb::Reports(verb) => {
+            let Some(url) = &cli.nats else {
+                return Err(usage(
+                    "reports reads STOCKPILE_REPORTS over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)",
+                ));
+            };
+            return commands::reports::run(&connect(&cli, url)?, cli.format, verb);
+        }
         Verb::Watch { filter } => {
             let Some(url) = &cli.nats else {
                 return Err(usage("watch follows live events over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
@@ -200,14 +208,14 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
     if let Verb::Report(a) = &cli.command {
         commands::report::request(a)?; // bad arguments fail before a ledger is opened
         if a.submit && cli.nats.is_none() {
-            return Err(usage("--submit publishes over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
+            return Err(usage(
+                "--submit asks the projector service to build and publish the report from the ledger's log: pass --nats URL (or set STOCKPILE_NATS_URL); figures of a local --data directory are never submitted",
+            ));
         }
     }
     let create = matches!(cli.command, Verb::Init { .. });
-    // `report --submit` builds from --data and publishes to --nats
-    let embedded = matches!(&cli.command, Verb::Report(a) if a.submit);
     let mut backend: Box<dyn Backend> = match &cli.nats {
-        Some(url) if !embedded => Box::new(connect(&cli, url)?),
+        Some(url) => Box::new(connect(&cli, url)?),
         _ => Box::new(Embedded::open(&cli.data, create)?),
     };
     let result = dispatch(&cli, keys, backend.as_mut());
@@ -250,10 +258,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         Verb::Holdings(a) => commands::query::holdings(&mut ctx, a),
         Verb::History(a) => commands::query::history(&mut ctx, a),
         Verb::List { what } => commands::list::run(&mut ctx, *what),
-        Verb::Report(a) => {
-            let identity = nats_identity(cli)?;
-            commands::report::run(&mut ctx, a, cli.nats.as_deref().map(|url| (url, identity.as_ref())))
-        }
+        Verb::Report(a) => commands::report::run(&mut ctx, a),
         Verb::Watch { .. }
         | Verb::Demo { .. }
         | Verb::Completions { .. }
@@ -262,7 +267,8 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         | Verb::Bench(_)
         | Verb::Witness(_)
         | Verb::Keys(_)
-        | Verb::Audit(_) => {
+        | Verb::Audit(_)
+        | Verb::Reports(_) => {
             unreachable!("handled before a backend is opened")
         }
     }

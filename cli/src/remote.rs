@@ -11,13 +11,16 @@ use stockpile_ledger::audit::export::{Lines, LinesError};
 use stockpile_ledger::audit::Checkpoint;
 use stockpile_ledger::service::access::{self, Identity};
 use stockpile_ledger::service::subjects::{
-    partner_append_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, PROOF, RANGE,
+    partner_append_subject, partner_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, PROJECTOR_REPORT,
+    PROJECTOR_REPORT_AS_PARTNER, PROJECTOR_SUBMIT_AS_PARTNER, PROOF, RANGE,
 };
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{
     AppendReply, AppendRequest, AppendResult, ErrorReply, ProofReply, ProofRequest, RangeReply, RangeRequest,
 };
+use stockpile_projector::intake::{self, Arrival};
 use stockpile_projector::report::{Report, ReportRequest};
+use stockpile_projector::service::wire::{ReportAsk, SubmitAsk, SubmitReply};
 use stockpile_projector::{Holdings, HoldingsQuery};
 
 const EVENTS_PREFIX: &str = "stockpile.v1.events.";
@@ -333,10 +336,36 @@ impl Backend for Remote {
         }
     }
 
-    fn report(&mut self, _request: &ReportRequest) -> Result<Report> {
-        Err(usage(
-            "report runs on a local data directory for now: drop --nats and pass --data DIR (the projector service does not answer report requests yet)",
-        ))
+    /// Built by the projector service from its views, at the ledger's head. As a partner
+    /// (`--nats-partner P`) on `stockpile.v1.projector.report.<P>`.
+    fn report(&mut self, request: &ReportRequest) -> Result<Report> {
+        let ask = ReportAsk {
+            partner: Some(request.partner.clone()),
+            period: request.period,
+            framework: request.framework,
+            materials: request.materials,
+        };
+        let subject = match &self.partner {
+            Some(p) => partner_subject(PROJECTOR_REPORT_AS_PARTNER, p),
+            None => PROJECTOR_REPORT.to_string(),
+        };
+        self.request(&subject, serde_json::to_vec(&ask).expect("encodes"), "projector")
+    }
+
+    /// `stockpile.v1.projector.submit.<P>`: the service builds and publishes; what it
+    /// publishes is always what its log says.
+    fn submit_report(&mut self, request: &ReportRequest, provisional: bool) -> Result<SubmitReply> {
+        if let Some(p) = self.partner.as_deref().filter(|p| *p != request.partner) {
+            return Err(usage(format!("--nats-partner {p} may submit only its own report, not {}'s", request.partner)));
+        }
+        let ask = SubmitAsk {
+            period: request.period,
+            framework: request.framework,
+            materials: request.materials,
+            provisional,
+        };
+        let subject = partner_subject(PROJECTOR_SUBMIT_AS_PARTNER, &request.partner);
+        self.request(&subject, serde_json::to_vec(&ask).expect("encodes"), "projector")
     }
 
     fn close(self: Box<Self>) -> Result<()> {
@@ -410,5 +439,29 @@ impl Remote {
     /// An inclusion or consistency proof from `ledger.proof`.
     pub fn proof(&self, request: &ProofRequest) -> Result<ProofReply> {
         self.request(PROOF, serde_json::to_vec(request).expect("encodes"), "ledger service")
+    }
+}
+
+impl Remote {
+    /// Every report on `STOCKPILE_REPORTS`, each checked on arrival against the ledger's
+    /// record at its cut (`ledger.range`; one request per distinct cut).
+    pub fn arrivals(&self) -> Result<Vec<Arrival>> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let mut arrivals = self
+            .runtime
+            .block_on(intake::read_stream(&js))
+            .map_err(|e| operational(format!("reading the submitted reports at {}: {e}", self.url)))?;
+        let mut records: std::collections::BTreeMap<u64, std::result::Result<Option<Vec<u8>>, String>> =
+            std::collections::BTreeMap::new();
+        for arrival in &mut arrivals {
+            let seq = arrival.cut_seq;
+            let record = records.entry(seq).or_insert_with(|| {
+                self.range(RangeRequest { from: seq, to: Some(seq), limit: Some(1) })
+                    .map(|page| page.records.first().map(|r| r.get().as_bytes().to_vec()))
+                    .map_err(|e| e.to_string())
+            });
+            arrival.check(record.as_ref().map(|r| r.as_deref()).map_err(Clone::clone));
+        }
+        Ok(arrivals)
     }
 }

@@ -31,6 +31,8 @@
 
 pub mod bench;
 pub mod fold;
+pub mod history;
+pub mod intake;
 pub mod projector;
 pub mod query;
 pub mod report;
@@ -41,6 +43,7 @@ pub mod submit;
 pub mod views;
 
 pub use fold::{decode, Decoded, FoldError, FoldRecord, Step};
+pub use history::{History, HistoryQuery, HistoryRow};
 pub use projector::{CatchUp, Projector, ProjectorError, Reader, PAGE_RECORDS};
 pub use query::{AsOf, Dimension, GroupKey, Holdings, HoldingsQuery, HoldingsRow, KeyValue, QueryError, Totals};
 pub use source::{AsyncSource, ExportSource, LedgerSource, Source, SourceError, StoredRecord};

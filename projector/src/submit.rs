@@ -18,6 +18,11 @@ pub use stockpile_ledger::service::subjects::{REPORTS_STREAM, REPORTS_SUBJECTS};
 pub const HEADER_PERIOD: &str = "Stockpile-Period";
 /// Header: the revision number of this period's report, from 1.
 pub const HEADER_REVISION: &str = "Stockpile-Revision";
+/// Header: the ledger seq the report was cut at (its `header.cut_seq`), decimal.
+pub const HEADER_CUT_SEQ: &str = "Stockpile-Cut-Seq";
+/// Header: the hash of record `cut_seq` (its `header.chain_head`), hex: the intake checks it
+/// against the ledger before it accepts the report.
+pub const HEADER_CHAIN_HEAD: &str = "Stockpile-Chain-Head";
 /// Header: SHA-256 of the report's canonical body, hex.
 pub const HEADER_BODY_HASH: &str = "Stockpile-Body-Sha256";
 /// Header (revisions from 2): the report id of the revision this one replaces.
@@ -99,6 +104,8 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
     headers.insert(HEADER_PERIOD, period.as_str());
     headers.insert(HEADER_REVISION, revision.to_string().as_str());
     headers.insert(HEADER_BODY_HASH, report.header.body_sha256.as_str());
+    headers.insert(HEADER_CUT_SEQ, report.header.cut_seq.to_string().as_str());
+    headers.insert(HEADER_CHAIN_HEAD, report.header.chain_head.as_str());
     let payload = render::json(report)?;
     let ack = js
         .publish_with_headers(subject.clone(), headers, payload.into())

@@ -6,11 +6,16 @@ use stockpile_tests::bins::stockpile_in;
 
 struct Cli {
     dir: tempfile::TempDir,
+    /// `--nats URL` for every command: the remote mode, against running services.
+    nats: Option<String>,
 }
 
 impl Cli {
     fn run(&self, args: &[&str]) -> Output {
-        stockpile_in(self.dir.path(), args)
+        match &self.nats {
+            Some(url) => stockpile_in(self.dir.path(), &[&["--nats", url.as_str()], args].concat()),
+            None => stockpile_in(self.dir.path(), args),
+        }
     }
 
     /// Runs, expects exit code `code`, returns (stdout, stderr).
@@ -32,7 +37,12 @@ impl Cli {
 /// 2026-03-01 and are withheld from 2026-03-02. NL consumed 30 t cobalt in 2025 and imported
 /// 73 t net (0.2 t a day).
 fn scenario() -> Cli {
-    let c = Cli { dir: tempfile::tempdir().unwrap() };
+    scenario_over(None)
+}
+
+/// [`scenario`], embedded or (`Some(url)`) over NATS.
+fn scenario_over(nats: Option<String>) -> Cli {
+    let c = Cli { dir: tempfile::tempdir().unwrap(), nats };
     c.ok(&["init", "--ledger", "test"]);
     let party = ["register", "party", "nl-mod", "--partner", "NL", "--name", "Defensie"];
     c.ok(&[&party[..], &["--holder-type", "public_authority"]].concat());
@@ -185,15 +195,30 @@ fn bad_report_arguments_exit_2_and_say_what_to_fix() {
     assert!(err.contains("unknown lot \"nope\"") && err.contains("[unknown_reference]"), "{err}");
 }
 
-/// `report --submit` against a real nats-server: revision 1, nothing sent when unchanged
-/// (even after unrelated records), revision 2 after a back-dated correction; the stream
-/// holds the two JSON reports with their ids, periods and revisions.
+/// `report --submit` against a real nats-server with the ledger and projector services: the
+/// projector service builds and publishes revision 1, nothing when unchanged (even after
+/// unrelated records), revision 2 after a back-dated correction; the stream holds the two
+/// JSON reports with their ids, periods and revisions.
 #[test]
 fn submit_publishes_numbered_revisions_to_jetstream() {
     let server = stockpile_tests::nats::NatsServer::start();
     let url = server.url();
-    let c = scenario();
-    let submit = ["--nats", url.as_str(), "report", "--partner", "NL", "--period", "2026-Q1", "--submit"];
+    let services = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (ledger_dir, projector_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ledger_config = stockpile_ledger::service::ServiceConfig::new(url.clone(), ledger_dir.path());
+    services.spawn(stockpile_ledger::service::run(ledger_config, std::future::pending()));
+    let projector_config = stockpile_projector::service::ProjectorConfig::new(url.clone(), projector_dir.path());
+    services.spawn(stockpile_projector::service::run(projector_config, std::future::pending()));
+    services.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.expect("connect");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while client.request("$SRV.PING.stockpile-ledger", "".into()).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the ledger service did not come up");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let c = scenario_over(Some(url.clone()));
+    let submit = ["report", "--partner", "NL", "--period", "2026-Q1", "--submit"];
     let first = c.ok(&submit);
     assert!(first.contains("as revision 1 of 2026-Q1 on stockpile.v1.reports.EU.NL"), "{first}");
     let again = c.ok(&submit);
@@ -239,9 +264,10 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
     assert!(second.contains("as revision 2 of 2026-Q1"), "{second}");
     // It names what changed: the stock of cobalt, 7.5 t -> 7.4 t.
     assert!(second.contains("changed /materials/cobalt/stock/gross_g: 7500000 -> 7400000"), "{second}");
-    // --submit needs somewhere to publish
-    let (_, err) = c.expect(2, &["report", "--partner", "NL", "--period", "2026-Q1", "--submit"]);
-    assert!(err.contains("pass --nats URL"), "{err}");
+    // --submit needs the service: a local --data directory's figures are never submitted.
+    let local = Cli { dir: tempfile::tempdir().unwrap(), nats: None };
+    let (_, err) = local.expect(2, &["report", "--partner", "NL", "--period", "2026-Q1", "--submit"]);
+    assert!(err.contains("pass --nats URL") && err.contains("never submitted"), "{err}");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -276,12 +302,12 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
     });
 
     // A period that has not ended by ledger time: refused without --provisional, nothing sent.
-    let future = ["--nats", url.as_str(), "report", "--partner", "NL", "--period", "2199", "--submit"];
+    let future = ["report", "--partner", "NL", "--period", "2199", "--submit"];
     let (_, err) = c.expect(2, &future);
     assert!(err.contains("is provisional: period 2199 has not ended") && err.contains("pass --provisional"), "{err}");
     let sent = c.ok(&[&future[..], &["--provisional"]].concat());
     assert!(sent.contains("(provisional: the period has not ended) as revision 1 of 2199"), "{sent}");
-    let (_, err) = c.expect(2, &["report", "--partner", "NL", "--period", "2199", "--provisional"]);
+    let (_, err) = local.expect(2, &["report", "--partner", "NL", "--period", "2199", "--provisional"]);
     assert!(err.contains("--submit"), "--provisional only goes with --submit: {err}");
     runtime.block_on(async {
         let client = async_nats::connect(url.as_str()).await.expect("connect");

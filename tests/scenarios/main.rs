@@ -4,6 +4,7 @@ mod bench;
 mod business_time;
 mod cli;
 mod cli_failures;
+mod cli_intake;
 mod cli_known;
 mod cli_operator;
 mod cli_refusals;

@@ -13,6 +13,7 @@ pub mod post;
 pub mod query;
 pub mod register;
 pub mod report;
+pub mod reports;
 pub mod watch;
 pub mod witness;
 

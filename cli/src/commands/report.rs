@@ -1,13 +1,13 @@
-//! `report`: the stock report of a partner for a period, cut at the ledger's head.
+//! `report`: the stock report of a partner for a period, cut at the ledger's head; with
+//! `--submit` (over NATS only) the projector service builds and publishes it.
 
 use super::Ctx;
 use crate::args::{Format, ReportArgs};
 use crate::error::{operational, usage, Result};
 use crate::known::{self, Kind};
 use std::io::Write;
-use stockpile_ledger::service::access::{self, Identity};
-use stockpile_projector::report::{render, Framework, MaterialScope, Period, Report, ReportRequest};
-use stockpile_projector::submit::{self, Submitted};
+use stockpile_projector::report::{render, Framework, MaterialScope, Period, ReportRequest};
+use stockpile_projector::service::wire::SubmitReply;
 
 /// The request the arguments name, checked before any ledger is opened.
 pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
@@ -33,20 +33,13 @@ pub fn request(a: &ReportArgs) -> Result<ReportRequest> {
     Ok(ReportRequest { partner, period, framework, materials })
 }
 
-/// `nats`: where `--submit` publishes, and as whom.
-pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<(&str, Option<&Identity>)>) -> Result<()> {
+/// Prints the report, or with `--submit` asks the projector service to publish it.
+pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs) -> Result<()> {
     let req = request(a)?;
-    let report = ctx.backend.report(&req)?;
     if a.submit {
-        let (url, identity) = nats.ok_or_else(|| usage("--submit publishes over NATS: pass --nats URL"))?;
-        if report.header.provisional && !a.provisional {
-            return Err(usage(format!(
-                "report {} is provisional: period {} has not ended by ledger time (it ends at the end of {}, UTC); submit it after the period has ended, or pass --provisional to submit it marked provisional",
-                report.header.report_id, report.header.period, report.body.period_end
-            )));
-        }
-        return submit(url, identity, &report);
+        return submitted(&ctx.backend.submit_report(&req, a.provisional)?);
     }
+    let report = ctx.backend.report(&req)?;
     let bytes = match ctx.format {
         Format::Json => render::json(&report).map_err(operational)?,
         Format::Csv => render::csv(&report).into_bytes(),
@@ -59,36 +52,22 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs, nats: Option<(&str, Option<&Identi
     }
 }
 
-/// Publishes `report` to `STOCKPILE_REPORTS` at `url` and says what happened.
-fn submit(url: &str, identity: Option<&Identity>, report: &Report) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(operational)?;
-    let outcome = runtime.block_on(async {
-        let options = access::authenticate(async_nats::ConnectOptions::new(), identity);
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|e| operational(format!("cannot reach NATS at {url}: {e}; is the server running?")))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let outcome = submit::submit(&js, report).await.map_err(operational);
-        client.flush().await.map_err(operational)?;
-        outcome
-    })?;
-    let id = &report.header.report_id;
-    match outcome {
-        Submitted::Published { revision, stream_seq, subject, changes } => {
-            let mark = if report.header.provisional { " (provisional: the period has not ended)" } else { "" };
-            println!(
-                "submitted {id}{mark} as revision {revision} of {} on {subject} (stream seq {stream_seq})",
-                report.header.period
-            );
-            for change in &changes {
-                println!("  changed {change}");
-            }
+/// Says what the service's submission did.
+fn submitted(r: &SubmitReply) -> Result<()> {
+    let id = &r.report_id;
+    if r.published {
+        let mark = if r.provisional { " (provisional: the period has not ended)" } else { "" };
+        let seq = r.stream_seq.map(|s| format!(" (stream seq {s})")).unwrap_or_default();
+        println!("submitted {id}{mark} as revision {} of {} on {}{seq}", r.revision, r.period, r.subject);
+        for change in &r.changes {
+            println!("  changed {change}");
         }
-        Submitted::Unchanged { revision } => println!(
-            "unchanged: revision {revision} of {} has the same body ({}); nothing sent",
-            report.header.period, report.header.body_sha256
-        ),
+    } else {
+        println!(
+            "unchanged: revision {} of {} has the same body ({}); nothing sent",
+            r.revision, r.period, r.body_sha256
+        );
     }
+    println!("  cut at record {}, chain head {}", r.cut_seq, r.chain_head);
     Ok(())
 }

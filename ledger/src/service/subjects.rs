@@ -106,3 +106,35 @@ mod tests {
         check(Some(""), Some("x y"), "*", "stockpile.v1.events._._._");
     }
 }
+
+// ---- The projector's request subjects (helper E's block; docs/PARTNERS.md §report subjects).
+// None is under a stream's subjects (`stockpile.v1.reports.>`, `.events.>`, `.feed.>`):
+// JetStream would store the requests.
+
+/// The projector's micro-service name (`$SRV.PING.stockpile-projector` and friends).
+pub const PROJECTOR_SERVICE_NAME: &str = "stockpile-projector";
+
+/// Holdings of partner `<P>` only: `stockpile.v1.holdings.query.<P>` (the scope is the
+/// subject's last token; a query naming another partner is refused).
+pub const HOLDINGS_QUERY_AS_PARTNER: &str = "stockpile.v1.holdings.query.*";
+
+/// The postings history of every partner's positions.
+pub const HISTORY_QUERY: &str = "stockpile.v1.history.query";
+
+/// The postings history of partner `<P>`'s positions only: `stockpile.v1.history.query.<P>`.
+pub const HISTORY_QUERY_AS_PARTNER: &str = "stockpile.v1.history.query.*";
+
+/// Build any partner's stock report (the request names the partner).
+pub const PROJECTOR_REPORT: &str = "stockpile.v1.projector.report";
+
+/// Build partner `<P>`'s stock report: `stockpile.v1.projector.report.<P>`.
+pub const PROJECTOR_REPORT_AS_PARTNER: &str = "stockpile.v1.projector.report.*";
+
+/// Build partner `<P>`'s report and publish it to [`REPORTS_STREAM`]:
+/// `stockpile.v1.projector.submit.<P>`.
+pub const PROJECTOR_SUBMIT_AS_PARTNER: &str = "stockpile.v1.projector.submit.*";
+
+/// `base.<P>`: the partner-scoped form of a projector subject (`base` without the `.*`).
+pub fn partner_subject(base: &str, partner: &str) -> String {
+    format!("{}.{partner}", base.trim_end_matches(".*"))
+}

@@ -1,5 +1,6 @@
 //! `stockpile-projector serve --nats URL --data DIR`: folds the ledger's event stream into
-//! holdings views and answers `stockpile.v1.holdings.query`.
+//! holdings views and serves the `stockpile-projector` micro service: holdings, history and
+//! stock reports, and publishes the reports partners submit.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,11 @@ enum Verb {
         /// `stockpile nats-config`).
         #[arg(long, env = "STOCKPILE_NATS_NKEY")]
         nkey: Option<PathBuf>,
+        /// NKey seed file of the publisher connection's user (`projector-publisher`): reads
+        /// JetStream, asks the ledger's range, publishes reports. Without it the `--nkey`
+        /// connection does both (development, unauthenticated servers).
+        #[arg(long, env = "STOCKPILE_NATS_PUBLISHER_NKEY")]
+        publisher_nkey: Option<PathBuf>,
     },
 }
 
@@ -38,15 +44,16 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let Verb::Serve { nats, data, durable, nkey } = Cli::parse().command;
-    let identity = match nkey.as_deref().map(Identity::from_file).transpose() {
+    let Verb::Serve { nats, data, durable, nkey, publisher_nkey } = Cli::parse().command;
+    let load = |path: Option<PathBuf>| match path.as_deref().map(Identity::from_file).transpose() {
         Ok(identity) => identity,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(2);
         }
     };
-    let config = ProjectorConfig { durable, identity, ..ProjectorConfig::new(nats, data) };
+    let (identity, publisher_identity) = (load(nkey), load(publisher_nkey));
+    let config = ProjectorConfig { durable, identity, publisher_identity, ..ProjectorConfig::new(nats, data) };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -3,8 +3,16 @@
 //! ```text
 //! JetStream STOCKPILE_EVENTS ─▶ durable pull consumer ─▶ Projector::ingest ─▶ sled views
 //!        (stream seq = ledger seq)      │ gap? ─▶ stockpile.v1.ledger.range (repair)
-//! stockpile.v1.holdings.query ─▶ Reader::holdings ─▶ reply
+//! stockpile.v1.holdings.query[.<P>] ─┐
+//! stockpile.v1.history.query[.<P>]  ├─▶ micro service stockpile-projector ─▶ reply
+//! stockpile.v1.projector.report[.<P>] │   (endpoints.rs; Reader over the views)
+//! stockpile.v1.projector.submit.<P> ─┘──▶ STOCKPILE_REPORTS (publisher connection)
 //! ```
+//!
+//! Two connections: the **responder** (`--nkey`, the `projector` user) answers requests; the
+//! **publisher** (`--publisher-nkey`, the `projector-publisher` user) reads JetStream, asks
+//! `stockpile.v1.ledger.range` and publishes reports. Without a publisher identity one
+//! connection does both.
 //!
 //! The stream is a replica, not the record: before a record is folded the fold checks that
 //! its seq is the next one and its `prev_hash` names the last folded record. A record past
@@ -12,8 +20,13 @@
 //! at or below the head (a redelivery) is acknowledged and ignored. Messages are
 //! acknowledged only after their page is persisted, so a crash redelivers, never loses.
 
-use crate::projector::{Projector, ProjectorError, Reader};
-use crate::query::{Holdings, HoldingsQuery};
+mod endpoints;
+pub mod wire;
+
+pub use endpoints::{REPORT_CATCH_UP_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
+
+use crate::projector::{Projector, ProjectorError};
+use crate::query::Holdings;
 use crate::source::StoredRecord;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::StreamExt;
@@ -23,13 +36,13 @@ use std::time::Duration;
 use stockpile_ledger::service::access::{self, Identity};
 use stockpile_ledger::wire::{ErrorBody, ErrorReply, RangeReply, RangeRequest};
 
-pub use stockpile_ledger::service::subjects::HOLDINGS_QUERY;
+pub use stockpile_ledger::service::subjects::{
+    HISTORY_QUERY, HOLDINGS_QUERY, PROJECTOR_REPORT, PROJECTOR_SERVICE_NAME,
+};
 /// The ledger's range subject, for gap repair.
 pub const LEDGER_RANGE: &str = "stockpile.v1.ledger.range";
 /// The stream the ledger's outbox publishes every record to.
 pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
-/// Queue group of holdings responders: several projectors share the queries.
-pub const QUERY_QUEUE_GROUP: &str = "stockpile-projector";
 
 /// Messages fetched per pull: one fold page, so a fetch is folded and persisted at once.
 pub const FETCH_MESSAGES_MAX: usize = crate::projector::PAGE_RECORDS;
@@ -45,8 +58,6 @@ pub const ACK_WAIT: Duration = Duration::from_secs(30);
 pub const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a gap repair waits before asking a ledger that did not answer again.
 pub const REPAIR_RETRY: Duration = Duration::from_millis(250);
-/// Largest holdings query accepted, in bytes: a query is a few hundred bytes.
-pub const QUERY_BYTES_MAX: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -56,8 +67,11 @@ pub struct ProjectorConfig {
     pub data_dir: PathBuf,
     /// Durable consumer name: one per projector instance that keeps its own views.
     pub durable: String,
-    /// The NATS user to connect as (the `projector` role of `stockpile nats-config`).
+    /// The NATS user of the responder connection (the `projector` user of `stockpile nats-config`).
     pub identity: Option<Identity>,
+    /// The NATS user of the publisher connection (`projector-publisher`): JetStream, the
+    /// ledger's range, report publication. `None`: the responder connection does both.
+    pub publisher_identity: Option<Identity>,
 }
 
 impl ProjectorConfig {
@@ -67,6 +81,7 @@ impl ProjectorConfig {
             data_dir: data_dir.into(),
             durable: "stockpile-projector".into(),
             identity: None,
+            publisher_identity: None,
         }
     }
 }
@@ -86,6 +101,8 @@ pub enum ServiceError {
     LedgerUnavailable(String),
     #[error("a background task failed: {0}")]
     Task(String),
+    #[error("cannot register the micro service {PROJECTOR_SERVICE_NAME}: {0}")]
+    Register(String),
 }
 
 fn js_err(e: impl std::fmt::Display) -> ServiceError {
@@ -95,12 +112,11 @@ fn js_err(e: impl std::fmt::Display) -> ServiceError {
 /// Opens the projector in `config.data_dir`, follows the stream and answers holdings
 /// queries until `shutdown` completes.
 pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
-    // One URL or several separated by commas (a cluster), as the ledger and the CLI take it.
-    let servers: Vec<&str> = config.nats_url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let client = access::authenticate(async_nats::ConnectOptions::new(), config.identity.as_ref())
-        .connect(servers)
-        .await
-        .map_err(|e| ServiceError::Connect { url: config.nats_url.clone(), reason: e.to_string() })?;
+    let responder = connect(&config.nats_url, config.identity.as_ref()).await?;
+    let publisher = match &config.publisher_identity {
+        Some(identity) => connect(&config.nats_url, Some(identity)).await?,
+        None => responder.clone(),
+    };
     let dir = config.data_dir.clone();
     let projector = tokio::task::spawn_blocking(move || Projector::open(&dir))
         .await
@@ -108,9 +124,20 @@ pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + S
     tracing::info!(head = projector.head().seq, "projector opened");
     // The responder lives exactly as long as `run`: aborted on return *and* when `run`'s
     // own task is dropped or aborted, so a dead projector never keeps answering queries
-    // from views that no longer move.
-    let _queries = AbortOnDrop(tokio::spawn(answer_queries(client.clone(), projector.reader())));
-    follow(&client, &config, projector, shutdown).await
+    // from views that no longer move. It is registered before the stream is followed, so
+    // `$SRV.PING` answers from the start.
+    let endpoints = endpoints::register(&responder).await?;
+    let _queries = AbortOnDrop(tokio::spawn(endpoints.serve(responder.clone(), publisher.clone(), projector.reader())));
+    follow(&publisher, &config, projector, shutdown).await
+}
+
+/// Connects to `url` (one URL, or several separated by commas: a cluster) as `identity`.
+async fn connect(url: &str, identity: Option<&Identity>) -> Result<async_nats::Client, ServiceError> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    access::authenticate(async_nats::ConnectOptions::new(), identity)
+        .connect(servers)
+        .await
+        .map_err(|e| ServiceError::Connect { url: url.to_string(), reason: e.to_string() })
 }
 
 /// Aborts a spawned task when dropped.
@@ -335,38 +362,4 @@ fn fit_one_message(mut holdings: Holdings, max_payload: usize) -> Vec<u8> {
     rows.truncate(kept);
     holdings.rows = rows;
     serde_json::to_vec(&holdings).expect("holdings encode")
-}
-
-/// Answers `stockpile.v1.holdings.query` from the views, until the task is aborted.
-async fn answer_queries(client: async_nats::Client, reader: Reader) {
-    let mut subscription = match client.queue_subscribe(HOLDINGS_QUERY, QUERY_QUEUE_GROUP.into()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot subscribe to {HOLDINGS_QUERY}");
-            return;
-        }
-    };
-    while let Some(msg) = subscription.next().await {
-        let Some(reply) = msg.reply.clone() else { continue };
-        let body = if msg.payload.len() > QUERY_BYTES_MAX {
-            error_reply("request_too_large", format!("a holdings query is at most {QUERY_BYTES_MAX} bytes"))
-        } else if let Err(reason) = stockpile_ledger::wire::check_json_depth(&msg.payload) {
-            error_reply("too_deeply_nested", reason)
-        } else {
-            match serde_json::from_slice::<HoldingsQuery>(&msg.payload) {
-                Err(e) => error_reply("malformed_request", format!("not a holdings query: {e}")),
-                Ok(query) => {
-                    let reader = reader.clone();
-                    match tokio::task::spawn_blocking(move || reader.holdings(&query)).await {
-                        Ok(Ok(h)) => fit_one_message(h, client.server_info().max_payload),
-                        Ok(Err(e)) => error_reply("invalid_query", e.to_string()),
-                        Err(e) => error_reply("unavailable", e.to_string()),
-                    }
-                }
-            }
-        };
-        if let Err(e) = client.publish(reply, body.into()).await {
-            tracing::warn!(error = %e, "cannot send a holdings reply");
-        }
-    }
 }
