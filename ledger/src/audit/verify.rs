@@ -22,7 +22,7 @@
 //! before it), whatever the (possibly damaged) line claims, and its line number.
 
 use super::checkpoint::{Checkpoint, CheckpointError};
-use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
+use super::export::{Block, Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::canonical::{self, Hash};
 use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
@@ -196,35 +196,62 @@ pub fn verify_chain(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ChainSummary, VerifyError> {
     let mut v = Verifier::new(options);
-    // Reading the next chunk overlaps hashing this one on the other cores.
-    let mut chunk = lines.next_block(CHUNK_LINES).map_err(|e| v.fail_at_end(Problem::Read(e)))?;
-    while !chunk.is_empty() {
-        let (next, links) = rayon::join(
-            || lines.next_block(CHUNK_LINES),
-            || chunk.lines.par_iter().map(|r| link(&chunk.bytes[r.clone()])).collect::<Vec<Link>>(),
-        );
-        for item in links {
-            v.line += 1;
-            match item {
-                Link::Record { seq, prev_hash, hash, leaf } => {
-                    let expected = v.records + 1;
-                    if seq != expected {
-                        return Err(v.fail_record(Problem::SeqGap { expected, found: seq }));
-                    }
-                    if prev_hash != v.head {
-                        return Err(v.fail_record(Problem::PrevHash));
-                    }
-                    v.frontier.push(leaf);
-                    v.head = hash;
-                    v.records = expected;
-                }
-                Link::Other(parsed) => v.step(parsed, &*lines)?,
-            }
-        }
+    let hashed = |block: Block| {
+        let links = block.lines.par_iter().map(|r| link(&block.bytes[r.clone()])).collect::<Vec<Link>>();
+        (block, links)
+    };
+    let (mut block, mut links) = hashed(lines.next_block(CHUNK_LINES).map_err(|e| v.fail_at_end(Problem::Read(e)))?);
+    while !block.is_empty() {
+        // The links hold all the fold needs: the block's bytes can hold the next lines.
+        lines.give_back(block);
+        // A two-stage pipeline: while one thread folds this block's links in order, the
+        // others read the next block and hash its lines. The fold looks nothing up in the
+        // input (only full verification's reversals do), so it needs no access to `lines`.
+        let (next, folded) = rayon::join(|| lines.next_block(CHUNK_LINES).map(hashed), || v.fold(links));
+        folded?;
         progress(v.records);
-        lines.give_back(std::mem::replace(&mut chunk, next.map_err(|e| v.fail_at_end(Problem::Read(e)))?));
+        (block, links) = next.map_err(|e| v.fail_at_end(Problem::Read(e)))?;
     }
     v.finish_chain()
+}
+
+impl Verifier {
+    /// The chain check's in-order part over one block's links: seqs follow, each `prev_hash`
+    /// names the record before, the Merkle frontier grows, checkpoints hold.
+    fn fold(&mut self, links: Vec<Link>) -> Result<(), VerifyError> {
+        for item in links {
+            self.line += 1;
+            match item {
+                Link::Record { seq, prev_hash, hash, leaf } => {
+                    let expected = self.records + 1;
+                    if seq != expected {
+                        return Err(self.fail_record(Problem::SeqGap { expected, found: seq }));
+                    }
+                    if prev_hash != self.head {
+                        return Err(self.fail_record(Problem::PrevHash));
+                    }
+                    self.frontier.push(leaf);
+                    self.head = hash;
+                    self.records = expected;
+                }
+                Link::Other(parsed) => self.step(parsed, &NoLines)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The input as the chain check's fold sees it: no record can be looked up (a chain check
+/// re-executes nothing, and a record line never reaches `step` there: [`link`] handles it).
+struct NoLines;
+
+impl Lines for NoLines {
+    fn next_chunk(&mut self, _max: usize) -> Result<Vec<Vec<u8>>, LinesError> {
+        Ok(Vec::new())
+    }
+    fn record(&self, _seq: u64) -> Result<Option<Vec<u8>>, LinesError> {
+        Ok(None)
+    }
 }
 
 enum Link {
