@@ -715,6 +715,59 @@ pub struct HistoryArgs {
     pub facility: Option<String>,
 }
 
+/// `stockpile reports …`: what arrived on STOCKPILE_REPORTS (needs --nats).
+#[derive(Debug, Subcommand)]
+pub enum ReportsVerb {
+    /// Every revision received: partner, framework, period, revision, received at, cut seq,
+    /// chain head, provisional or final, and the check against the ledger.
+    List {
+        #[arg(long)]
+        period: Option<String>,
+        /// As the reports spell it (Greece: EL on EU reports).
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long)]
+        framework: Option<String>,
+    },
+    /// One report as submitted: the revision named by ID, or revision N of its period.
+    Show {
+        /// A report id (any revision's) from `reports list`.
+        id: String,
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// What changed between two revisions of a report's period.
+    Diff {
+        id: String,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: u64,
+    },
+    /// The framework's members without an accepted final report of the period (by
+    /// --deadline, when given).
+    Missing {
+        #[arg(long)]
+        period: String,
+        #[arg(long, default_value = "EU")]
+        framework: String,
+        /// RFC 3339 instant or a date (end of that day, UTC): a report received after it is late.
+        #[arg(long)]
+        deadline: Option<String>,
+    },
+    /// Per material, the sum over the States' last accepted revisions: gross, contained, each
+    /// State's share, withheld notifications counted; every figure names its report.
+    Aggregate {
+        #[arg(long, default_value = "EU")]
+        framework: String,
+        #[arg(long)]
+        period: String,
+        /// Also write a bar chart (SVG) of stock per material by State to this file.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -819,57 +872,4 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
-}
-
-/// `stockpile reports …`: what arrived on STOCKPILE_REPORTS (needs --nats).
-#[derive(Debug, Subcommand)]
-pub enum ReportsVerb {
-    /// Every revision received: partner, framework, period, revision, received at, cut seq,
-    /// chain head, provisional or final, and the check against the ledger.
-    List {
-        #[arg(long)]
-        period: Option<String>,
-        /// As the reports spell it (Greece: EL on EU reports).
-        #[arg(long)]
-        partner: Option<String>,
-        #[arg(long)]
-        framework: Option<String>,
-    },
-    /// One report as submitted: the revision named by ID, or revision N of its period.
-    Show {
-        /// A report id (any revision's) from `reports list`.
-        id: String,
-        #[arg(long)]
-        revision: Option<u64>,
-    },
-    /// What changed between two revisions of a report's period.
-    Diff {
-        id: String,
-        #[arg(long)]
-        from: u64,
-        #[arg(long)]
-        to: u64,
-    },
-    /// The framework's members without an accepted final report of the period (by
-    /// --deadline, when given).
-    Missing {
-        #[arg(long)]
-        period: String,
-        #[arg(long, default_value = "EU")]
-        framework: String,
-        /// RFC 3339 instant or a date (end of that day, UTC): a report received after it is late.
-        #[arg(long)]
-        deadline: Option<String>,
-    },
-    /// Per material, the sum over the States' last accepted revisions: gross, contained, each
-    /// State's share, withheld notifications counted; every figure names its report.
-    Aggregate {
-        #[arg(long, default_value = "EU")]
-        framework: String,
-        #[arg(long)]
-        period: String,
-        /// Also write a bar chart (SVG) of stock per material by State to this file.
-        #[arg(long)]
-        chart: Option<PathBuf>,
-    },
 }

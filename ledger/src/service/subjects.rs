@@ -92,21 +92,6 @@ fn token(part: Option<&str>) -> &str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_use_the_placeholder_for_absent_or_unsafe_parts() {
-        let check = |p, m, k, expect: &str| assert_eq!(event_subject(p, m, k), expect);
-        check(Some("NL"), Some("cobalt"), "acquire", "stockpile.v1.events.NL.cobalt.acquire");
-        check(None, None, "genesis", "stockpile.v1.events._._.genesis");
-        check(Some("DE"), None, "register_party", "stockpile.v1.events.DE._.register_party");
-        check(Some("N.L"), Some("a>b"), "store", "stockpile.v1.events._._.store");
-        check(Some(""), Some("x y"), "*", "stockpile.v1.events._._._");
-    }
-}
-
 // ---- The projector's request subjects (helper E's block; docs/PARTNERS.md §report subjects).
 // None is under a stream's subjects (`stockpile.v1.reports.>`, `.events.>`, `.feed.>`):
 // JetStream would store the requests.
@@ -137,4 +122,19 @@ pub const PROJECTOR_SUBMIT_AS_PARTNER: &str = "stockpile.v1.projector.submit.*";
 /// `base.<P>`: the partner-scoped form of a projector subject (`base` without the `.*`).
 pub fn partner_subject(base: &str, partner: &str) -> String {
     format!("{}.{partner}", base.trim_end_matches(".*"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_use_the_placeholder_for_absent_or_unsafe_parts() {
+        let check = |p, m, k, expect: &str| assert_eq!(event_subject(p, m, k), expect);
+        check(Some("NL"), Some("cobalt"), "acquire", "stockpile.v1.events.NL.cobalt.acquire");
+        check(None, None, "genesis", "stockpile.v1.events._._.genesis");
+        check(Some("DE"), None, "register_party", "stockpile.v1.events.DE._.register_party");
+        check(Some("N.L"), Some("a>b"), "store", "stockpile.v1.events._._.store");
+        check(Some(""), Some("x y"), "*", "stockpile.v1.events._._._");
+    }
 }
