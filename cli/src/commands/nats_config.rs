@@ -1,7 +1,8 @@
-//! `stockpile nats-config`: writes a nats-server configuration with one NKey user per
-//! partner and per service role (ledger, projector, auditor, Commission intake), and each
-//! user's seed in a file of its own (mode 0600). The permissions are
-//! [`stockpile_ledger::service::access`]'s.
+//! `stockpile nats-config`: writes a nats-server configuration of accounts — `STOCKPILE`
+//! (the streams and services, users `ledger`, `ledger-publisher`, `projector`,
+//! `projector-publisher`) and one account per partner, the Commission, the auditor and
+//! `ADMIN`, each importing what it may use — and each user's NKey seed in a file of its own
+//! (mode 0600). The map is [`stockpile_ledger::service::access`]'s.
 
 use crate::error::{operational, usage, Result};
 use crate::keystore::write_secret;
@@ -17,14 +18,14 @@ pub const USERS_DIR: &str = "users";
 
 pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Path>) -> Result<()> {
     let partners = partner_codes(partners)?;
+    let partners_list = partners.join(",");
     let config_path = out.join(CONFIG_FILE);
     if config_path.exists() {
         return Err(usage(format!("{} already exists: remove it or choose another --out", config_path.display())));
     }
     let users_dir = out.join(USERS_DIR);
     std::fs::create_dir_all(&users_dir).map_err(|e| operational(format!("create {}: {e}", users_dir.display())))?;
-    let mut roles = vec![Role::Ledger, Role::Projector, Role::Auditor, Role::Commission];
-    roles.extend(partners.into_iter().map(Role::Partner));
+    let roles = Role::all(&partners);
     let mut users = Vec::with_capacity(roles.len());
     let mut files: Vec<(String, PathBuf)> = Vec::with_capacity(roles.len());
     for role in roles {
@@ -39,10 +40,15 @@ pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Pat
     std::fs::write(&config_path, text).map_err(|e| operational(format!("write {}: {e}", config_path.display())))?;
     println!("wrote {}", config_path.display());
     for (user, path) in &files {
-        println!("  {user:<14} {}", path.display());
+        println!("  {user:<20} {}", path.display());
     }
     eprintln!("start the server with: nats-server -c {}", config_path.display());
-    eprintln!("connect as a user with --nats-nkey <its .nk file> (the services take --nkey)");
+    eprintln!(
+        "start the ledger with --nkey {0}/ledger.nk --publisher-nkey {0}/ledger-publisher.nk --partners {1}",
+        users_dir.display(),
+        partners_list
+    );
+    eprintln!("connect as a user with --nats-nkey <its .nk file>; bootstrap the ledger as admin (docs/PARTNERS.md, \"Access\")");
     Ok(())
 }
 

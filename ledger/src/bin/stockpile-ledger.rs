@@ -43,6 +43,15 @@ struct ServeArgs {
     /// `stockpile nats-config`).
     #[arg(long, env = "STOCKPILE_NATS_NKEY")]
     nkey: Option<PathBuf>,
+    /// NKey seed file of the NATS user the outbox and checkpoints publish as (the
+    /// `ledger-publisher` user); without it, the --nkey connection does both.
+    #[arg(long, env = "STOCKPILE_NATS_PUBLISHER_NKEY", requires = "nkey")]
+    publisher_nkey: Option<PathBuf>,
+    /// Partners (comma-separated ISO codes) whose durable consumers on STOCKPILE_FEEDS and
+    /// STOCKPILE_REPORTS, and the Commission's, are created at start for the accounts of
+    /// `stockpile nats-config` to read through.
+    #[arg(long, env = "STOCKPILE_PARTNERS", value_delimiter = ',')]
+    partners: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -66,12 +75,15 @@ fn main() -> ExitCode {
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
-    if let Some(path) = &args.nkey {
-        match service::access::Identity::from_file(path) {
-            Ok(identity) => config.identity = Some(identity),
-            Err(e) => {
-                eprintln!("stockpile-ledger: error: {e}");
-                return ExitCode::FAILURE;
+    config.partners = args.partners.iter().map(|p| p.trim().to_ascii_uppercase()).filter(|p| !p.is_empty()).collect();
+    for (path, slot) in [(&args.nkey, &mut config.identity), (&args.publisher_nkey, &mut config.publisher_identity)] {
+        if let Some(path) = path {
+            match service::access::Identity::from_file(path) {
+                Ok(identity) => *slot = Some(identity),
+                Err(e) => {
+                    eprintln!("stockpile-ledger: error: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
     }

@@ -91,6 +91,14 @@ pub struct ServiceConfig {
     /// The NATS user to connect as (the `ledger` role of `stockpile nats-config`); none on a
     /// server without authentication.
     pub identity: Option<super::access::Identity>,
+    /// The NATS user the outbox and the checkpoints publish as (the `ledger-publisher` role);
+    /// none: [`Self::identity`]'s one connection does both (development, a server without
+    /// authentication).
+    pub publisher_identity: Option<super::access::Identity>,
+    /// Partners whose durable consumers (and the Commission's) the ledger creates at start
+    /// for the accounts that read them ([`super::access::consumers`]); none on a server
+    /// without accounts.
+    pub partners: Vec<String>,
 }
 
 impl ServiceConfig {
@@ -103,6 +111,8 @@ impl ServiceConfig {
             limits: Limits::default(),
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
             identity: None,
+            publisher_identity: None,
+            partners: Vec::new(),
         }
     }
 }

@@ -67,6 +67,8 @@ pub(crate) async fn register(client: &async_nats::Client) -> Result<Endpoints, S
 #[derive(Clone)]
 struct Context {
     client: async_nats::Client,
+    /// Where checkpoints signed on request are published (the responder only answers).
+    publisher: async_nats::Client,
     ledger: LedgerHandle,
     limits: Arc<Limits>,
     checkpointer: Arc<Checkpointer>,
@@ -78,13 +80,14 @@ impl Endpoints {
     pub(crate) async fn serve(
         self,
         client: async_nats::Client,
+        publisher: async_nats::Client,
         ledger: LedgerHandle,
         limits: Limits,
         checkpointer: Arc<Checkpointer>,
         mut stop: Stop,
     ) -> Result<(), ServiceError> {
         let gates = Gates::new(&limits);
-        let context = Context { client: client.clone(), ledger, limits: Arc::new(limits), checkpointer };
+        let context = Context { client: client.clone(), publisher, ledger, limits: Arc::new(limits), checkpointer };
         let mut requests = futures::stream::select_all([
             self.append.map(|request| (Api::Append, request)).boxed(),
             self.append_as_partner.map(|request| (Api::AppendAsPartner, request)).boxed(),
@@ -251,7 +254,7 @@ async fn handle(api: Api, request: Request, context: &Context) {
             Err(e) => Err(e),
         },
         Api::Range => range::handle(payload, &context.ledger, &context.limits, max).await,
-        Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.client).await,
+        Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.publisher).await,
         Api::Proof => checkpoints::handle_proof(payload, &context.ledger).await,
     };
     let body = match result {

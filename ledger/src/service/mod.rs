@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod config;
+pub mod consumers;
 mod endpoints;
 pub mod error;
 pub mod outbox;
@@ -85,10 +86,20 @@ pub async fn serve(
     ledger: LedgerHandle,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServiceError> {
+    // Two connections: the responder may publish nothing but responses; the publisher
+    // writes the streams and checkpoints. One does both when no publisher user is given.
     let client = connect(&config.nats_url, config.identity.as_ref()).await?;
-    let js = async_nats::jetstream::new(client.clone());
+    let publisher = match &config.publisher_identity {
+        Some(identity) => connect(&config.nats_url, Some(identity)).await?,
+        None => client.clone(),
+    };
+    let js = async_nats::jetstream::new(publisher.clone());
     stream::ensure_stream(&js, stream::events_stream_config(config.stream_replicas)).await?;
     stream::ensure_stream(&js, stream::feeds_stream_config(config.stream_replicas)).await?;
+    stream::ensure_stream(&js, stream::checkpoints_stream_config(config.stream_replicas)).await?;
+    if !config.partners.is_empty() {
+        consumers::ensure_consumers(&js, &access::consumers(&config.partners), config.stream_replicas).await?;
+    }
     let endpoints = endpoints::register(&client).await?;
     let (stop_sender, stop) = shutdown::channel();
 
@@ -96,7 +107,7 @@ pub async fn serve(
     for target in [outbox::Target::Events, outbox::Target::Feeds] {
         let outbox = outbox::Outbox::new(
             target,
-            client.clone(),
+            publisher.clone(),
             ledger.store().clone(),
             ledger.head(),
             stop.clone(),
@@ -106,9 +117,15 @@ pub async fn serve(
     }
     let key = LedgerKey::load_or_create(ledger.store().dir())?;
     let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key);
-    let periodic = tokio::spawn(checkpointer.clone().run(client.clone(), config.checkpoint_interval, stop.clone()));
-    let mut requests =
-        tokio::spawn(endpoints.serve(client.clone(), ledger, config.limits.clone(), checkpointer, stop.clone()));
+    let periodic = tokio::spawn(checkpointer.clone().run(publisher.clone(), config.checkpoint_interval, stop.clone()));
+    let mut requests = tokio::spawn(endpoints.serve(
+        client.clone(),
+        publisher.clone(),
+        ledger,
+        config.limits.clone(),
+        checkpointer,
+        stop.clone(),
+    ));
     tracing::info!(nats = %config.nats_url, "serving {}, {}, {} and {}", subjects::APPEND, subjects::RANGE, subjects::CHECKPOINT, subjects::PROOF);
 
     let early = tokio::select! {
@@ -125,8 +142,10 @@ pub async fn serve(
     if let Err(e) = periodic.await {
         tracing::warn!(error = %e, "the checkpoint task failed");
     }
-    if let Err(e) = client.flush().await {
-        tracing::warn!(error = %e, "flushing NATS at shutdown");
+    for connection in [&client, &publisher] {
+        if let Err(e) = connection.flush().await {
+            tracing::warn!(error = %e, "flushing NATS at shutdown");
+        }
     }
     requests.map_err(|e| ServiceError::Task(e.to_string()))??;
     for outbox in outboxes {

@@ -7,7 +7,7 @@
 //! every record with `Nats-Expected-Last-Sequence: seq - 1`, and checks it when it resumes.
 
 use super::error::ServiceError;
-use super::subjects::{EVENTS_STREAM, EVENTS_SUBJECTS, FEEDS_STREAM, FEEDS_SUBJECTS};
+use super::subjects::{CHECKPOINTS, CHECKPOINTS_STREAM, EVENTS_STREAM, EVENTS_SUBJECTS, FEEDS_STREAM, FEEDS_SUBJECTS};
 use async_nats::jetstream::{self, context::CreateStreamErrorKind, stream};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,6 +87,21 @@ pub fn feeds_stream_config(replicas: usize) -> stream::Config {
         FEEDS_SUBJECTS,
         replicas,
     )
+}
+
+/// `STOCKPILE_CHECKPOINTS`: every signed checkpoint the ledger publishes, kept like a
+/// record, with direct gets allowed so any reader with the import fetches the latest
+/// (`$JS.API.DIRECT.GET.STOCKPILE_CHECKPOINTS.stockpile.v1.checkpoints`) from any replica.
+pub fn checkpoints_stream_config(replicas: usize) -> stream::Config {
+    stream::Config {
+        allow_direct: true,
+        ..kept_stream_config(
+            CHECKPOINTS_STREAM,
+            "every signed checkpoint of the stockpile ledger, in the order published",
+            CHECKPOINTS,
+            replicas,
+        )
+    }
 }
 
 /// Creates the stream, or updates it to `config` if it exists with another configuration.

@@ -30,6 +30,12 @@ pub const PROOF: &str = "stockpile.v1.ledger.proof";
 /// Where every signed checkpoint is published (core NATS; exports carry them all).
 pub const CHECKPOINTS: &str = "stockpile.v1.checkpoints";
 
+/// The JetStream stream that keeps every checkpoint published on [`CHECKPOINTS`], so a
+/// reader gets the latest with a direct get of its last message
+/// (`$JS.API.DIRECT.GET.STOCKPILE_CHECKPOINTS.stockpile.v1.checkpoints`) without being able
+/// to make the ledger sign one.
+pub const CHECKPOINTS_STREAM: &str = "STOCKPILE_CHECKPOINTS";
+
 /// The JetStream stream every record is published to.
 pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
 

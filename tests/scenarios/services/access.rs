@@ -1,19 +1,27 @@
 //! (g) Partner isolation against a real nats-server running the configuration that
-//! `stockpile nats-config` writes (the real binary): one NKey user per partner and role.
-//! NL reads its own feed and reports and posts its own commands; it cannot subscribe to DE's
-//! feed, create a consumer on DE's feed, DE's reports or the complete stream, read the log,
-//! post on DE's channel, listen to other users' replies, or post a DE-signed command through
-//! its own channel. The auditor reads and cannot append; the Commission reads every report.
-//! Every refusal is checked to be the server's permissions violation (or the ledger's
-//! `wrong_origin`), not some other failure. The projector service, connected as its own
-//! user, follows the stream and answers the auditor's holdings query, which NL may not ask.
+//! `stockpile nats-config` writes (the real binary): the streams and services in account
+//! `STOCKPILE`, every partner, the Commission, the auditor and `ADMIN` accounts of their own
+//! that import what they may use. NL reads its own feed and reports (through the consumers
+//! the ledger pre-created) and posts its own commands; it cannot subscribe to DE's feed,
+//! create or widen a consumer, read the log, post on DE's channel, or post a DE-signed
+//! command through its own channel. The auditor reads and cannot append; the Commission reads
+//! every report. Every refusal is checked to be the server's permissions violation (or the
+//! ledger's `wrong_origin`), not some other failure.
+//!
+//! The adversarial half: every role sends every request it may send with its reply subject
+//! set into each stream's subjects and `stockpile.v1.checkpoints`, JetStream API calls (its
+//! consumer's info and next messages, the latest checkpoint) with such replies, and consumer
+//! creations with wider filters; afterwards the streams still mirror the log record for
+//! record, the checkpoints stream holds only signed checkpoints, and the projector follows.
 
-use super::projector::{holdings_at, ProjectorTask};
+use super::projector::ProjectorTask;
 use super::*;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use stockpile_ledger::service::access::{Identity, COMMISSION_CONSUMER};
+use std::path::PathBuf;
+use stockpile_ledger::audit::Checkpoint;
+use stockpile_ledger::service::access::{self, Identity, Import, Role, COMMISSION_CONSUMER};
 use stockpile_projector::service::HOLDINGS_QUERY;
-use stockpile_projector::{Dimension, HoldingsQuery};
+use stockpile_projector::HoldingsQuery;
 use stockpile_tests::bins::stockpile_in;
 use stockpile_tests::nats::NatsServer;
 use tokio::sync::mpsc;
@@ -34,6 +42,8 @@ struct User {
     client: async_nats::Client,
     js: jetstream::Context,
     errors: mpsc::UnboundedReceiver<String>,
+    /// The JetStream API prefix this user's account reaches the API under.
+    prefix: &'static str,
 }
 
 impl User {
@@ -52,9 +62,12 @@ impl User {
                 }
             });
         let client = options.connect(url).await.unwrap_or_else(|e| panic!("connect as {user}: {e}"));
-        let mut js = jetstream::new(client.clone());
+        // Reading accounts reach the imported JetStream API under their own prefix.
+        let reader = !matches!(user, "ledger" | "ledger-publisher" | "projector" | "projector-publisher");
+        let prefix = if reader { access::JS_IMPORT_PREFIX } else { "$JS.API" };
+        let mut js = jetstream::with_prefix(client.clone(), prefix);
         js.set_timeout(REFUSED_REQUEST_TIMEOUT);
-        User { js, client, errors }
+        User { js, client, errors, prefix }
     }
 
     /// Waits for the server's permissions violation naming `subject`.
@@ -71,9 +84,15 @@ impl User {
         }
     }
 
-    /// A durable pull consumer `name` on `stream` with `filter`, which must be permitted.
-    async fn consumer(&self, stream: &str, name: &str, filter: &str) -> pull::Stream {
-        js_api("create a permitted consumer", || self.try_consumer(stream, name, filter)).await
+    /// The pre-created durable pull consumer `name` on `stream`, bound through the account's
+    /// imports (its info, its next messages): no stream info, no create.
+    async fn bound(&self, stream: &str, name: &str) -> pull::Stream {
+        js_api("bind to an imported consumer", || async {
+            let consumer: jetstream::consumer::PullConsumer =
+                self.js.get_consumer_from_stream(name, stream).await.map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        })
+        .await
     }
 
     /// A durable pull consumer `name` on `stream` with `filter`, or the error.
@@ -94,7 +113,7 @@ impl User {
         // Bounded here: a refused create is never answered, and the client's own wait is long.
         let created = tokio::time::timeout(REFUSED_REQUEST_TIMEOUT, self.try_consumer(stream, name, filter)).await;
         assert!(!matches!(created, Ok(Ok(_))), "{name} on {stream} with {filter} must be refused");
-        self.violation(&format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}")).await;
+        self.violation(&format!("{}.CONSUMER.CREATE.{stream}.{name}.{filter}", self.prefix)).await;
     }
 
     /// Publishing a request on `subject` is refused by the server.
@@ -122,30 +141,61 @@ async fn read(messages: &mut pull::Stream, count: usize) -> Vec<(String, String)
     out
 }
 
+/// A server on the generated configuration and the ledger service on it as its two users.
+struct Deployment {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    nats: NatsServer,
+    service: InProcess,
+    url: String,
+}
+
+/// The partners of the deployments in these tests.
+const PARTNERS: &str = "NL,DE,BE";
+
+impl Deployment {
+    async fn start() -> Deployment {
+        // The configuration, written by the real CLI.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("nats");
+        let store = dir.path().join("jetstream");
+        let args = ["nats-config", "--out", path_str(&conf), "--partners", PARTNERS, "--store-dir", path_str(&store)];
+        let written = stockpile_in(dir.path(), &args);
+        assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+        let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
+        let url = nats.url();
+        // The ledger as its responder and its publisher; the world set up through the
+        // embedded handle.
+        let mut ledger_config = config(&url);
+        ledger_config.identity = Some(seed(&conf, "ledger"));
+        ledger_config.publisher_identity = Some(seed(&conf, "ledger-publisher"));
+        ledger_config.partners = PARTNERS.split(',').map(String::from).collect();
+        let service = InProcess::serve(ledger_config, open_ledger(&dir.path().join("ledger")));
+        let admin = User::connect(&url, &conf, "admin").await;
+        wait_until_serving(&admin.client).await;
+        Deployment { dir, conf, nats, service, url }
+    }
+
+    async fn user(&self, user: &str) -> User {
+        User::connect(&self.url, &self.conf, user).await
+    }
+}
+
+fn seed(conf: &Path, user: &str) -> Identity {
+    Identity::from_file(&conf.join("users").join(format!("{user}.nk"))).expect("seed file")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
-    // The configuration, written by the real CLI.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nats");
-    let store = dir.path().join("jetstream");
-    let args = ["nats-config", "--out", path_str(&conf), "--partners", "NL,DE,BE", "--store-dir", path_str(&store)];
-    let written = stockpile_in(dir.path(), &args);
-    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
-    let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
-    let url = nats.url();
-
-    // The ledger as its own user; the world set up through the embedded handle.
-    let mut ledger_config = config(&url);
-    ledger_config.identity = Some(Identity::from_file(&conf.join("users/ledger.nk")).expect("ledger seed"));
-    let service = InProcess::serve(ledger_config, open_ledger(&dir.path().join("ledger")));
-    let mut auditor = User::connect(&url, &conf, "auditor").await;
-    wait_until_serving(&auditor.client).await;
+    let deployment = Deployment::start().await;
+    let (url, service) = (&deployment.url, &deployment.service);
+    let auditor = deployment.user("auditor").await;
     let world = World::new();
     let setup = service.ledger.append(setup_commands(&world), true).await.expect("setup");
     assert!(setup.iter().all(|o| o.seq().is_some()), "setup appends");
 
-    let mut nl = User::connect(&url, &conf, "partner-NL").await;
-    let de = User::connect(&url, &conf, "partner-DE").await;
+    let mut nl = deployment.user("partner-NL").await;
+    let de = deployment.user("partner-DE").await;
     // NL's live feed, subscribed before anything moves.
     let mut live = nl.client.subscribe("stockpile.v1.feed.NL.>").await.expect("subscribe to the own feed");
     nl.client.flush().await.expect("flush");
@@ -172,29 +222,25 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
     let posted = append_on(&nl.client, &subjects::partner_append_subject("NL"), vec![transfer]).await;
     assert!(matches!(posted[0], AppendResult::Appended { .. }), "NL transfers to DE: {posted:?}");
 
-    // A DE-signed command through NL's channel: refused by the ledger, nothing written —
-    // not even a resend of one already in the log is confirmed to NL.
+    // A DE-signed command through NL's channel: refused by the ledger, nothing written.
     let head = *service.ledger.head().borrow();
-    for command in [command_of(7), de_acquire.clone()] {
-        let posted = append_on(&nl.client, &subjects::partner_append_subject("NL"), vec![command]).await;
-        match &posted[0] {
-            AppendResult::Rejected { code, message, .. } => {
-                assert_eq!(code, "wrong_origin");
-                assert!(message.contains("partner DE") && message.contains("partner NL's channel"), "{message}");
-            }
-            other => panic!("a DE-signed command through NL's channel must be refused: {other:?}"),
-        }
+    let posted = append_on(&nl.client, &subjects::partner_append_subject("NL"), vec![command_of(7)]).await;
+    match &posted[0] {
+        AppendResult::Rejected { code, .. } => assert_eq!(code, "wrong_origin"),
+        other => panic!("a DE-signed command through NL's channel must be refused: {other:?}"),
     }
     assert_eq!(*service.ledger.head().borrow(), head, "nothing was written");
-    // NL may not use DE's channel, nor the operator's channel, nor read the log.
+    // NL may not use DE's channel, nor the operator's channel, nor read the log, nor make
+    // the ledger sign a checkpoint.
     let body =
         serde_json::to_vec(&AppendRequest { commands: vec![de_acquire.clone()], atomic: false }).expect("encode");
     nl.refused_request(&subjects::partner_append_subject("DE"), body.clone()).await;
     nl.refused_request(subjects::APPEND, body.clone()).await;
     let range_body = serde_json::to_vec(&RangeRequest { from: 1, to: None, limit: None }).expect("encode");
     nl.refused_request(subjects::RANGE, range_body.clone()).await;
+    nl.refused_request(subjects::CHECKPOINT, Vec::new()).await;
 
-    // NL's feed: its acquire and the transfer, live and through its durable consumer.
+    // NL's feed: its acquire and the transfer, live and through its pre-created consumer.
     let records = stored_records(&service.ledger);
     let nl_feed: Vec<(String, String)> = expected_messages(&records, true)
         .into_iter()
@@ -206,7 +252,7 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
         kinds.contains(&"stockpile.v1.feed.NL.cobalt.acquire")
             && kinds.contains(&"stockpile.v1.feed.NL.cobalt.transfer")
     );
-    let mut durable = nl.consumer(subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.NL.>").await;
+    let mut durable = nl.bound(subjects::FEEDS_STREAM, "NL").await;
     assert_eq!(read(&mut durable, nl_feed.len()).await, nl_feed, "NL's feed: NL's registrations and movements");
     loop {
         let message = tokio::time::timeout(REPLY_TIMEOUT, live.next()).await.expect("live in time").expect("message");
@@ -220,19 +266,19 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
     nl.violation("stockpile.v1.feed.DE.>").await;
     nl.client.subscribe("stockpile.v1.events.>").await.expect("the client sends it");
     nl.violation("stockpile.v1.events.>").await;
-    nl.client.subscribe("_INBOX.>").await.expect("the client sends it");
-    nl.violation("_INBOX.>").await;
     nl.refused_consumer(subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.DE.>").await;
     nl.refused_consumer(subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.*.>").await;
     nl.refused_consumer(subjects::FEEDS_STREAM, "DE", "stockpile.v1.feed.DE.>").await;
     nl.refused_consumer(subjects::EVENTS_STREAM, "NL", "stockpile.v1.events.NL.>").await;
-    nl.refused_request(&format!("$JS.API.STREAM.MSG.GET.{}", subjects::FEEDS_STREAM), br#"{"seq":1}"#.to_vec()).await;
+    let api = access::JS_IMPORT_PREFIX;
+    nl.refused_request(&format!("{api}.STREAM.MSG.GET.{}", subjects::FEEDS_STREAM), br#"{"seq":1}"#.to_vec()).await;
+    nl.refused_request(&format!("{api}.CONSUMER.MSG.NEXT.{}.DE", subjects::FEEDS_STREAM), b"{}".to_vec()).await;
     let more =
         append_on(&de.client, &subjects::partner_append_subject("DE"), vec![command_of(4), command_of(10)]).await;
     assert!(more.iter().all(|r| matches!(r, AppendResult::Appended { .. })), "DE goes on posting");
     assert!(tokio::time::timeout(SILENCE, spy.next()).await.is_err(), "nothing of DE's reaches NL");
     // DE's own consumer sees the transfer it received.
-    let mut de_durable = de.consumer(subjects::FEEDS_STREAM, "DE", "stockpile.v1.feed.DE.>").await;
+    let mut de_durable = de.bound(subjects::FEEDS_STREAM, "DE").await;
     let de_count = expected_messages(&stored_records(&service.ledger), true)
         .iter()
         .filter(|m| m.partner.as_deref() == Some("DE"))
@@ -240,32 +286,26 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
     let de_feed = read(&mut de_durable, de_count).await;
     assert!(de_feed.iter().any(|(s, _)| s == "stockpile.v1.feed.DE.cobalt.transfer"), "{de_feed:?}");
 
-    // Reports: published by the projector's user; NL reads its own only, the Commission all.
-    let projector = User::connect(&url, &conf, "projector").await;
-    js_api("create the reports stream", || {
-        stockpile_ledger::service::stream::ensure_stream(
-            &projector.js,
-            stockpile_projector::submit::reports_stream_config(),
-        )
-    })
-    .await;
+    // Reports: published by the projector's publisher; NL reads its own only, the
+    // Commission all.
+    let projector = deployment.user("projector-publisher").await;
     for partner in ["NL", "DE"] {
         let subject = format!("stockpile.v1.reports.EU.{partner}");
         let ack =
             projector.js.publish(subject, format!("{{\"partner\":\"{partner}\"}}").into()).await.expect("publish");
         ack.await.expect("stored");
     }
-    let mut reports = nl.consumer(subjects::REPORTS_STREAM, "NL", "stockpile.v1.reports.*.NL").await;
+    let mut reports = nl.bound(subjects::REPORTS_STREAM, "NL").await;
     assert_eq!(read(&mut reports, 1).await[0].0, "stockpile.v1.reports.EU.NL");
-    nl.refused_consumer(subjects::REPORTS_STREAM, "NL", "stockpile.v1.reports.*.DE").await;
     nl.refused_consumer(subjects::REPORTS_STREAM, "NL", "stockpile.v1.reports.>").await;
-    let mut commission = User::connect(&url, &conf, "commission").await;
-    let mut intake = commission.consumer(subjects::REPORTS_STREAM, COMMISSION_CONSUMER, "stockpile.v1.reports.>").await;
+    let mut commission = deployment.user("commission").await;
+    let mut intake = commission.bound(subjects::REPORTS_STREAM, COMMISSION_CONSUMER).await;
     let subjects_read: Vec<String> = read(&mut intake, 2).await.into_iter().map(|(s, _)| s).collect();
     assert_eq!(subjects_read, ["stockpile.v1.reports.EU.NL", "stockpile.v1.reports.EU.DE"]);
     commission.refused_request(&subjects::partner_append_subject("NL"), body.clone()).await;
 
     // The auditor reads the log and the streams, and cannot append on any channel.
+    let mut auditor = auditor;
     assert!(records_via_range(&auditor.client).await == stored_records(&service.ledger), "the auditor reads the log");
     let stream = auditor.js.get_stream(subjects::EVENTS_STREAM).await.expect("stream info");
     let first = stream.get_raw_message(1).await.expect("the auditor reads a message");
@@ -273,23 +313,152 @@ async fn partners_see_and_post_only_their_own_and_auditors_write_nothing() {
     auditor.refused_request(subjects::APPEND, body.clone()).await;
     auditor.refused_request(&subjects::partner_append_subject("NL"), body).await;
     auditor.refused_consumer(subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.NL.>").await;
-    let head_after = *service.ledger.head().borrow();
-    assert_eq!(head_after, head + 2, "only DE's two later acquires were written after the refusals");
+    assert_eq!(
+        *service.ledger.head().borrow(),
+        head + 2,
+        "only DE's two later acquires were written after the refusals"
+    );
+    // A partner may not ask for everyone's holdings.
+    let everything = HoldingsQuery::default();
+    nl.refused_request(HOLDINGS_QUERY, serde_json::to_vec(&everything).expect("encode")).await;
+    let _ = url;
+    deployment.service.stop().await.shutdown().expect("the ledger stops cleanly");
+    drop(deployment.nats);
+    drop(deployment.dir);
+}
 
-    // The projector service as its own user: it consumes the complete stream and answers
-    // holdings queries, which the auditor may ask (partners may not).
+/// Where a forged reply subject points: each stream's subjects (another partner's feed
+/// included) and the checkpoints subject.
+const FORGED_REPLIES: [&str; 6] = [
+    "stockpile.v1.events.NL.cobalt.acquire",
+    "stockpile.v1.events._._.genesis",
+    "stockpile.v1.feed.NL.cobalt.acquire",
+    "stockpile.v1.feed.DE.cobalt.acquire",
+    "stockpile.v1.reports.EU.DE",
+    "stockpile.v1.checkpoints",
+];
+
+/// The reading roles (each an account of its own) and a plausible body for each request
+/// subject their accounts import: answered for real wherever the role may ask.
+fn forged_request_body(subject: &str, world: &World) -> Vec<u8> {
+    if subject.starts_with("stockpile.v1.ledger.append") {
+        // A resend of the genesis-era registration: answered (as a duplicate or a
+        // rejection), never a new record.
+        let command = setup_commands(world).remove(1);
+        serde_json::to_vec(&AppendRequest { commands: vec![command], atomic: false }).expect("encode")
+    } else if subject == subjects::PROOF {
+        br#"{"inclusion":{"seq":1,"tree_size":2}}"#.to_vec()
+    } else if subject == subjects::RANGE {
+        br#"{"from":1}"#.to_vec()
+    } else if subject.contains(".API.CONSUMER.MSG.NEXT.") {
+        br#"{"batch":5,"no_wait":true}"#.to_vec()
+    } else if subject.contains(".API.STREAM.MSG.GET.") {
+        br#"{"seq":1}"#.to_vec()
+    } else {
+        b"{}".to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_reply_subjects_and_wider_consumers_write_nothing_into_the_streams() {
+    let deployment = Deployment::start().await;
+    let service = &deployment.service;
+    let world = World::new();
+    let setup = service.ledger.append(setup_commands(&world), true).await.expect("setup");
+    assert!(setup.iter().all(|o| o.seq().is_some()), "setup appends");
+    service.ledger.append(acquires(&world, 0, 6), false).await.expect("acquires");
+    let publisher = deployment.user("ledger-publisher").await;
+    let admin = deployment.user("admin").await;
+    // A signed checkpoint in the checkpoints stream, and a report in the reports stream.
+    request(&admin.client, subjects::CHECKPOINT, Vec::new()).await;
+    let projector_publisher = deployment.user("projector-publisher").await;
+    let ack = projector_publisher.js.publish("stockpile.v1.reports.EU.NL", "{}".into()).await.expect("publish");
+    ack.await.expect("stored");
+    // The projector follows the stream through the attack (as its JetStream user).
     let projector_dir = tempfile::tempdir().expect("tempdir");
-    let identity = Identity::from_file(&conf.join("users/projector.nk")).expect("projector seed");
-    let projector_service = ProjectorTask::run_as(&url, projector_dir.path(), Some(identity));
-    let by_party = HoldingsQuery { group_by: vec![Dimension::Party], ..HoldingsQuery::default() };
-    let holdings = holdings_at(&auditor.client, &by_party, head_after).await;
-    let parties: Vec<&str> =
-        holdings.rows.iter().filter_map(|r| r.key.get(Dimension::Party).and_then(|v| v.as_str())).collect();
-    assert!(parties.contains(&"nl-covra") && parties.contains(&"de-rohstoff"), "{parties:?}");
-    nl.refused_request(HOLDINGS_QUERY, serde_json::to_vec(&by_party).expect("encode")).await;
-    projector_service.stop().await;
+    let projector = ProjectorTask::run_as(
+        &deployment.url,
+        projector_dir.path(),
+        Some(seed(&deployment.conf, "projector-publisher")),
+    );
 
-    service.stop().await.shutdown().expect("the ledger stops cleanly");
+    let roles = [Role::Partner("NL".into()), Role::Partner("DE".into()), Role::Commission, Role::Auditor, Role::Admin];
+    let mut sent = 0usize;
+    for role in &roles {
+        let mut user = deployment.user(&role.user()).await;
+        for import in access::imports(role) {
+            let Import::Service { subject, .. } = import else { continue };
+            if subject.starts_with("$JS.ACK.") || subject.starts_with("$SRV.") {
+                continue; // acks carry no answer; $SRV answers are the service's pings
+            }
+            let subject = access::local_subject(&subject.replace('*', "NL"));
+            let body = forged_request_body(&subject, &world);
+            for reply in FORGED_REPLIES {
+                user.client
+                    .publish_with_reply(subject.clone(), reply.to_string(), body.clone().into())
+                    .await
+                    .expect("the client sends it");
+                sent += 1;
+            }
+        }
+        // A consumer with a wider filter, on its own consumer's name and a new one.
+        for (stream, name, filter) in [
+            (subjects::FEEDS_STREAM, "NL", "stockpile.v1.feed.>"),
+            (subjects::FEEDS_STREAM, "spy", "stockpile.v1.feed.>"),
+            (subjects::EVENTS_STREAM, "spy", "stockpile.v1.events.>"),
+            (subjects::REPORTS_STREAM, "NL", "stockpile.v1.reports.>"),
+        ] {
+            user.refused_consumer(stream, name, filter).await;
+        }
+        user.client.flush().await.expect("flush");
+    }
+    assert!(sent > 100, "every role sent its forged requests ({sent})");
+    // Let every answer land wherever it lands.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The ledger goes on, and the streams mirror the log record for record.
+    let more = service.ledger.append(acquires(&world, 6, 3), false).await.expect("more acquires");
+    assert!(more.iter().all(|o| o.seq().is_some()));
+    let head = *service.ledger.head().borrow();
+    let records = stored_records(&service.ledger);
+    assert_eq!(records.len() as u64, head);
+    check_stream_mirrors(&publisher.client, &records).await;
+    wait_for_cursor(&service.ledger, head).await;
+    // The reports stream holds the one report; the checkpoints stream only signed checkpoints.
+    let reports = js_api("reports info", || publisher.js.get_stream(subjects::REPORTS_STREAM)).await;
+    assert_eq!(reports.cached_info().state.messages, 1, "no answer was stored as a report");
+    let checkpoints = js_api("checkpoints info", || publisher.js.get_stream(subjects::CHECKPOINTS_STREAM)).await;
+    let stored = checkpoints.cached_info().state.messages;
+    assert!(stored >= 1, "the requested checkpoint is stored");
+    for seq in 1..=stored {
+        let message = js_api("read a checkpoint", || checkpoints.get_raw_message(seq)).await;
+        let checkpoint: Checkpoint = serde_json::from_slice(&message.payload)
+            .unwrap_or_else(|e| panic!("checkpoints message {seq} is not a checkpoint ({e}): {:?}", message.payload));
+        checkpoint.verify_signature().expect("a signed checkpoint");
+    }
+    // The pre-created consumers keep their filters.
+    for spec in access::consumers(&["NL".to_string(), "DE".to_string()]) {
+        let consumer: jetstream::consumer::PullConsumer =
+            js_api("consumer", || publisher.js.get_consumer_from_stream(&spec.name, spec.stream)).await;
+        let info = consumer.cached_info();
+        assert_eq!(info.config.filter_subject, spec.filter, "{}", spec.name);
+    }
+    // The projector follows to the head.
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    loop {
+        let consumer: jetstream::consumer::PullConsumer = js_api("projector's consumer", || {
+            publisher.js.get_consumer_from_stream("stockpile-projector", subjects::EVENTS_STREAM)
+        })
+        .await;
+        let info = consumer.cached_info();
+        if info.ack_floor.stream_sequence == head {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the projector did not follow to {head}: {:?}", info.ack_floor);
+        tokio::time::sleep(POLL).await;
+    }
+    projector.stop().await;
+    deployment.service.stop().await.shutdown().expect("the ledger stops cleanly");
 }
 
 /// Appends over `subject` (a partner's channel) and returns the results.
