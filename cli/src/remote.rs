@@ -11,8 +11,8 @@ use stockpile_ledger::audit::export::{Lines, LinesError};
 use stockpile_ledger::audit::Checkpoint;
 use stockpile_ledger::service::access::{self, Identity};
 use stockpile_ledger::service::subjects::{
-    partner_append_subject, partner_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, PROJECTOR_REPORT,
-    PROJECTOR_REPORT_AS_PARTNER, PROJECTOR_SUBMIT_AS_PARTNER, PROOF, RANGE,
+    partner_append_subject, partner_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, HOLDINGS_QUERY_AS_PARTNER,
+    PROJECTOR_REPORT, PROJECTOR_REPORT_AS_PARTNER, PROJECTOR_SUBMIT_AS_PARTNER, PROOF, RANGE,
 };
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{
@@ -77,7 +77,7 @@ fn refusal_hint(subject: &str) -> &'static str {
             "signing a checkpoint on request is not among this user's rights; the ledger publishes its \
              checkpoints on stockpile.v1.checkpoints, which partners and the auditor may subscribe to"
         }
-        HOLDINGS => "holdings over NATS are for the auditor user; a partner reads its own feed and reports",
+        HOLDINGS => "every partner's holdings are for the auditor, the Commission and admin; a partner asks for its own with --nats-partner P",
         APPEND => "a partner posts on its own channel: pass --nats-partner with its code",
         s if s.starts_with(FEED_PREFIX) => {
             "a partner subscribes to its own feed only: pass --nats-partner with its code"
@@ -231,6 +231,13 @@ fn chunks(commands: Vec<SignedCommand>) -> Vec<Vec<SignedCommand>> {
 }
 
 impl Remote {
+    /// Where holdings are asked: `stockpile.v1.holdings.query`, or as partner `P`
+    /// (`--nats-partner`) `stockpile.v1.holdings.query.<P>`, which the projector answers with
+    /// P's holdings only.
+    fn holdings_subject(&self) -> String {
+        self.partner.as_deref().map_or_else(|| HOLDINGS.to_string(), |p| partner_subject(HOLDINGS_QUERY_AS_PARTNER, p))
+    }
+
     /// `first` with every later page appended, or `None` when the projector moved on
     /// between pages (the caller asks again from the first).
     fn rest_of(&self, query: &HoldingsQuery, mut first: Holdings) -> Result<Option<Holdings>> {
@@ -244,7 +251,7 @@ impl Remote {
             }
             let page_query = HoldingsQuery { offset, ..query.clone() };
             let body = serde_json::to_vec(&page_query).expect("encodes");
-            let page: Holdings = self.request(HOLDINGS, body, "projector")?;
+            let page: Holdings = self.request(&self.holdings_subject(), body, "projector")?;
             if (page.seq, page.head_hash) != (first.seq, first.head_hash) {
                 return Ok(None);
             }
@@ -304,12 +311,15 @@ impl Backend for Remote {
     /// after an append includes it, as in the embedded mode.
     /// An answer too large for one message comes in pages (`next`), followed here to the
     /// end; pages cut at another record than the first are thrown away and asked again.
+    /// A partner may not read the ledger's head (`ledger.range` is the log): as a partner, the
+    /// answer is the projector's views as they stand, cut at the `seq` it names.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
-        let head = self.head()?;
+        let head = if self.partner.is_some() { 0 } else { self.head()? };
         let body = serde_json::to_vec(query).expect("encodes");
+        let subject = self.holdings_subject();
         let deadline = Instant::now() + PROJECTOR_CATCH_UP_TIMEOUT;
         loop {
-            let answer: Holdings = self.request(HOLDINGS, body.clone(), "projector")?;
+            let answer: Holdings = self.request(&subject, body.clone(), "projector")?;
             if answer.seq >= head {
                 if let Some(whole) = self.rest_of(query, answer)? {
                     return Ok(whole);

@@ -374,11 +374,13 @@ async fn forged_reply_subjects_and_wider_consumers_write_nothing_into_the_stream
     let projector_publisher = deployment.user("projector-publisher").await;
     let ack = projector_publisher.js.publish("stockpile.v1.reports.EU.NL", "{}".into()).await.expect("publish");
     ack.await.expect("stored");
-    // The projector follows the stream through the attack (as its JetStream user).
+    // The projector follows the stream through the attack and answers the forged requests
+    // too: `projector` answers, `projector-publisher` reads the stream.
     let projector_dir = tempfile::tempdir().expect("tempdir");
-    let projector = ProjectorTask::run_as(
+    let projector = ProjectorTask::run_as_pair(
         &deployment.url,
         projector_dir.path(),
+        Some(seed(&deployment.conf, "projector")),
         Some(seed(&deployment.conf, "projector-publisher")),
     );
 
@@ -457,6 +459,47 @@ async fn forged_reply_subjects_and_wider_consumers_write_nothing_into_the_stream
         assert!(Instant::now() < deadline, "the projector did not follow to {head}: {:?}", info.ack_floor);
         tokio::time::sleep(POLL).await;
     }
+    // Through its account, a partner reads its own holdings from the projector, and only
+    // its own: the scope is the subject's, whatever the body asks.
+    let nl = deployment.user("partner-NL").await;
+    let own = format!("{HOLDINGS_QUERY}.NL");
+    let by_partner = serde_json::json!({ "group_by": ["partner", "material"] });
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    let holdings = loop {
+        let reply = request(&nl.client, &own, serde_json::to_vec(&by_partner).expect("encode")).await;
+        let holdings: serde_json::Value = serde_json::from_slice(&reply)
+            .unwrap_or_else(|e| panic!("not a holdings answer ({e}): {}", String::from_utf8_lossy(&reply)));
+        if holdings["seq"].as_u64() == Some(head) {
+            break holdings;
+        }
+        assert!(Instant::now() < deadline, "the projector's answer stays behind {head}: {holdings}");
+        tokio::time::sleep(POLL).await;
+    };
+    let rows = holdings["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty(), "NL holds stock: {holdings}");
+    for row in rows {
+        assert_eq!(row["key"]["partner"], "NL", "only NL's rows on NL's subject: {holdings}");
+    }
+    let other = serde_json::json!({ "partner": ["DE"] });
+    let refused = request(&nl.client, &own, serde_json::to_vec(&other).expect("encode")).await;
+    let refused: serde_json::Value = serde_json::from_slice(&refused).expect("an error reply");
+    assert_eq!(refused["error"]["code"], "wrong_partner", "NL may not ask for DE's holdings: {refused}");
+    // The CLI as partner NL asks the same scoped subject (and not the ledger's head, which a
+    // partner may not read).
+    let (conf, url) = (deployment.conf.clone(), deployment.url.clone());
+    let cli = tokio::task::spawn_blocking(move || {
+        let nkey = conf.join("users").join("partner-NL.nk");
+        let args = ["--nats", &url, "--nats-nkey", nkey.to_str().expect("utf-8"), "--nats-partner", "NL"];
+        let dir = tempfile::tempdir().expect("tempdir");
+        stockpile_in(dir.path(), &[&args[..], &["--format", "json", "holdings", "--by", "partner,material"]].concat())
+    })
+    .await
+    .expect("the CLI runs");
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "holdings as partner NL: {stdout}{}", String::from_utf8_lossy(&cli.stderr));
+    let answer: serde_json::Value = serde_json::from_str(&stdout).expect("JSON holdings");
+    let rows = answer["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["key"]["partner"] == "NL"), "NL's rows only: {answer}");
     projector.stop().await;
     deployment.service.stop().await.shutdown().expect("the ledger stops cleanly");
 }

@@ -30,9 +30,21 @@ impl ProjectorTask {
         data_dir: &Path,
         identity: Option<stockpile_ledger::service::access::Identity>,
     ) -> ProjectorTask {
+        ProjectorTask::run_as_pair(nats_url, data_dir, identity, None)
+    }
+
+    /// [`ProjectorTask::run_as`] with its two connections as two users: `identity` answers
+    /// requests (`projector`), `publisher` reads JetStream and publishes (`projector-publisher`).
+    pub fn run_as_pair(
+        nats_url: &str,
+        data_dir: &Path,
+        identity: Option<stockpile_ledger::service::access::Identity>,
+        publisher: Option<stockpile_ledger::service::access::Identity>,
+    ) -> ProjectorTask {
         let (stop, stopped) = oneshot::channel::<()>();
         let mut config = ProjectorConfig::new(nats_url, data_dir);
         config.identity = identity;
+        config.publisher_identity = publisher;
         let task = tokio::spawn(projector_service::run(config, async move {
             let _ = stopped.await;
         }));
