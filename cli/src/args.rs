@@ -721,11 +721,13 @@ pub enum ReportsVerb {
     /// Every revision received: partner, framework, period, revision, received at, cut seq,
     /// chain head, provisional or final, and the check against the ledger.
     List {
+        /// The reporting period: 2026 (year), 2026-H1 (half), 2026-Q3 (quarter) or 2026-05 (month).
         #[arg(long)]
         period: Option<String>,
         /// As the reports spell it (Greece: EL on EU reports).
         #[arg(long)]
         partner: Option<String>,
+        /// The framework: `EU` (CRM Act Art. 22), `IEA` or `NATO`.
         #[arg(long)]
         framework: Option<String>,
     },
@@ -733,22 +735,28 @@ pub enum ReportsVerb {
     Show {
         /// A report id (any revision's) from `reports list`.
         id: String,
+        /// The revision of the report's period to show (1 is the first submitted).
         #[arg(long)]
         revision: Option<u64>,
     },
     /// What changed between two revisions of a report's period.
     Diff {
+        /// A report id (any revision's) from `reports list`.
         id: String,
+        /// The older revision.
         #[arg(long)]
         from: u64,
+        /// The newer revision.
         #[arg(long)]
         to: u64,
     },
     /// The framework's members without an accepted final report of the period (by
     /// --deadline, when given).
     Missing {
+        /// The reporting period: 2026 (year), 2026-H1 (half), 2026-Q3 (quarter) or 2026-05 (month).
         #[arg(long)]
         period: String,
+        /// The framework: `EU` (CRM Act Art. 22), `IEA` or `NATO`.
         #[arg(long, default_value = "EU")]
         framework: String,
         /// RFC 3339 instant or a date (end of that day, UTC): a report received after it is late.
@@ -758,8 +766,10 @@ pub enum ReportsVerb {
     /// Per material, the sum over the States' last accepted revisions: gross, contained, each
     /// State's share, withheld notifications counted; every figure names its report.
     Aggregate {
+        /// The framework: `EU` (CRM Act Art. 22), `IEA` or `NATO`.
         #[arg(long, default_value = "EU")]
         framework: String,
+        /// The reporting period: 2026 (year), 2026-H1 (half), 2026-Q3 (quarter) or 2026-05 (month).
         #[arg(long)]
         period: String,
         /// Also write a bar chart (SVG) of stock per material by State to this file.

@@ -279,7 +279,9 @@ fn demo_key(keys: &Path, id: &str) -> OperatorKey {
 async fn hostile_inputs_get_typed_errors_change_nothing_and_the_service_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = dir.path().join("demo");
-    let made = stockpile_in(dir.path(), &["demo", "--dir", demo.to_str().expect("UTF-8")]);
+    // `stockpile_in(&demo, …)` passes `--data <demo>/data --keys <demo>/keys`, where the demo
+    // then builds (it honours --data and --keys) and every later call reads.
+    let made = stockpile_in(&demo, &["demo", "--dir", demo.to_str().expect("UTF-8")]);
     assert!(made.status.success(), "demo: {}", String::from_utf8_lossy(&made.stderr));
     // The embedded CLI keeps the ledger in `<data>/ledger`.
     let (data, keys) = (demo.join("data").join("ledger"), demo.join("keys"));
