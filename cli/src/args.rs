@@ -132,6 +132,15 @@ pub enum Verb {
     },
     /// Print the manual page (roff): `stockpile man > stockpile.1 && man ./stockpile.1`.
     Man,
+    /// The services answering over NATS (`$SRV.PING`: name, version, id); with --wait, first
+    /// wait until the ledger and the projector both answer (for start-up scripts). Over NATS
+    /// with accounts, the ADMIN user may ping.
+    Services {
+        /// Wait up to this many seconds for the NATS server and for stockpile-ledger and
+        /// stockpile-projector to answer; exit 2 naming the missing ones after that.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
     /// Build a realistic demo ledger (the Dutch pilots) in a fresh directory and show it:
     /// the ledger in --data and the keys in --keys when given, else in <DIR>/data and
     /// <DIR>/keys. Local only: with --nats it refuses (the services' log is append-only, and
@@ -257,9 +266,9 @@ pub enum RegisterVerb {
         #[command(flatten)]
         common: Common,
     },
-    /// Register a generated key's public key.
+    /// Register a generated key's public key: its holder sends you `<id>.pub` (never the `.key`).
     Key {
-        /// The id of a generated key file.
+        /// The key's `.pub` file (or a key id in --keys, or a `.key` file).
         #[arg(value_name = "KEY")]
         key_id: String,
         #[command(flatten)]
@@ -882,4 +891,19 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+impl AuditVerb {
+    /// Whether the verb reads the ledger (its store, or over `--nats` the running service);
+    /// the others work on files alone.
+    pub fn reads_the_ledger(&self) -> bool {
+        match self {
+            AuditVerb::Checkpoint { .. }
+            | AuditVerb::Export { .. }
+            | AuditVerb::Prove { .. }
+            | AuditVerb::Consistency { .. } => true,
+            AuditVerb::Verify { file, .. } => file.is_none(),
+            AuditVerb::Check { .. } | AuditVerb::Reproduce { .. } | AuditVerb::Replay { .. } => false,
+        }
+    }
 }

@@ -21,7 +21,30 @@ pub struct KeyFile {
     pub revoked: bool,
 }
 
+/// The public half of a key, `<KEYS>/<id>.pub` (mode 0644): what a partner sends the
+/// ledger's admin to register (`stockpile register key <file>.pub`), so no one but the
+/// key's holder ever has its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyFile {
+    pub key: String,
+    pub role: KeyRole,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
+    pub public_key: String,
+}
+
 impl KeyFile {
+    /// The part of this key that may be shown and sent.
+    pub fn public(&self) -> PublicKeyFile {
+        PublicKeyFile {
+            key: self.key.clone(),
+            role: self.role,
+            party: self.party.clone(),
+            public_key: self.public_key.clone(),
+        }
+    }
+
     pub fn signer(&self) -> Result<OperatorKey> {
         let bytes: [u8; 32] = hex::decode(&self.secret_key)
             .ok()
@@ -44,12 +67,17 @@ impl Keystore {
         self.dir.join(format!("{id}.key"))
     }
 
-    /// Creates a new key file; refuses to overwrite an existing one.
-    pub fn generate(&self, id: &str, role: KeyRole, party: Option<String>) -> Result<(KeyFile, PathBuf)> {
+    /// Creates a new key file (0600) and its public half `<id>.pub` (0644); refuses to
+    /// overwrite an existing one. Returns the paths of both.
+    pub fn generate(&self, id: &str, role: KeyRole, party: Option<String>) -> Result<(KeyFile, PathBuf, PathBuf)> {
         let file = self.new_key(id, role, party)?;
         let path = self.path(id);
         write_private(&path, &file, true)?;
-        Ok((file, path))
+        let public = self.dir.join(format!("{id}.pub"));
+        let mut text = serde_json::to_string_pretty(&file.public()).expect("public keys encode");
+        text.push('\n');
+        std::fs::write(&public, text).map_err(|e| operational(format!("write {}: {e}", public.display())))?;
+        Ok((file, path, public))
     }
 
     /// A new key for an operation that may fail (`init`): its file appears under its id only
@@ -94,6 +122,29 @@ impl Keystore {
             usage(format!("cannot read key {}: {e}: generate it with `stockpile keys generate`", path.display()))
         })?;
         serde_json::from_str(&text).map_err(|e| usage(format!("key file {} is malformed: {e}", path.display())))
+    }
+
+    /// The public half of a key to register: a key file or a `.pub` file, by id (from the
+    /// keys directory: `<id>.pub`, else `<id>.key`) or by path.
+    pub fn load_public(&self, id_or_path: &str) -> Result<PublicKeyFile> {
+        let by_path = id_or_path.contains('/') || id_or_path.ends_with(".key") || id_or_path.ends_with(".pub");
+        let path = match by_path {
+            true => PathBuf::from(id_or_path),
+            false if self.dir.join(format!("{id_or_path}.pub")).is_file() => self.dir.join(format!("{id_or_path}.pub")),
+            false => return Ok(self.load(id_or_path)?.public()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            usage(format!(
+                "cannot read key {}: {e}: the key's holder makes it with `stockpile keys generate` and sends you its .pub file",
+                path.display()
+            ))
+        })?;
+        if let Ok(public) = serde_json::from_str::<PublicKeyFile>(&text) {
+            return Ok(public);
+        }
+        let file: KeyFile =
+            serde_json::from_str(&text).map_err(|e| usage(format!("key file {} is malformed: {e}", path.display())))?;
+        Ok(file.public())
     }
 
     pub fn list(&self) -> Result<Vec<KeyFile>> {

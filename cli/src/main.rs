@@ -178,7 +178,10 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
             return commands::list::reference(cli.format, *what)
         }
         Verb::Audit(verb) => {
-            let remote = cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?;
+            // Offline verbs (check, replay, reproduce, verify FILE) never connect, even with
+            // STOCKPILE_NATS_URL set: an auditor's tools work without the operator's server.
+            let url = cli.nats.as_deref().filter(|_| verb.reads_the_ledger());
+            let remote = url.map(|url| connect(&cli, url)).transpose()?;
             return commands::audit::run(&cli.data, remote.as_ref(), cli.format, verb);
         }
         Verb::Reports(verb) => {
@@ -188,6 +191,15 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
                 ));
             };
             return commands::reports::run(&connect(&cli, url)?, cli.format, verb);
+        }
+        Verb::Services { wait } => {
+            let Some(url) = &cli.nats else {
+                return Err(usage("services asks over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));
+            };
+            let identity = nats_identity(&cli)?;
+            let user = cli.nats_nkey.as_deref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned());
+            let wait = wait.map(std::time::Duration::from_secs);
+            return commands::services::run(url, identity.as_ref().zip(user), wait, cli.format);
         }
         Verb::Watch { filter } => {
             let Some(url) = &cli.nats else {
@@ -266,6 +278,7 @@ fn dispatch(cli: &Cli, keys: Keystore, backend: &mut dyn Backend) -> Result<()> 
         | Verb::NatsConfig { .. }
         | Verb::Bench(_)
         | Verb::Witness(_)
+        | Verb::Services { .. }
         | Verb::Keys(_)
         | Verb::Audit(_)
         | Verb::Reports(_) => {

@@ -79,6 +79,7 @@ fn refusal_hint(subject: &str) -> &'static str {
         }
         HOLDINGS => "every partner's holdings are for the auditor, the Commission and admin; a partner asks for its own with --nats-partner P",
         APPEND => "a partner posts on its own channel: pass --nats-partner with its code",
+        SRV_PING => "only the ADMIN account imports $SRV (the services' ping, info and stats): connect with admin.nk",
         s if s.starts_with(FEED_PREFIX) => {
             "a partner subscribes to its own feed only: pass --nats-partner with its code"
         }
@@ -87,6 +88,14 @@ fn refusal_hint(subject: &str) -> &'static str {
         }
         _ => "connect with the --nats-nkey of a user whose role allows it (docs/PARTNERS.md lists each user's rights)",
     }
+}
+
+/// Why a request got no reply from a service.
+enum Unanswered {
+    /// The server's permissions refused this user the subject.
+    Refused(RemoteError),
+    /// Anything else: nobody answers, the connection failed, the timeout passed.
+    Failed(CliError),
 }
 
 pub struct Remote {
@@ -132,21 +141,44 @@ impl Remote {
     /// Sends one request; a reply that is an [`ErrorReply`] becomes an operational error.
     /// A request the server refuses (its permissions) ends as soon as the server says so.
     fn request<T: serde::de::DeserializeOwned>(&self, subject: &str, body: Vec<u8>, who: &'static str) -> Result<T> {
+        let reply = self.send(subject, body, who).map_err(|failed| match failed {
+            Unanswered::Refused(e) => e.into(),
+            Unanswered::Failed(e) => e,
+        })?;
+        self.decode(subject, &reply, who)
+    }
+
+    /// Sends one request and waits for its reply, telling the server's refusal apart.
+    fn send(
+        &self,
+        subject: &str,
+        body: Vec<u8>,
+        who: &'static str,
+    ) -> std::result::Result<async_nats::Message, Unanswered> {
         let mut refusals = self.refusals.listen();
-        let reply = self.runtime.block_on(async {
+        self.runtime.block_on(async {
             tokio::select! {
                 reply = self.client.request(subject.to_string(), body.into()) => reply.map_err(|e| match e.kind() {
-                    async_nats::RequestErrorKind::NoResponders => RemoteError::NoResponders {
+                    async_nats::RequestErrorKind::NoResponders => Unanswered::Failed(RemoteError::NoResponders {
                         service: who,
                         subject: subject.to_string(),
                         url: self.url.clone(),
                     }
-                    .into(),
-                    _ => operational(format!("{subject} at {}: {e}", self.url)),
+                    .into()),
+                    _ => Unanswered::Failed(operational(format!("{subject} at {}: {e}", self.url))),
                 }),
-                refusal = refusals.of_request(subject, &self.inbox) => Err(self.refused(refusal).into()),
+                refusal = refusals.of_request(subject, &self.inbox) => Err(Unanswered::Refused(self.refused(refusal))),
             }
-        })?;
+        })
+    }
+
+    /// A service's reply: an [`ErrorReply`] becomes an operational error naming `who`.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        subject: &str,
+        reply: &async_nats::Message,
+        who: &str,
+    ) -> Result<T> {
         if let Ok(error) = serde_json::from_slice::<ErrorReply>(&reply.payload) {
             return Err(operational(format!(
                 "{who} refused the request ({}): {}",
@@ -398,9 +430,10 @@ pub struct RemoteLines<'a> {
 }
 
 impl<'a> RemoteLines<'a> {
-    /// Asks the ledger for a checkpoint at its head now; the lines end with it.
+    /// Asks the ledger for a checkpoint at its head now (or, for a user who may not make it
+    /// sign, the latest it published); the lines end with it.
     pub fn at_head(remote: &'a Remote) -> Result<RemoteLines<'a>> {
-        let checkpoint: Checkpoint = remote.request(CHECKPOINT, Vec::new(), "ledger service")?;
+        let checkpoint = remote.checkpoint()?;
         Ok(RemoteLines { remote, next: 1, up_to: checkpoint.tree_size, checkpoint, done: false })
     }
 
@@ -446,6 +479,49 @@ impl Lines for RemoteLines<'_> {
 }
 
 impl Remote {
+    /// A checkpoint the ledger signs at its head now (`ledger.checkpoint`, ADMIN's and a
+    /// single-account deployment's right), or, when the server refuses this user that, the
+    /// latest one the ledger published on `stockpile.v1.checkpoints` (a direct get every
+    /// reading account imports).
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        match self.send(CHECKPOINT, Vec::new(), "ledger service") {
+            Ok(reply) => self.decode(CHECKPOINT, &reply, "ledger service"),
+            Err(Unanswered::Refused(_)) => self.latest_checkpoint(),
+            Err(Unanswered::Failed(e)) => Err(e),
+        }
+    }
+
+    /// The latest checkpoint on `STOCKPILE_CHECKPOINTS`, by a direct get of the stream's last
+    /// message: under the accounts' import prefix first, then (a single-account server) as
+    /// the JetStream API itself.
+    pub fn latest_checkpoint(&self) -> Result<Checkpoint> {
+        let api = access::latest_checkpoint_subject();
+        let imported = access::local_subject(&api);
+        let reply = match self.send(&imported, Vec::new(), "JetStream (direct get)") {
+            Ok(reply) => reply,
+            Err(Unanswered::Failed(_)) if imported != api => {
+                self.send(&api, Vec::new(), "JetStream (direct get)").map_err(|failed| match failed {
+                    Unanswered::Refused(e) => e.into(),
+                    Unanswered::Failed(e) => e,
+                })?
+            }
+            Err(Unanswered::Refused(e)) => return Err(e.into()),
+            Err(Unanswered::Failed(e)) => return Err(e),
+        };
+        if reply.status.is_some_and(|s| s.as_u16() == 404) {
+            return Err(operational(format!(
+                "the ledger at {} has published no checkpoint yet (it signs one every interval in which the log grew): try again shortly",
+                self.url
+            )));
+        }
+        serde_json::from_slice(&reply.payload).map_err(|e| {
+            operational(format!(
+                "the latest message on stockpile.v1.checkpoints at {} is not a checkpoint: {e}",
+                self.url
+            ))
+        })
+    }
+
     /// An inclusion or consistency proof from `ledger.proof`.
     pub fn proof(&self, request: &ProofRequest) -> Result<ProofReply> {
         self.request(PROOF, serde_json::to_vec(request).expect("encodes"), "ledger service")
@@ -473,5 +549,49 @@ impl Remote {
             arrival.check(record.as_ref().map(|r| r.as_deref()).map_err(Clone::clone));
         }
         Ok(arrivals)
+    }
+}
+
+/// The subject every NATS micro service answers with its name, id and version.
+pub const SRV_PING: &str = "$SRV.PING";
+
+/// A NATS micro service that answered [`SRV_PING`] (the `io.nats.micro.v1.ping_response`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct Pong {
+    pub name: String,
+    pub id: String,
+    pub version: String,
+}
+
+impl Remote {
+    /// Every micro service that answers `$SRV.PING` within `gather`. A user whose account
+    /// does not import `$SRV` gets the server's refusal at once.
+    pub fn ping_services(&self, gather: Duration) -> Result<Vec<Pong>> {
+        let mut refusals = self.refusals.listen();
+        let failed = |e: &dyn std::fmt::Display| operational(format!("{SRV_PING} at {}: {e}", self.url));
+        self.runtime.block_on(async {
+            let inbox = self.client.new_inbox();
+            let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| failed(&e))?;
+            self.client.publish_with_reply(SRV_PING, inbox, Vec::new().into()).await.map_err(|e| failed(&e))?;
+            self.client.flush().await.map_err(|e| failed(&e))?;
+            let gathered = tokio::time::sleep(gather);
+            tokio::pin!(gathered);
+            let mut pongs = Vec::new();
+            loop {
+                tokio::select! {
+                    answer = answers.next() => match answer {
+                        Some(message) => match serde_json::from_slice::<Pong>(&message.payload) {
+                            Ok(pong) => pongs.push(pong),
+                            Err(e) => tracing::debug!(error = %e, "an answer to $SRV.PING that is not a ping response"),
+                        },
+                        None => break,
+                    },
+                    () = &mut gathered => break,
+                    refusal = refusals.of_request(SRV_PING, &self.inbox) => return Err(self.refused(refusal).into()),
+                }
+            }
+            pongs.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+            Ok(pongs)
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the operator's first steps: the README's embedded and auditor blocks
 //! run as written, `demo` puts its ledger where `--data`/`--keys`/`--dir` say and refuses
-//! `--nats`, and every failure under `--format json` is an error object on stdout.
+//! `--nats`, and every failure under `--format json` is an error object on stdout. The
+//! multilateral block bootstraps a deployment on NATS accounts from nothing, as written.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -24,22 +25,35 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs a README block with `bash -e -o pipefail` in `dir`, the built binaries first on PATH;
-/// its stdout. Fails, with the block's output, when any command in it fails.
-fn run_block(dir: &Path, name: &str) -> String {
+/// Runs a README block with `bash -e -o pipefail` in `dir`, the built binaries (and
+/// nats-server) first on PATH and `env` set; its stdout. Fails, with the block's output, when
+/// any command in it fails. What the block leaves running in the background is stopped when
+/// the returned guard drops (the block runs in a process group of its own).
+fn run_block_with(dir: &Path, name: &str, env: &[(&str, &str)]) -> (String, ProcessGroup) {
+    use std::os::unix::process::CommandExt as _;
     let block = readme_block(name);
     let bins = binary("stockpile").parent().expect("binaries have a directory").to_path_buf();
-    let path = format!("{}:{}", bins.display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new("bash")
+    let nats = stockpile_tests::nats::nats_server_bin();
+    let nats_dir = nats.parent().expect("nats-server has a directory").to_path_buf();
+    let path = format!("{}:{}:{}", bins.display(), std::env::var("PATH").unwrap_or_default(), nats_dir.display());
+    let child = Command::new("bash")
         .args(["-e", "-o", "pipefail", "-c", &block])
         .current_dir(dir)
         .env("PATH", path)
         .env("NO_COLOR", "1")
         .env_remove("STOCKPILE_NATS_URL")
+        .env_remove("STOCKPILE_NATS_NKEY")
+        .env_remove("STOCKPILE_NATS_PARTNER")
         .env_remove("STOCKPILE_DATA")
         .env_remove("STOCKPILE_KEYS")
-        .output()
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
         .expect("run bash");
+    let group = ProcessGroup(child.id());
+    let out = child.wait_with_output().expect("wait for bash");
     assert!(
         out.status.success(),
         "README block {name:?} failed ({}):\n{block}\nstdout:\n{}\nstderr:\n{}",
@@ -47,7 +61,29 @@ fn run_block(dir: &Path, name: &str) -> String {
         text(&out.stdout),
         text(&out.stderr)
     );
-    text(&out.stdout)
+    (text(&out.stdout), group)
+}
+
+fn run_block(dir: &Path, name: &str) -> String {
+    run_block_with(dir, name, &[]).0
+}
+
+/// A process group, sent SIGTERM and then SIGKILL on drop.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = -i32::try_from(self.0).expect("a pid fits i32");
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+        unsafe {
+            libc::kill(group, libc::SIGTERM);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(group, libc::SIGKILL);
+        }
+    }
 }
 
 #[test]
@@ -60,6 +96,49 @@ fn the_readme_embedded_and_auditor_blocks_run_as_written_in_an_empty_directory()
     assert!(dir.join("stockpile-data").is_dir() && dir.join("stockpile.bash").is_file());
     let auditor = run_block(dir, "auditor");
     assert!(dir.join("checkpoint.json").is_file() && dir.join("proof.json").is_file(), "{auditor}");
+}
+
+#[test]
+fn the_readme_multilateral_block_bootstraps_two_partners_on_nats_accounts_as_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+    let repo = repo.to_str().expect("UTF-8 checkout path");
+    let (out, _services) = run_block_with(dir, "multilateral", &[("REPO", repo)]);
+    // Each partner's key was registered from its public half; the admin never held NL's secret.
+    assert!(dir.join("nl-keys/nl-ops.pub").is_file() && !dir.join("admin-keys/nl-ops.key").exists());
+    assert!(!text(&std::fs::read(dir.join("nl-keys/nl-ops.pub")).unwrap()).contains("secret"));
+    // The proof NL made as a partner checks offline against the checkpoint it could fetch.
+    assert!(out.contains("OK record 8"), "{out}");
+    assert!(out.contains("submitted EU-NL-2026-Q1-"), "{out}");
+    // NL's own holdings are NL's only; DE may not ask NL's, and is told so at once.
+    let url = "nats://127.0.0.1:14222";
+    let as_user = |user: &str, partner: &str, args: &[&str]| {
+        let started = std::time::Instant::now();
+        let nkey = dir.join(format!("nats/users/{user}.nk"));
+        let mut all = vec!["--nats", url, "--nats-nkey", nkey.to_str().unwrap(), "--nats-partner", partner];
+        all.extend(args);
+        (stockpile(dir, &all), started.elapsed())
+    };
+    let (nl, _) = as_user("partner-NL", "NL", &["--format", "json", "holdings", "--by", "party,material"]);
+    assert!(nl.status.success(), "{}", text(&nl.stderr));
+    let holdings: serde_json::Value = serde_json::from_slice(&nl.stdout).unwrap();
+    let rows = holdings["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["key"]["party"] == "nl-covra"), "{holdings}");
+    let (de, took) = as_user("partner-DE", "NL", &["holdings"]);
+    assert_eq!(de.status.code(), Some(2), "{}", text(&de.stderr));
+    assert!(text(&de.stderr).contains("refused user partner-DE"), "{}", text(&de.stderr));
+    assert!(took < std::time::Duration::from_secs(5), "refused at once, not after a timeout: {took:?}");
+    // DE may not post on NL's channel either; nothing is written.
+    let nl_file = format!("{repo}/docs/examples/multilateral/nl-2026-q1.jsonl");
+    let de_key = dir.join("de-keys/de-ops.key");
+    let (de_post, _) = as_user("partner-DE", "NL", &["post", &nl_file, "--key", de_key.to_str().unwrap()]);
+    assert_eq!(de_post.status.code(), Some(2), "{}", text(&de_post.stderr));
+    let stderr = text(&de_post.stderr);
+    assert!(
+        stderr.contains("refused user partner-DE permission to publish to stockpile.v1.ledger.append.NL"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -11,9 +11,19 @@ pub fn generate(keys: &Keystore, id: &str, party: Option<String>, role: RoleArg)
         RoleArg::Operator => KeyRole::Operator,
         RoleArg::Admin => KeyRole::Admin,
     };
-    let (file, path) = keys.generate(id, role, party)?;
-    println!("generated key {} ({}) in {}", file.key, file.public_key, path.display());
-    eprintln!("register it with: stockpile register key {}", file.key);
+    let (file, path, public) = keys.generate(id, role, party)?;
+    println!(
+        "generated key {} ({}) in {}; its public half in {}",
+        file.key,
+        file.public_key,
+        path.display(),
+        public.display()
+    );
+    eprintln!(
+        "register it with: stockpile register key {} (the ledger's admin needs only {}, never the .key file)",
+        public.display(),
+        public.display()
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod query;
 pub mod register;
 pub mod report;
 pub mod reports;
+pub mod services;
 pub mod watch;
 pub mod witness;
 

@@ -27,7 +27,7 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             post_one(ctx, common, None, action)
         }
         RegisterVerb::Key { key_id: id, common } => {
-            let file = ctx.keys.load(id)?;
+            let file = ctx.keys.load_public(id)?;
             let action = Action::RegisterKey {
                 key: KeyId::new(file.key.as_str()),
                 public_key: file.public_key.clone(),

@@ -527,6 +527,32 @@ pub fn authenticate(options: async_nats::ConnectOptions, identity: Option<&Ident
     }
 }
 
+/// How long a service keeps trying its first connection when nothing listens yet: a NATS
+/// server started at the same moment (by a script, or systemd units in any order) has this
+/// long to come up. A refused login is not retried.
+pub const FIRST_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Pause between two first-connection attempts.
+const FIRST_CONNECT_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Connects to `servers` with the options `options()` makes (asked anew per attempt: the
+/// client takes them by value), retrying while the server is unreachable for up to
+/// [`FIRST_CONNECT_WAIT`]. Authentication and authorization failures end at once.
+pub async fn connect_patiently(
+    servers: &[&str],
+    options: impl Fn() -> async_nats::ConnectOptions,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    use async_nats::ConnectErrorKind as Kind;
+    let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
+    loop {
+        match options().connect(servers.to_vec()).await {
+            Err(e) if matches!(e.kind(), Kind::Io | Kind::TimedOut) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(FIRST_CONNECT_RETRY).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

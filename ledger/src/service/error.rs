@@ -8,7 +8,10 @@ use crate::wire::{ErrorBody, ErrorReply};
 /// Why the service could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("cannot connect to NATS at {url}: {reason}: check --nats and that nats-server is running")]
+    #[error(
+        "cannot connect to NATS at {url}: {reason} (kept trying for {} s): check --nats and that nats-server is running",
+        super::access::FIRST_CONNECT_WAIT.as_secs()
+    )]
     Connect { url: String, reason: String },
     #[error("cannot create or update the JetStream stream {stream}: {reason}: check that JetStream is enabled (nats-server -js) and that the replica count fits the cluster")]
     Stream { stream: String, reason: String },

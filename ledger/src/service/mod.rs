@@ -157,20 +157,22 @@ pub async fn serve(
 /// Connects to NATS: `url` is one URL or several separated by commas.
 async fn connect(url: &str, identity: Option<&access::Identity>) -> Result<async_nats::Client, ServiceError> {
     let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let options = access::authenticate(async_nats::ConnectOptions::new(), identity)
-        .name(subjects::SERVICE_NAME)
-        .subscription_capacity(SUBSCRIPTION_PENDING_MESSAGES_MAX)
-        .request_timeout(Some(NATS_REQUEST_TIMEOUT))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("disconnected from NATS: appends go on, publication waits")
+    let options = || {
+        access::authenticate(async_nats::ConnectOptions::new(), identity)
+            .name(subjects::SERVICE_NAME)
+            .subscription_capacity(SUBSCRIPTION_PENDING_MESSAGES_MAX)
+            .request_timeout(Some(NATS_REQUEST_TIMEOUT))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("disconnected from NATS: appends go on, publication waits")
+                    }
+                    other => tracing::warn!(event = %other, "NATS"),
                 }
-                other => tracing::warn!(event = %other, "NATS"),
-            }
-        });
-    async_nats::connect_with_options(servers, options)
+            })
+    };
+    access::connect_patiently(&servers, options)
         .await
         .map_err(|e| ServiceError::Connect { url: url.to_string(), reason: e.to_string() })
 }

@@ -134,8 +134,7 @@ pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + S
 /// Connects to `url` (one URL, or several separated by commas: a cluster) as `identity`.
 async fn connect(url: &str, identity: Option<&Identity>) -> Result<async_nats::Client, ServiceError> {
     let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    access::authenticate(async_nats::ConnectOptions::new(), identity)
-        .connect(servers)
+    access::connect_patiently(&servers, || access::authenticate(async_nats::ConnectOptions::new(), identity))
         .await
         .map_err(|e| ServiceError::Connect { url: url.to_string(), reason: e.to_string() })
 }
