@@ -1,7 +1,8 @@
 //! Black-box tests of the operator's first steps: the README's embedded and auditor blocks
 //! run as written, `demo` puts its ledger where `--data`/`--keys`/`--dir` say and refuses
 //! `--nats`, and every failure under `--format json` is an error object on stdout. The
-//! multilateral block bootstraps a deployment on NATS accounts from nothing, as written.
+//! services block (reports and the Commission's intake on a trial server) and the multilateral
+//! block (a deployment on NATS accounts bootstrapped from nothing) run as written too.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -96,6 +97,23 @@ fn the_readme_embedded_and_auditor_blocks_run_as_written_in_an_empty_directory()
     assert!(dir.join("stockpile-data").is_dir() && dir.join("stockpile.bash").is_file());
     let auditor = run_block(dir, "auditor");
     assert!(dir.join("checkpoint.json").is_file() && dir.join("proof.json").is_file(), "{auditor}");
+}
+
+#[test]
+fn the_readme_services_block_reports_and_the_commissions_intake_run_as_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+    let (out, _services) = run_block_with(dir, "services", &[("REPO", repo.to_str().expect("UTF-8 checkout path"))]);
+    // The back-dated stock-take made revision 2 of NL's Q1 report, and the diff shows it.
+    assert!(out.contains("as revision 2 of 2026-Q1"), "{out}");
+    assert!(out.contains("/materials/gallium/stock/gross_g") && out.contains("2480000"), "{out}");
+    // The aggregate sums the latest revision of each State's report.
+    let aggregate = out.lines().find(|l| l.starts_with("gallium") && l.contains(" NL ")).expect("NL's gallium row");
+    assert!(aggregate.contains("2480000") && aggregate.contains("EU-NL-2026-Q1-12"), "{aggregate}");
+    let chart = std::fs::read_to_string(dir.join("stocks.svg")).expect("the aggregate's chart was written");
+    assert!(chart.starts_with("<svg") || chart.contains("<svg"), "{chart}");
+    assert!(out.contains("(provisional: the period has not ended)"), "{out}");
 }
 
 #[test]
