@@ -9,7 +9,9 @@ use stockpile_ledger::wire::AppendResult;
 use stockpile_ledger::{Ledger, LedgerHandle, LedgerOptions, SystemClock};
 use stockpile_projector::report::{self, Report, ReportError, ReportRequest};
 use stockpile_projector::service::wire::SubmitReply;
-use stockpile_projector::{Holdings, HoldingsQuery, LedgerSource, Projector, Registry, Views};
+use stockpile_projector::{
+    HistoryQuery, HistoryRow, Holdings, HoldingsQuery, LedgerSource, Projector, Registry, Views,
+};
 
 /// Records held at once when a backend folds the log for its registry: bounds the memory of
 /// one page of stored records, whatever the log's length.
@@ -39,6 +41,13 @@ pub trait Backend {
             from = to + 1;
         }
         Ok(views.registry().clone())
+    }
+    /// A partner's own postings from the projector's history service, for a caller who may
+    /// not read the log (over NATS as `--nats-partner P`); `None` where the log itself is
+    /// read (the embedded mode, and users who may read `ledger.range`).
+    fn partner_history(&mut self, query: &HistoryQuery) -> Result<Option<Vec<HistoryRow>>> {
+        let _ = query;
+        Ok(None)
     }
     /// The stock report of `request`, cut at the committed head.
     fn report(&mut self, request: &ReportRequest) -> Result<Report>;

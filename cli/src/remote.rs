@@ -11,8 +11,9 @@ use stockpile_ledger::audit::export::{Lines, LinesError};
 use stockpile_ledger::audit::Checkpoint;
 use stockpile_ledger::service::access::{self, Identity};
 use stockpile_ledger::service::subjects::{
-    partner_append_subject, partner_subject, APPEND, CHECKPOINT, HOLDINGS_QUERY as HOLDINGS, HOLDINGS_QUERY_AS_PARTNER,
-    PROJECTOR_REPORT, PROJECTOR_REPORT_AS_PARTNER, PROJECTOR_SUBMIT_AS_PARTNER, PROOF, RANGE,
+    partner_append_subject, partner_subject, APPEND, CHECKPOINT, HISTORY_QUERY_AS_PARTNER, HOLDINGS_QUERY as HOLDINGS,
+    HOLDINGS_QUERY_AS_PARTNER, PROJECTOR_REPORT, PROJECTOR_REPORT_AS_PARTNER, PROJECTOR_SUBMIT_AS_PARTNER, PROOF,
+    RANGE,
 };
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{
@@ -21,7 +22,7 @@ use stockpile_ledger::wire::{
 use stockpile_projector::intake::{self, Arrival};
 use stockpile_projector::report::{Report, ReportRequest};
 use stockpile_projector::service::wire::{ReportAsk, SubmitAsk, SubmitReply};
-use stockpile_projector::{Holdings, HoldingsQuery};
+use stockpile_projector::{History, HistoryQuery, HistoryRow, Holdings, HoldingsQuery};
 
 const EVENTS_PREFIX: &str = "stockpile.v1.events.";
 const FEED_PREFIX: &str = "stockpile.v1.feed.";
@@ -42,6 +43,8 @@ pub const PROJECTOR_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// ~200 bytes a row, 2 million rows — far more than a stockpile holds lots; a bound so a
 /// projector that keeps answering `next` cannot keep the CLI for ever.
 const HOLDINGS_PAGES_MAX: usize = 400;
+/// Most pages one history answer is followed through (each up to `HISTORY_ROWS_MAX` rows).
+const HISTORY_PAGES_MAX: usize = 400;
 /// Pause between two holdings queries while the projector catches up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 
@@ -376,6 +379,27 @@ impl Backend for Remote {
             }
             std::thread::sleep(CATCH_UP_POLL);
         }
+    }
+
+    /// As partner `P`: `stockpile.v1.history.query.<P>`, every page (the service cuts them to
+    /// fit max_payload and says where the next begins).
+    fn partner_history(&mut self, query: &HistoryQuery) -> Result<Option<Vec<HistoryRow>>> {
+        let Some(partner) = self.partner.clone() else { return Ok(None) };
+        let subject = partner_subject(HISTORY_QUERY_AS_PARTNER, &partner);
+        let mut query = query.clone();
+        let mut rows = Vec::new();
+        for _ in 0..HISTORY_PAGES_MAX {
+            let page: History = self.request(&subject, serde_json::to_vec(&query).expect("encodes"), "projector")?;
+            rows.extend(page.rows);
+            match page.next {
+                Some(offset) => query.offset = offset,
+                None => return Ok(Some(rows)),
+            }
+        }
+        Err(operational(format!(
+            "the projector at {} kept paging the history past {HISTORY_PAGES_MAX} pages: narrow the query",
+            self.url
+        )))
     }
 
     /// Built by the projector service from its views, at the ledger's head. As a partner

@@ -129,6 +129,11 @@ fn the_readme_multilateral_block_bootstraps_two_partners_on_nats_accounts_as_wri
     // The proof NL made as a partner checks offline against the checkpoint it could fetch.
     assert!(out.contains("OK record 8"), "{out}");
     assert!(out.contains("submitted EU-NL-2026-Q1-"), "{out}");
+    // NL's history of its lot comes from the projector's history.query.NL: the acquisition
+    // (into transit) and the store (out of transit, into Vlissingen), one row per position.
+    let history: Vec<&str> = out.lines().filter(|l| l.contains("nl-ga-2026-001") && l.contains("nl-covra")).collect();
+    assert_eq!(history.len(), 3, "{out}");
+    assert!(history.iter().any(|l| l.contains("nl-vlissingen") && l.contains("2.500")), "{out}");
     // NL's own holdings are NL's only; DE may not ask NL's, and is told so at once.
     let url = "nats://127.0.0.1:14222";
     let as_user = |user: &str, partner: &str, args: &[&str]| {

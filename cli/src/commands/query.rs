@@ -6,12 +6,12 @@ use crate::error::{operational, usage, Result};
 use crate::known::{self, Kind};
 use crate::output;
 use std::str::FromStr;
-use stockpile_ledger::domain::model::PositionKey;
+use stockpile_ledger::domain::model::{PositionKey, IN_TRANSIT};
 use stockpile_ledger::domain::quantity::format_tonnes;
-use stockpile_ledger::domain::{Country, Event, LotId, MaterialId, PartyId};
+use stockpile_ledger::domain::{Country, Event, Location, LotId, MaterialId, PartyId};
 use stockpile_ledger::record;
 use stockpile_projector::query::{AsOf, Dimension, Holdings, HoldingsQuery, KeyValue};
-use stockpile_projector::Registry;
+use stockpile_projector::{HistoryQuery, HistoryRow, Registry};
 
 /// Tonnes shown in tables: kilogram precision reads well for stockpiles; JSON keeps grams.
 const TABLE_TONNE_DECIMALS: u32 = 3;
@@ -243,6 +243,18 @@ pub fn history(ctx: &mut Ctx<'_>, a: &HistoryArgs) -> Result<()> {
         (_, _, Some(facility)) => (Kind::Facility, facility),
         _ => return Err(usage("name what to show: --lot ID, --party ID or --facility ID")),
     };
+    let asked = HistoryQuery {
+        lot: a.lot.as_deref().map(LotId::new),
+        party: a.party.as_deref().map(PartyId::new),
+        facility: a
+            .facility
+            .as_deref()
+            .map(|f| if f == IN_TRANSIT { Location::InTransit } else { Location::facility(f) }),
+        ..HistoryQuery::default()
+    };
+    if let Some(rows) = ctx.backend.partner_history(&asked)? {
+        return print_postings(ctx.format, &rows);
+    }
     known::check(kind, std::slice::from_ref(id), Some(&ctx.backend.registry()?))?;
     let head = ctx.backend.head()?;
     let mut rows = Vec::new();
@@ -277,4 +289,45 @@ pub fn history(ctx: &mut Ctx<'_>, a: &HistoryArgs) -> Result<()> {
         }
     };
     Ok(())
+}
+
+/// A partner's own postings (`--nats-partner`), one row per position a record touched: the
+/// projector's history service answers only these (other partners' ids are never shown, so an
+/// id that matches nothing is not told apart from another partner's).
+fn print_postings(format: Format, postings: &[HistoryRow]) -> Result<()> {
+    if postings.is_empty() {
+        eprintln!("no postings of this partner match (another partner's ids are never shown)");
+    }
+    let rows: Vec<Vec<String>> = postings
+        .iter()
+        .map(|p| {
+            let movement = serde_json::to_value(p.movement).ok().and_then(|v| v.as_str().map(String::from));
+            vec![
+                p.seq.to_string(),
+                p.occurred_at.get(..10).unwrap_or(&p.occurred_at).to_string(),
+                movement.unwrap_or_default(),
+                p.party.to_string(),
+                p.lot.to_string(),
+                p.location.to_string(),
+                format_signed_tonnes(p.delta_g),
+            ]
+        })
+        .collect();
+    let headers = ["seq", "occurred", "movement", "party", "lot", "location", "delta_t"];
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Table => output::table(&mut out, &headers, &rows),
+        Format::Csv => output::csv(&mut out, &headers, &rows),
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(postings).expect("postings encode"));
+            Ok(())
+        }
+    };
+    written.map_err(operational)
+}
+
+/// Signed grams as tonnes (`-0.020`).
+fn format_signed_tonnes(grams: i64) -> String {
+    let sign = if grams < 0 { "-" } else { "" };
+    format!("{sign}{}", format_tonnes(grams.unsigned_abs(), TABLE_TONNE_DECIMALS))
 }
