@@ -140,7 +140,7 @@ fn row(out: &mut String, cells: &[String]) {
 /// A human rendering: Markdown tables, one section per material, each with an inline SVG of
 /// the five previous year-ends and the period's end.
 pub fn markdown(report: &Report) -> String {
-    markdown_with(report, |m, end_label| svg(m, end_label))
+    markdown_with(report, svg)
 }
 
 /// [`markdown`] with each material's chart drawn by `chart` (the material, the period's end).

@@ -347,24 +347,6 @@ fn rows_that_fit<R: serde::Serialize>(envelope: usize, rows: &[R], max_payload: 
     kept
 }
 
-#[cfg(test)]
-mod rows_that_fit_tests {
-    use super::{rows_that_fit, REPLY_SLACK_BYTES};
-
-    #[test]
-    fn rows_fit_up_to_max_payload_exactly_with_a_comma_each_and_the_slack() {
-        // `"abcd"` is 6 bytes of JSON, 7 with its comma.
-        let rows = ["abcd"; 5];
-        let envelope = 100;
-        let three = envelope + REPLY_SLACK_BYTES + 3 * 7;
-        assert_eq!(rows_that_fit(envelope, &rows, three), 3, "exactly three rows' bytes: three rows");
-        assert_eq!(rows_that_fit(envelope, &rows, three - 1), 2, "a byte short of three: two");
-        assert_eq!(rows_that_fit(envelope, &rows, envelope + REPLY_SLACK_BYTES + 6), 0, "not one row");
-        assert_eq!(rows_that_fit(envelope, &rows, usize::MAX / 2), 5, "all of them, and no more");
-        assert_eq!(rows_that_fit::<&str>(envelope, &[], 1 << 20), 0);
-    }
-}
-
 /// `holdings` encoded to fit one message of at most `max_payload` bytes: as many rows as
 /// fit, with `next` naming the first row left out. A reply the server would refuse is never
 /// sent (it would vanish: the publish fails and the asker waits for its timeout).
@@ -388,4 +370,22 @@ fn fit_one_message(mut holdings: Holdings, max_payload: usize) -> Vec<u8> {
     rows.truncate(kept);
     holdings.rows = rows;
     serde_json::to_vec(&holdings).expect("holdings encode")
+}
+
+#[cfg(test)]
+mod rows_that_fit_tests {
+    use super::{rows_that_fit, REPLY_SLACK_BYTES};
+
+    #[test]
+    fn rows_fit_up_to_max_payload_exactly_with_a_comma_each_and_the_slack() {
+        // `"abcd"` is 6 bytes of JSON, 7 with its comma.
+        let rows = ["abcd"; 5];
+        let envelope = 100;
+        let three = envelope + REPLY_SLACK_BYTES + 3 * 7;
+        assert_eq!(rows_that_fit(envelope, &rows, three), 3, "exactly three rows' bytes: three rows");
+        assert_eq!(rows_that_fit(envelope, &rows, three - 1), 2, "a byte short of three: two");
+        assert_eq!(rows_that_fit(envelope, &rows, envelope + REPLY_SLACK_BYTES + 6), 0, "not one row");
+        assert_eq!(rows_that_fit(envelope, &rows, usize::MAX / 2), 5, "all of them, and no more");
+        assert_eq!(rows_that_fit::<&str>(envelope, &[], 1 << 20), 0);
+    }
 }
