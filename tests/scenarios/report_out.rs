@@ -79,7 +79,9 @@ fn image_links(markdown: &str) -> Vec<String> {
 /// None is a failure, not a skip: scripts/test installs Debian's `chromium`.
 fn chromium() -> PathBuf {
     if let Some(bin) = std::env::var_os("CHROMIUM_BIN") {
-        return PathBuf::from(bin);
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "CHROMIUM_BIN={} is not a file: point it at a Chromium binary", bin.display());
+        return bin;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
