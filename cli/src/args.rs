@@ -352,6 +352,11 @@ pub struct ReportArgs {
     /// (the report is marked provisional; without this flag --submit refuses it).
     #[arg(long, requires = "submit")]
     pub provisional: bool,
+    /// Write the report into directory DIR (created if missing) instead of printing it:
+    /// `<id>.md` linking one `<id>-<material>.svg` chart file per material, the charts, and
+    /// `<id>.html` (charts inline); prints the paths written. Other files in DIR are left alone.
+    #[arg(long, value_name = "DIR", conflicts_with = "submit")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

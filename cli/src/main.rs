@@ -13,11 +13,6 @@ mod known;
 mod output;
 mod parse;
 mod refusal;
-#[expect(
-    dead_code,
-    reason = "Remote::watch and watch_line, superseded by commands::watch; remote.rs is another helper's \
-              to edit this round: delete them there, then this attribute"
-)]
 mod remote;
 
 use args::{Cli, KeysVerb, Verb, WitnessVerb};

@@ -5,7 +5,6 @@
 use crate::client::Backend;
 use crate::error::{operational, usage, CliError, Result};
 use crate::refusal::{Operation, Refusal, Refusals};
-use futures::StreamExt;
 use std::time::{Duration, Instant};
 use stockpile_ledger::audit::export::{Lines, LinesError};
 use stockpile_ledger::audit::Checkpoint;
@@ -196,53 +195,11 @@ impl Remote {
     }
 
     /// Acts as partner `code`'s NATS user: appends go to `stockpile.v1.ledger.append.<code>`
-    /// and `watch` follows `stockpile.v1.feed.<filter>` (the partner's feed).
+    /// and its queries go to the partner subjects (`commands::watch` follows its feed itself).
     pub fn acting_for(mut self, code: Option<String>) -> Remote {
         self.partner = code;
         self
     }
-
-    /// Prints one line per record published on `stockpile.v1.events.<filter>` (as a partner:
-    /// `stockpile.v1.feed.<filter>`) until ctrl-c: `seq subject kind event_id`.
-    pub fn watch(&self, filter: &str) -> Result<()> {
-        let prefix = if self.partner.is_some() { FEED_PREFIX } else { EVENTS_PREFIX };
-        let subject = format!("{prefix}{filter}");
-        let mut refusals = self.refusals.listen();
-        self.runtime.block_on(async {
-            let mut subscription = self
-                .client
-                .subscribe(subject.clone())
-                .await
-                .map_err(|e| usage(format!("cannot watch {subject}: {e}")))?;
-            // The subscription is registered once the server has seen it: flush first, so
-            // nothing published after "watching" is printed is missed.
-            self.client.flush().await.map_err(|e| operational(format!("{}: {e}", self.url)))?;
-            eprintln!("watching {subject} on {} (ctrl-c to stop)", self.url);
-            let ctrl_c = tokio::signal::ctrl_c();
-            tokio::pin!(ctrl_c);
-            loop {
-                tokio::select! {
-                    _ = &mut ctrl_c => return Ok(()),
-                    refusal = refusals.first(|r| r.operation == Operation::Subscribe && r.subject == subject) => {
-                        return Err(self.refused(refusal).into());
-                    }
-                    message = subscription.next() => match message {
-                        Some(m) => println!("{}", watch_line(m.subject.as_str(), &m.payload)),
-                        None => return Err(operational(format!("the connection to {} closed", self.url))),
-                    },
-                }
-            }
-        })
-    }
-}
-
-/// `seq subject kind event_id` of a published record (`?` for what the payload lacks).
-fn watch_line(subject: &str, payload: &[u8]) -> String {
-    let value: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
-    let body = &value["body"];
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| "?".into());
-    let seq = body["seq"].as_u64().map_or_else(|| "?".to_string(), |s| s.to_string());
-    format!("{seq} {subject} {} {}", text(&body["kind"]), text(&body["event_id"]))
 }
 
 /// Splits commands into requests of at most [`APPEND_CHUNK_COMMANDS_MAX`] commands and

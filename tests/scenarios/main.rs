@@ -14,6 +14,7 @@ mod cli_totals;
 mod cli_watch;
 mod partner;
 mod report;
+mod report_out;
 mod repository;
 mod schemas;
 mod services;

@@ -1,12 +1,14 @@
 //! `report`: the stock report of a partner for a period, cut at the ledger's head; with
-//! `--submit` (over NATS only) the projector service builds and publishes it.
+//! `--submit` (over NATS only) the projector service builds and publishes it; with `--out DIR`
+//! its Markdown, chart SVGs and HTML are written into DIR (`report::files` names them).
 
 use super::Ctx;
 use crate::args::{Format, ReportArgs};
 use crate::error::{operational, usage, Result};
 use crate::known::{self, Kind};
 use std::io::Write;
-use stockpile_projector::report::{render, Framework, MaterialScope, Period, ReportRequest};
+use std::path::{Path, PathBuf};
+use stockpile_projector::report::{files, render, Framework, MaterialScope, Period, Report, ReportRequest};
 use stockpile_projector::service::wire::SubmitReply;
 
 /// The request the arguments name, checked before any ledger is opened.
@@ -40,6 +42,9 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs) -> Result<()> {
         return submitted(&ctx.backend.submit_report(&req, a.provisional)?);
     }
     let report = ctx.backend.report(&req)?;
+    if let Some(dir) = &a.out {
+        return write_files(dir, &report, ctx.format);
+    }
     let bytes = match ctx.format {
         Format::Json => render::json(&report).map_err(operational)?,
         Format::Csv => render::csv(&report).into_bytes(),
@@ -48,6 +53,38 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ReportArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(&bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(operational(format!("writing the report: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the report's files into `dir` (created if missing; a file there of the same name is
+/// replaced, any other left alone) and prints their paths: one a line, or with `--format json`
+/// a JSON array. `dir` naming anything but a directory is refused before anything is written.
+fn write_files(dir: &Path, report: &Report, format: Format) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(usage(format!(
+            "--out {}: not a directory (name a directory to write the report into)",
+            dir.display()
+        )));
+    }
+    let files = files::files(report).map_err(|e| operational(format!("the report's files: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|e| operational(format!("creating {}: {e}", dir.display())))?;
+    let mut written: Vec<PathBuf> = Vec::with_capacity(files.len());
+    for f in files {
+        let path = dir.join(&f.name);
+        std::fs::write(&path, &f.bytes).map_err(|e| operational(format!("writing {}: {e}", path.display())))?;
+        written.push(path);
+    }
+    let mut out = std::io::stdout().lock();
+    let text = match format {
+        Format::Json => {
+            let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            format!("{}\n", serde_json::to_string_pretty(&paths).map_err(|e| operational(e.to_string()))?)
+        }
+        Format::Table | Format::Csv => written.iter().map(|p| format!("{}\n", p.display())).collect(),
+    };
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(operational(format!("writing the paths: {e}"))),
         _ => Ok(()),
     }
 }

@@ -5,9 +5,12 @@
 //!   log gives the same report, byte for byte.
 //! - [`render`]: the report as canonical JSON (the submission, `schemas/v1/report.schema.json`),
 //!   CSV, or Markdown with an inline SVG chart of each material's five-year history.
+//! - [`files`]: the files of `stockpile report --out DIR` — Markdown linking one SVG file per
+//!   chart, the SVGs, and an HTML page with the charts inline.
 //! - [`Period`]: `2026`, `2026-H1`, `2026-Q3`, `2026-05`.
 
 mod build;
+pub mod files;
 mod model;
 mod period;
 pub mod render;

@@ -1,4 +1,5 @@
-//! Renderings of a [`Report`]: canonical JSON, CSV and Markdown with inline SVG. Each is a
+//! Renderings of a [`Report`]: canonical JSON, CSV, Markdown with inline SVG, and the files
+//! of `report --out` (Markdown linking its charts, one SVG per chart, and HTML). Each is a
 //! function of the report alone, so each is as deterministic as the report.
 
 use super::build::ReportError;
@@ -139,6 +140,11 @@ fn row(out: &mut String, cells: &[String]) {
 /// A human rendering: Markdown tables, one section per material, each with an inline SVG of
 /// the five previous year-ends and the period's end.
 pub fn markdown(report: &Report) -> String {
+    markdown_with(report, svg)
+}
+
+/// [`markdown`] with each material's chart drawn by `chart` (the material, the period's end).
+pub(super) fn markdown_with(report: &Report, chart: impl Fn(&MaterialReport, &str) -> String) -> String {
     let (h, b) = (&report.header, &report.body);
     let mut s = String::new();
     let _ = writeln!(s, "# Stock report {} — {} ({}), {}\n", h.report_id, b.partner_name, h.partner, h.period);
@@ -171,7 +177,7 @@ pub fn markdown(report: &Report) -> String {
     }
     let end_label = b.period_end.clone();
     for m in &b.materials {
-        material_md(&mut s, m, &end_label);
+        material_md(&mut s, m, &chart(m, &end_label));
     }
     if !b.withheld.is_empty() {
         let _ = writeln!(s, "## Withheld on national-security grounds (CRMA Art. 22(1))\n");
@@ -200,7 +206,7 @@ pub fn markdown(report: &Report) -> String {
     s
 }
 
-fn material_md(s: &mut String, m: &MaterialReport, end_label: &str) {
+fn material_md(s: &mut String, m: &MaterialReport, chart: &str) {
     let _ = writeln!(s, "## {} (`{}`)\n", m.name, m.material);
     let _ = writeln!(s, "Stock: **{} t** gross, **{} t** contained.\n", m.stock.gross_t, m.stock.contained_t);
     for (label, r, unit) in
@@ -235,7 +241,7 @@ fn material_md(s: &mut String, m: &MaterialReport, end_label: &str) {
         m.locations.iter().map(|l| (vec![l.country.clone(), l.placement.clone()], &l.amounts)),
     );
     table(s, "Previous five year-ends", &["Year-end"], m.history.iter().map(|y| (vec![y.date.clone()], &y.amounts)));
-    s.push_str(&svg(m, end_label));
+    s.push_str(chart);
     s.push_str("\n\n");
     let _ = writeln!(s, "### Movements in the period (gross)\n\n| Line | Tonnes |\n|---|---:|");
     for mv in &m.movements {
@@ -272,6 +278,9 @@ const SVG_TOP: i64 = 40;
 const SVG_LEFT: i64 = 70;
 const SVG_RIGHT: i64 = 20;
 const SVG_BOTTOM: i64 = 50;
+/// The bars' fill: the one colour a chart uses only for its bars (tests find the chart in a
+/// screenshot by it).
+pub const CHART_BAR_FILL: &str = "#2b6cb0";
 /// The plot's height: the tallest bar.
 const PLOT_HEIGHT: i64 = SVG_HEIGHT - SVG_TOP - SVG_BOTTOM;
 
@@ -315,7 +324,7 @@ pub fn svg(m: &MaterialReport, end_label: &str) -> String {
         let h = (i128::from((*g).max(0)) * i128::from(PLOT_HEIGHT) / i128::from(max)) as i64;
         let x = SVG_LEFT + i as i64 * slot + slot / 6;
         let w = slot * 2 / 3;
-        let _ = write!(s, r##"<rect x="{x}" y="{}" width="{w}" height="{h}" fill="#2b6cb0"/>"##, base - h);
+        let _ = write!(s, r#"<rect x="{x}" y="{}" width="{w}" height="{h}" fill="{CHART_BAR_FILL}"/>"#, base - h);
         let cx = x + w / 2;
         let _ = write!(s, r#"<text x="{cx}" y="{}" font-size="10" text-anchor="middle">{label}</text>"#, base + 14);
         let _ = write!(
@@ -335,8 +344,8 @@ pub fn svg(m: &MaterialReport, end_label: &str) -> String {
     s
 }
 
-/// `text` escaped for SVG/XML character data and attributes.
-fn xml(text: &str) -> String {
+/// `text` escaped for SVG/XML (and HTML) character data and attributes.
+pub(super) fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

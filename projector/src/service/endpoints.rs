@@ -18,7 +18,7 @@
 //! [`REQUESTS_IN_FLIGHT_MAX`] at once.
 
 use super::wire::{ReportAsk, SubmitAsk, SubmitReply};
-use super::{error_reply, fit_one_message, LEDGER_RANGE};
+use super::{error_reply, fit_one_message, rows_that_fit, LEDGER_RANGE};
 use crate::history::{History, HistoryQuery};
 use crate::projector::Reader;
 use crate::query::HoldingsQuery;
@@ -359,15 +359,8 @@ fn fit_history(mut history: History, max_payload: usize) -> Result<Vec<u8>, Refu
     let rows = std::mem::take(&mut history.rows);
     let after = history.next;
     history.next = Some(u64::MAX);
-    let mut bytes = serde_json::to_vec(&history).expect("history encodes").len() + super::REPLY_SLACK_BYTES;
-    let mut kept = 0;
-    for row in &rows {
-        bytes += serde_json::to_vec(row).expect("row encodes").len() + 1;
-        if bytes > max_payload {
-            break;
-        }
-        kept += 1;
-    }
+    let envelope = serde_json::to_vec(&history).expect("history encodes").len();
+    let kept = rows_that_fit(envelope, &rows, max_payload);
     if kept == 0 {
         return Err(refuse("reply_too_large", format!("not even one row fits max_payload of {max_payload} bytes")));
     }

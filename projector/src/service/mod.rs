@@ -329,6 +329,23 @@ fn error_reply(code: &str, message: String) -> Vec<u8> {
 /// exact, this only covers a `next` offset growing by a few digits as rows are cut.
 const REPLY_SLACK_BYTES: usize = 64;
 
+/// How many of `rows`, from the first, fit one message of at most `max_payload` bytes beside
+/// an envelope of `envelope` bytes (the reply encoded with no rows and a `next` of the widest
+/// offset): each row costs its JSON and a comma, and [`REPLY_SLACK_BYTES`] stay free. The
+/// holdings and history endpoints both page with it.
+fn rows_that_fit<R: serde::Serialize>(envelope: usize, rows: &[R], max_payload: usize) -> usize {
+    let mut bytes = envelope + REPLY_SLACK_BYTES;
+    let mut kept = 0;
+    for row in rows {
+        bytes += serde_json::to_vec(row).expect("row encodes").len() + 1;
+        if bytes > max_payload {
+            break;
+        }
+        kept += 1;
+    }
+    kept
+}
+
 /// `holdings` encoded to fit one message of at most `max_payload` bytes: as many rows as
 /// fit, with `next` naming the first row left out. A reply the server would refuse is never
 /// sent (it would vanish: the publish fails and the asker waits for its timeout).
@@ -339,18 +356,9 @@ fn fit_one_message(mut holdings: Holdings, max_payload: usize) -> Vec<u8> {
     }
     let mut rows = std::mem::take(&mut holdings.rows);
     let limit_next = holdings.next;
-    // The envelope with a `next` of the widest offset, then rows while they fit (a row costs
-    // its bytes and a comma).
     holdings.next = Some(u64::MAX);
-    let mut bytes = serde_json::to_vec(&holdings).expect("holdings encode").len() + REPLY_SLACK_BYTES;
-    let mut kept = 0;
-    for row in &rows {
-        bytes += serde_json::to_vec(row).expect("row encodes").len() + 1;
-        if bytes > max_payload {
-            break;
-        }
-        kept += 1;
-    }
+    let envelope = serde_json::to_vec(&holdings).expect("holdings encode").len();
+    let kept = rows_that_fit(envelope, &rows, max_payload);
     if kept == 0 {
         return error_reply(
             "reply_too_large",
@@ -361,4 +369,22 @@ fn fit_one_message(mut holdings: Holdings, max_payload: usize) -> Vec<u8> {
     rows.truncate(kept);
     holdings.rows = rows;
     serde_json::to_vec(&holdings).expect("holdings encode")
+}
+
+#[cfg(test)]
+mod rows_that_fit_tests {
+    use super::{rows_that_fit, REPLY_SLACK_BYTES};
+
+    #[test]
+    fn rows_fit_up_to_max_payload_exactly_with_a_comma_each_and_the_slack() {
+        // `"abcd"` is 6 bytes of JSON, 7 with its comma.
+        let rows = ["abcd"; 5];
+        let envelope = 100;
+        let three = envelope + REPLY_SLACK_BYTES + 3 * 7;
+        assert_eq!(rows_that_fit(envelope, &rows, three), 3, "exactly three rows' bytes: three rows");
+        assert_eq!(rows_that_fit(envelope, &rows, three - 1), 2, "a byte short of three: two");
+        assert_eq!(rows_that_fit(envelope, &rows, envelope + REPLY_SLACK_BYTES + 6), 0, "not one row");
+        assert_eq!(rows_that_fit(envelope, &rows, usize::MAX / 2), 5, "all of them, and no more");
+        assert_eq!(rows_that_fit::<&str>(envelope, &[], 1 << 20), 0);
+    }
 }
