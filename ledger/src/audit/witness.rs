@@ -20,7 +20,7 @@
 //! becomes the new latest checkpoint; the caller must persist it before answering with the
 //! cosignature, and run check-and-persist for one origin one at a time.
 
-use super::note::{CheckpointText, Note, NoteError, VerifierKey};
+use super::note::{CheckpointText, Note, NoteError, NoteSignature, VerifierKey};
 use crate::merkle;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -161,6 +161,66 @@ impl Refusal {
             _ => false,
         }
     }
+}
+
+/// One witness as a ledger or a client is configured with it: its verifier key (type
+/// [`super::note::SIG_COSIGNATURE_V1`]) and the NATS subject it serves add-checkpoint on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    pub key: VerifierKey,
+    pub subject: String,
+}
+
+impl WitnessKey {
+    /// Parses `[NAME=]VKEY[@SUBJECT]`: the witness's verifier key (`witness key` prints it),
+    /// optionally preceded by its name (which must then be the key's name) and followed by
+    /// the subject it serves (default: [`subject`] of its name). Base64 holds no `@`, so
+    /// the first `@` ends the key.
+    pub fn parse(entry: &str) -> Result<WitnessKey, NoteError> {
+        let (named, subject) = match entry.split_once('@') {
+            Some((k, s)) if !s.is_empty() && !s.contains([' ', '*', '>']) => (k, Some(s.to_string())),
+            Some(_) => {
+                return Err(NoteError::BadVerifierKey(format!(
+                    "{entry:?}: the subject after '@' is not a NATS subject"
+                )))
+            }
+            None => (entry, None),
+        };
+        let (name, vkey) = match named.split_once('=') {
+            Some((name, vkey)) => (Some(name), vkey),
+            None => (None, named),
+        };
+        let key: VerifierKey = vkey.parse()?;
+        if key.signature_type != super::note::SIG_COSIGNATURE_V1 {
+            return Err(NoteError::BadVerifierKey(format!(
+                "{vkey:?}: a witness's key cosigns (type 0x04); this one is type 0x{:02x}",
+                key.signature_type
+            )));
+        }
+        if let Some(name) = name.filter(|n| *n != key.name) {
+            return Err(NoteError::BadVerifierKey(format!("the name {name:?} is not the key's name {:?}", key.name)));
+        }
+        let subject = subject.unwrap_or_else(|| self::subject(&key.name));
+        Ok(WitnessKey { key, subject })
+    }
+}
+
+/// The cosignature lines of a witness's answer that verify under its key over `text`; the
+/// others (lines by other keys, garbage) are dropped, so nothing unverified is appended.
+pub fn cosignatures(answer: &[u8], witness: &VerifierKey, text: &str) -> Vec<NoteSignature> {
+    let Ok(answer) = std::str::from_utf8(answer) else { return Vec::new() };
+    answer
+        .lines()
+        .filter_map(|line| NoteSignature::parse_line(line).ok())
+        .filter(|s| s.name == witness.name && s.key_id == witness.key_id)
+        .filter(|s| witness.verify(text, &s.signature).is_some())
+        .collect()
+}
+
+/// The latest cosigned size a 409 answer names (`<size>\n`).
+pub fn conflict_size(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?.strip_suffix('\n')?;
+    text.parse().ok().filter(|n: &u64| n.to_string() == text)
 }
 
 /// Checks `request` against the witness's trusted keys for its origin and the latest
