@@ -869,6 +869,9 @@ pub enum Scenario {
     AsOf,
     /// Inclusion and consistency proof latency over the history (stored Merkle nodes).
     Proof,
+    /// Checkpoint-and-cosign latency over NATS with three witnesses (spawned
+    /// `stockpile witness serve`), one record appended before each checkpoint.
+    Cosign,
     /// Baseline: raw sled insert + flush (+ fdatasync) of the same record bytes.
     Sled,
     /// Baseline: JetStream publish-with-ack of the same bytes (default and `sync_interval: always`).

@@ -13,6 +13,11 @@
 //!   the latest cosigned size and a newline.
 //! - `witness show --data DIR` prints the state (the witness must be stopped: sled holds
 //!   the directory's lock).
+//! - `witness ledger-key` prints a ledger's note verifier key (what `--ledger` takes), from
+//!   a checkpoint file, the running ledger (`--nats`) or the stopped ledger (`--data`).
+//!
+//! Clients' side: [`require_quorum`] is what `audit verify` and `audit check` apply with
+//! `--witness`, `--witness-file` and `--quorum`.
 //!
 //! Requests are handled one at a time: check, persist, flush (fsync), answer. So a
 //! cosignature is only ever sent for a state already on disk, and a SIGKILL at any point
