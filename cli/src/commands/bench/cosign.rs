@@ -57,7 +57,7 @@ pub fn cosign(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
     let mut witnesses = Witnesses(Vec::new());
     let mut config = ServiceConfig::new(server.url(), &ledger_dir);
     for i in 0..COSIGN_WITNESSES {
-        let wdir = dir.join(format!("witness-{i}"));
+        let wdir = fresh_dir(&dir, &format!("witness-{i}"))?;
         let mut child = Command::new(&exe)
             .args(["--nats", server.url(), "--data", &wdir.join("state").display().to_string()])
             .args(["witness", "serve", "--key", &wdir.join("key").display().to_string()])
@@ -71,6 +71,9 @@ pub fn cosign(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
         let stdout = child.stdout.take().ok_or_else(|| operational("the witness has no stdout"))?;
         witnesses.0.push(child);
         std::io::BufReader::new(stdout).read_line(&mut line).map_err(operational)?;
+        if line.trim().is_empty() {
+            return Err(operational(format!("witness {i} did not start (see {})", wdir.display())));
+        }
         config.witnesses.push(WitnessKey::parse(line.trim()).map_err(operational)?);
     }
     config.witness_quorum = COSIGN_WITNESSES;
