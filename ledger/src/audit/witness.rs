@@ -388,4 +388,35 @@ mod tests {
             assert_eq!(AddCheckpoint::parse(&bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(&bad));
         }
     }
+
+    #[test]
+    fn witness_keys_cosignature_answers_and_conflict_sizes_parse_strictly() {
+        let w = NoteSigner::new("witness.example/w1", crate::audit::note::SIG_COSIGNATURE_V1, [3; 32]).unwrap();
+        let vkey = w.verifier().to_string();
+        let parsed = WitnessKey::parse(&vkey).unwrap();
+        assert_eq!(
+            (&parsed.key, parsed.subject.as_str()),
+            (w.verifier(), "stockpile.v1.witness.witness_example_w1.add-checkpoint")
+        );
+        assert_eq!(WitnessKey::parse(&format!("witness.example/w1={vkey}")).unwrap(), parsed);
+        assert_eq!(WitnessKey::parse(&format!("{vkey}@other.subject")).unwrap().subject, "other.subject");
+        // Another name before '=', a ledger's key (type 0x01), a wildcard subject: refused.
+        let ledger = NoteSigner::new("stockpile.example/ledger", SIG_ED25519, [1; 32]).unwrap();
+        for bad in [format!("w2={vkey}"), ledger.verifier().to_string(), format!("{vkey}@a.>"), format!("{vkey}@")] {
+            assert!(WitnessKey::parse(&bad).is_err(), "{bad}");
+        }
+        // Only lines by this witness's key that verify over this text are kept.
+        let text = "stockpile.example/ledger\n5\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n";
+        let good = w.cosign(text, 1_700_000_000);
+        let other = NoteSigner::new("witness.example/w2", crate::audit::note::SIG_COSIGNATURE_V1, [4; 32]).unwrap();
+        let mut bent = good.clone();
+        bent.signature[10] ^= 1;
+        let answer = format!("{}{}{}garbage\n", other.cosign(text, 1).line(), bent.line(), good.line());
+        assert_eq!(cosignatures(answer.as_bytes(), w.verifier(), text), vec![good.clone()]);
+        assert!(cosignatures(good.line().as_bytes(), w.verifier(), "another text\n").is_empty());
+        assert_eq!(conflict_size(b"40\n"), Some(40));
+        for bad in [&b"40"[..], b"040\n", b"x\n", b"\n"] {
+            assert_eq!(conflict_size(bad), None, "{bad:?}");
+        }
+    }
 }
