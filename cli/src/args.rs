@@ -183,6 +183,32 @@ pub enum WitnessVerb {
     /// Print the witness's state (`--data DIR`; the witness must be stopped) as JSON: the
     /// latest cosigned checkpoint per ledger and the evidence kept.
     Show,
+    /// Print a ledger's verifier key (`<origin>+<key ID>+<base64>`, origin
+    /// `stockpile.v1/<genesis hash>`): what a witness is given with `--ledger`. From a
+    /// checkpoint file, from the running ledger (`--nats`), or from the stopped ledger in
+    /// `--data DIR`.
+    LedgerKey {
+        /// A checkpoint with a note, as `stockpile audit checkpoint` prints it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// Which witnesses' cosignatures a client requires on a checkpoint, and how many.
+#[derive(Debug, Clone, Default, Args)]
+pub struct QuorumArgs {
+    /// A witness whose cosignature counts: its verifier key as `stockpile witness key`
+    /// prints it (`<name>+<key ID>+<base64>`), optionally as `NAME=VKEY`. Repeatable.
+    #[arg(long = "witness", value_name = "[NAME=]VKEY")]
+    pub witnesses: Vec<String>,
+    /// A file of witnesses' verifier keys, one per line (`[NAME=]VKEY`; blank lines and
+    /// lines starting with '#' are skipped).
+    #[arg(long)]
+    pub witness_file: Option<PathBuf>,
+    /// Valid cosignatures, from distinct witnesses given, the checkpoint must carry (default:
+    /// every witness given); fewer fails the audit and names the missing and bad ones.
+    #[arg(long)]
+    pub quorum: Option<usize>,
 }
 
 /// What `stockpile list` shows.
@@ -665,6 +691,8 @@ pub enum AuditVerb {
         /// not command signatures nor re-execution.
         #[arg(long)]
         chain_only: bool,
+        #[command(flatten)]
+        quorum: QuorumArgs,
     },
     /// Prove that record SEQ is in the tree of a checkpoint (default: the latest).
     Prove {
@@ -697,6 +725,8 @@ pub enum AuditVerb {
         /// Pin the ledger's checkpoint key (hex).
         #[arg(long)]
         ledger_key: Option<String>,
+        #[command(flatten)]
+        quorum: QuorumArgs,
     },
     /// Re-derive a submitted report (JSON) from an export alone and compare it byte for byte.
     Reproduce {
@@ -853,6 +883,9 @@ pub enum Scenario {
     AsOf,
     /// Inclusion and consistency proof latency over the history (stored Merkle nodes).
     Proof,
+    /// Checkpoint-and-cosign latency over NATS with three witnesses (spawned
+    /// `stockpile witness serve`), one record appended before each checkpoint.
+    Cosign,
     /// Baseline: raw sled insert + flush (+ fdatasync) of the same record bytes.
     Sled,
     /// Baseline: JetStream publish-with-ack of the same bytes (default and `sync_interval: always`).

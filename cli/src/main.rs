@@ -162,6 +162,13 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
         Verb::Bench(a) => return commands::bench::run(a, cli.format),
         Verb::Witness(WitnessVerb::Key { key, name }) => return commands::witness::key(key, name),
         Verb::Witness(WitnessVerb::Show) => return commands::witness::show(&cli.data),
+        Verb::Witness(WitnessVerb::LedgerKey { checkpoint }) => {
+            let remote = match checkpoint {
+                None => cli.nats.as_deref().map(|url| connect(&cli, url)).transpose()?,
+                Some(_) => None,
+            };
+            return commands::witness::ledger_key(checkpoint.as_deref(), remote.as_ref(), &cli.data);
+        }
         Verb::Witness(WitnessVerb::Serve { key, name, ledgers }) => {
             let Some(url) = &cli.nats else {
                 return Err(usage("a witness serves over NATS: pass --nats URL (or set STOCKPILE_NATS_URL)"));

@@ -54,7 +54,9 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
             };
             export_to(lines.as_mut(), &last, output.as_deref())
         }
-        AuditVerb::Verify { file, ledger_key, chain_only } => {
+        AuditVerb::Verify { file, ledger_key, chain_only, quorum } => {
+            // Bad witness arguments are refused before the work.
+            super::witness::quorum_witnesses(quorum)?;
             let options = Options { ledger_key: ledger_key.clone() };
             let (mut lines, total): (Box<dyn Lines + '_>, Option<u64>) = match (file, remote) {
                 (Some(path), _) => (Box::new(FileLines::open(path).map_err(operational)?), None),
@@ -73,10 +75,12 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
                 let summary = verify_chain(lines.as_mut(), &options, &mut |n| bar.set_position(n));
                 bar.finish_and_clear();
                 let s = summary.map_err(|e| print_failure(format, CHAIN_ONLY, e))?;
-                print_summary(format, &Verified::chain(&s, ledger_key.is_some()));
+                let cosigned = super::witness::require_quorum(s.last_note.as_deref(), quorum, LAST_CHECKPOINT)?;
+                print_summary(format, &Verified::chain(&s, ledger_key.is_some()), cosigned.as_deref());
             } else {
                 let s = run_verify(lines.as_mut(), &options, total).map_err(|e| print_failure(format, FULL, e))?;
-                print_summary(format, &Verified::full(&s));
+                let cosigned = super::witness::require_quorum(s.last_note.as_deref(), quorum, LAST_CHECKPOINT)?;
+                print_summary(format, &Verified::full(&s), cosigned.as_deref());
             }
             Ok(())
         }
@@ -98,8 +102,8 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
                 proof::prove_consistency(store, *old, size).map(Proof::Consistency)
             }),
         },
-        AuditVerb::Check { proof, checkpoint, old_checkpoint, ledger_key } => {
-            check(proof, checkpoint, old_checkpoint.as_deref(), ledger_key.as_deref())
+        AuditVerb::Check { proof, checkpoint, old_checkpoint, ledger_key, quorum } => {
+            check(proof, checkpoint, old_checkpoint.as_deref(), ledger_key.as_deref(), quorum)
         }
         AuditVerb::Replay { from, holdings } => {
             let query = super::query::build_query(holdings)?;
@@ -276,6 +280,9 @@ fn run_verify(
     result
 }
 
+/// How the quorum's failure names the checkpoint `audit verify` requires it on.
+const LAST_CHECKPOINT: &str = "the last checkpoint (over all records)";
+
 /// What `audit verify` checked, as its JSON output names it.
 const FULL: &str = "full";
 const CHAIN_ONLY: &str = "chain only";
@@ -346,7 +353,7 @@ impl<'a> Verified<'a> {
     }
 }
 
-fn print_summary(format: Format, s: &Verified<'_>) {
+fn print_summary(format: Format, s: &Verified<'_>, cosigned: Option<&str>) {
     let pinned =
         if s.pinned { "pinned" } else { "taken from the export: compare it with the key the operator publishes" };
     if format == Format::Json {
@@ -360,6 +367,7 @@ fn print_summary(format: Format, s: &Verified<'_>) {
             "root": canonical::hex(&s.root),
             "ledger_key": s.ledger_key,
             "ledger_key_pinned": s.pinned,
+            "witnesses": cosigned,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("summary encodes"));
         return;
@@ -383,9 +391,18 @@ fn print_summary(format: Format, s: &Verified<'_>) {
     println!("head        seq {} hash {}", s.records, canonical::hex(&s.head_hash));
     println!("merkle root {} (tree size {})", canonical::hex(&s.root), s.records);
     println!("ledger key  {} ({pinned})", s.ledger_key);
+    if let Some(cosigned) = cosigned {
+        println!("witnesses   {cosigned}");
+    }
 }
 
-fn check(proof_path: &Path, new: &Path, old: Option<&Path>, ledger_key: Option<&str>) -> Result<()> {
+fn check(
+    proof_path: &Path,
+    new: &Path,
+    old: Option<&Path>,
+    ledger_key: Option<&str>,
+    quorum: &crate::args::QuorumArgs,
+) -> Result<()> {
     let proof: Proof = serde_json::from_str(&read_file(proof_path)?).map_err(|e| {
         usage(format!("{} is not a proof from `audit prove` or `audit consistency`: {e}", proof_path.display()))
     })?;
@@ -400,9 +417,14 @@ fn check(proof_path: &Path, new: &Path, old: Option<&Path>, ledger_key: Option<&
                 )));
             }
         }
+        if c.note.is_some() {
+            c.verify_signature().map_err(|e| CliError::AuditFailed(format!("{}: {e}", path.display())))?;
+        }
+        super::witness::require_quorum(c.note.as_deref(), quorum, &path.display().to_string())?;
         Ok(c)
     };
     let new = load(new)?;
+    let cosigned = super::witness::require_quorum(new.note.as_deref(), quorum, "")?;
     let outcome = match &proof {
         Proof::Inclusion(p) => p.verify(&new).map(|()| {
             format!(
@@ -423,6 +445,9 @@ fn check(proof_path: &Path, new: &Path, old: Option<&Path>, ledger_key: Option<&
     match outcome {
         Ok(what) => {
             println!("{} {what} (checkpoint signed by {})", output::ok("OK"), new.key);
+            if let Some(cosigned) = cosigned {
+                println!("witnesses   {cosigned}");
+            }
             Ok(())
         }
         Err(e) => Err(CliError::AuditFailed(format!("the proof does not hold: {e}"))),

@@ -13,20 +13,26 @@
 //!   the latest cosigned size and a newline.
 //! - `witness show --data DIR` prints the state (the witness must be stopped: sled holds
 //!   the directory's lock).
+//! - `witness ledger-key` prints a ledger's note verifier key (what `--ledger` takes), from
+//!   a checkpoint file, the running ledger (`--nats`) or the stopped ledger (`--data`).
+//!
+//! Clients' side: [`require_quorum`] is what `audit verify` and `audit check` apply with
+//! `--witness`, `--witness-file` and `--quorum`.
 //!
 //! Requests are handled one at a time: check, persist, flush (fsync), answer. So a
 //! cosignature is only ever sent for a state already on disk, and a SIGKILL at any point
 //! leaves either the old state (nothing was answered) or the new one (the answer may be
 //! lost; the ledger asks again and gets 409 with the new size).
 
-use crate::error::{operational, usage, Result};
+use crate::args::QuorumArgs;
+use crate::error::{operational, usage, CliError, Result};
 use async_nats::service::ServiceExt as _;
 use futures::StreamExt as _;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
-use stockpile_ledger::audit::note::{Note, NoteSigner, VerifierKey, SIG_COSIGNATURE_V1};
-use stockpile_ledger::audit::witness::{self, AddCheckpoint, Latest, Refusal};
+use stockpile_ledger::audit::note::{Note, NoteSigner, Quorum, VerifierKey, SIG_COSIGNATURE_V1};
+use stockpile_ledger::audit::witness::{self, AddCheckpoint, Latest, Refusal, WitnessKey};
 use stockpile_ledger::service::access::{authenticate, Identity};
 
 /// sled tree: origin → the latest cosigned checkpoint note (with this witness's cosignature).
@@ -63,22 +69,117 @@ pub fn load_or_create_key(path: &Path, name: &str) -> Result<NoteSigner> {
     NoteSigner::new(name, SIG_COSIGNATURE_V1, secret).map_err(|e| usage(format!("--name: {e}")))
 }
 
-/// `--ledger ORIGIN=VKEY`, each given once or more (a ledger may have several keys).
+/// `--ledger [ORIGIN=]VKEY`, each given once or more (a ledger may have several keys). A
+/// bare VKEY (as `witness ledger-key` prints it) witnesses the origin that is its name.
 pub fn trusted(ledgers: &[String]) -> Result<BTreeMap<String, Vec<VerifierKey>>> {
     let mut map: BTreeMap<String, Vec<VerifierKey>> = BTreeMap::new();
     for entry in ledgers {
-        let (origin, vkey) =
-            entry.split_once('=').ok_or_else(|| usage(format!("--ledger {entry:?}: expected ORIGIN=VERIFIERKEY")))?;
-        let key: VerifierKey = vkey.parse().map_err(|e| usage(format!("--ledger {origin}: {e}")))?;
+        let (origin, key) = match entry.split_once('=') {
+            Some((origin, vkey)) => {
+                (origin.to_string(), vkey.parse::<VerifierKey>().map_err(|e| usage(format!("--ledger {origin}: {e}")))?)
+            }
+            None => {
+                let key: VerifierKey = entry.parse().map_err(|e| usage(format!("--ledger: {e}")))?;
+                (key.name.clone(), key)
+            }
+        };
         if key.signature_type != stockpile_ledger::audit::note::SIG_ED25519 {
             return Err(usage(format!("--ledger {origin}: a ledger's key signs notes (type 0x01)")));
         }
-        map.entry(origin.to_string()).or_default().push(key);
+        map.entry(origin).or_default().push(key);
     }
     if map.is_empty() {
         return Err(usage("give at least one --ledger ORIGIN=VERIFIERKEY to witness"));
     }
     Ok(map)
+}
+
+/// `witness ledger-key`: the ledger's note verifier key, from a checkpoint file, the running
+/// ledger, or the stopped ledger's data directory.
+pub fn ledger_key(checkpoint: Option<&Path>, remote: Option<&crate::remote::Remote>, data: &Path) -> Result<()> {
+    use stockpile_ledger::audit::{checkpoint as cp, Checkpoint};
+    let c: Checkpoint = match (checkpoint, remote) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| operational(format!("{}: {e}", path.display())))?;
+            Checkpoint::from_file_text(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?
+        }
+        (None, Some(r)) => crate::remote::RemoteLines::at_head(r)?.checkpoint().clone(),
+        (None, None) => {
+            let dir = crate::client::ledger_dir(data);
+            if !dir.join("db").exists() {
+                return Err(usage(format!(
+                    "no ledger in {}: pass --data DIR, --nats URL or --checkpoint FILE",
+                    data.display()
+                )));
+            }
+            let store = stockpile_ledger::store::Store::open(&dir).map_err(operational)?;
+            let key = stockpile_ledger::audit::LedgerKey::load_or_create(&dir).map_err(operational)?;
+            let origin = cp::origin(&cp::genesis_hash(&store).map_err(operational)?);
+            println!("{}", key.note_verifier(&origin).map_err(operational)?);
+            return Ok(());
+        }
+    };
+    let note = c.signed_note().map_err(|e| usage(format!("the checkpoint's note: {e}")))?;
+    let origin = stockpile_ledger::audit::note::CheckpointText::parse(&note.text).map_err(operational)?.origin;
+    println!("{}", c.note_verifier(&origin).map_err(operational)?);
+    Ok(())
+}
+
+/// The witnesses of `--witness` and `--witness-file`, each once.
+pub fn quorum_witnesses(args: &QuorumArgs) -> Result<Vec<VerifierKey>> {
+    let mut entries: Vec<String> = args.witnesses.clone();
+    if let Some(path) = &args.witness_file {
+        let text = std::fs::read_to_string(path).map_err(|e| operational(format!("{}: {e}", path.display())))?;
+        entries
+            .extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string));
+    }
+    let mut keys: Vec<VerifierKey> = Vec::new();
+    for entry in &entries {
+        let w = WitnessKey::parse(entry).map_err(|e| usage(format!("--witness: {e}")))?;
+        if keys.iter().any(|k| k.name == w.key.name) {
+            return Err(usage(format!("--witness {}: given twice (witnesses count by distinct name)", w.key.name)));
+        }
+        keys.push(w.key);
+    }
+    Ok(keys)
+}
+
+/// Requires `args`' quorum of cosignatures on a checkpoint's `note` (`what` names the
+/// checkpoint in messages). `Ok(None)` when no witness is required; otherwise a line saying
+/// which witnesses cosigned.
+pub fn require_quorum(note: Option<&str>, args: &QuorumArgs, what: &str) -> Result<Option<String>> {
+    let witnesses = quorum_witnesses(args)?;
+    if witnesses.is_empty() {
+        return match args.quorum {
+            Some(k) if k > 0 => {
+                Err(usage("--quorum needs the witnesses whose cosignatures count: --witness or --witness-file"))
+            }
+            _ => Ok(None),
+        };
+    }
+    let k = args.quorum.unwrap_or(witnesses.len());
+    if k > witnesses.len() {
+        return Err(usage(format!("--quorum {k} is more than the {} witnesses given", witnesses.len())));
+    }
+    let Some(note) = note else {
+        return Err(CliError::AuditFailed(format!(
+            "{what} carries no note (it was made before witnesses), so no cosignature: quorum {k} not met"
+        )));
+    };
+    let note = Note::parse(note.as_bytes()).map_err(|e| CliError::AuditFailed(format!("{what}'s note: {e}")))?;
+    let q = Quorum::of(&note, &witnesses);
+    let list = |names: &[String]| if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    let valid: Vec<String> = q.valid.iter().map(|(n, _)| n.clone()).collect();
+    if valid.len() < k {
+        return Err(CliError::AuditFailed(format!(
+            "{what} has {} valid cosignature(s) of the {k} required: missing {}; bad signature {}; valid {}",
+            valid.len(),
+            list(&q.missing),
+            list(&q.bad),
+            list(&valid)
+        )));
+    }
+    Ok(Some(format!("cosigned by {} of {} witnesses (quorum {k}): {}", valid.len(), witnesses.len(), valid.join(", "))))
 }
 
 /// `witness key`.

@@ -226,6 +226,12 @@ impl LedgerKey {
         hex::encode(self.signing.verifying_key().as_bytes())
     }
 
+    /// The verifier key of this key's checkpoint notes from `origin`: what a witness of the
+    /// ledger is configured with.
+    pub fn note_verifier(&self, origin: &str) -> Result<VerifierKey, NoteError> {
+        VerifierKey::new(origin, SIG_ED25519, self.signing.verifying_key())
+    }
+
     pub fn sign(&self, tree_size: u64, root: Hash, recorded_at: DateTime<Utc>) -> Checkpoint {
         let mut checkpoint = Checkpoint {
             tree_size,
@@ -289,6 +295,27 @@ pub fn create(store: &Store, key: &LedgerKey, up_to: u64, now: DateTime<Utc>) ->
         Entry { checkpoint: checkpoint.clone(), frontier: frontier.nodes().iter().map(canonical::hex).collect() };
     store.put_checkpoint(up_to, &serde_json::to_vec(&entry).expect("entries encode"))?;
     Ok(checkpoint)
+}
+
+/// Replaces the note of the stored checkpoint at `c.tree_size` with `c`'s (the same note
+/// with witnesses' cosignatures appended). Everything else of the stored entry must be
+/// `c`'s already: only the note changes.
+pub fn store_cosigned(store: &Store, c: &Checkpoint) -> Result<(), LedgerError> {
+    let size = c.tree_size;
+    let corrupt = |what: &str| LedgerError::Corrupt { seq: size, what: format!("stored checkpoint: {what}") };
+    let bytes = store
+        .checkpoints(size)?
+        .pop()
+        .filter(|(s, _)| *s == size)
+        .ok_or_else(|| corrupt("no checkpoint stored at this size to add cosignatures to"))?
+        .1;
+    let mut entry: Entry = serde_json::from_slice(&bytes).map_err(|e| corrupt(&e.to_string()))?;
+    let without_note = |c: &Checkpoint| Checkpoint { note: None, ..c.clone() };
+    if without_note(&entry.checkpoint) != without_note(c) {
+        return Err(corrupt("the cosigned checkpoint is not the stored one"));
+    }
+    entry.checkpoint.note.clone_from(&c.note);
+    store.put_checkpoint(size, &serde_json::to_vec(&entry).expect("entries encode"))
 }
 
 /// Prefix of every ledger's checkpoint origin.

@@ -52,6 +52,10 @@ pub struct Summary {
     pub root: Digest,
     /// The key every checkpoint was signed with.
     pub ledger_key: String,
+    /// The note of the last checkpoint (the one over all records), cosignatures included;
+    /// `None` for a checkpoint made before notes. Whose cosignatures count is the client's
+    /// decision ([`super::note::Quorum`]).
+    pub last_note: Option<String>,
     /// Whether that key was pinned by the auditor or taken from the export.
     pub key_pinned: bool,
     /// The state replayed from the export: what the ledger's state was at its head.
@@ -184,6 +188,8 @@ pub struct ChainSummary {
     pub head_hash: Hash,
     pub root: Digest,
     pub ledger_key: String,
+    /// As [`Summary::last_note`].
+    pub last_note: Option<String>,
 }
 
 /// The fast check: every record line is in the sealed layout with a hash that covers its body,
@@ -346,6 +352,7 @@ struct Verifier {
     key: Option<String>,
     key_pinned: bool,
     line: u64,
+    last_note: Option<String>,
 }
 
 impl Verifier {
@@ -361,6 +368,7 @@ impl Verifier {
             key: options.ledger_key.clone(),
             key_pinned: options.ledger_key.is_some(),
             line: 0,
+            last_note: None,
         }
     }
 
@@ -417,6 +425,7 @@ impl Verifier {
         c.verify_signature().map_err(Problem::Checkpoint)?;
         self.checkpoints += 1;
         self.covered = c.tree_size;
+        self.last_note = c.note;
         Ok(())
     }
 
@@ -502,6 +511,7 @@ impl Verifier {
             head_hash: self.head,
             root: self.frontier.root(),
             ledger_key: self.key.unwrap_or_default(),
+            last_note: self.last_note,
         })
     }
 
@@ -518,6 +528,7 @@ impl Verifier {
             root: self.frontier.root(),
             ledger_key: self.key.unwrap_or_default(),
             key_pinned: self.key_pinned,
+            last_note: self.last_note,
             state: self.state,
         })
     }

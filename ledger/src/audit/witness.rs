@@ -20,7 +20,7 @@
 //! becomes the new latest checkpoint; the caller must persist it before answering with the
 //! cosignature, and run check-and-persist for one origin one at a time.
 
-use super::note::{CheckpointText, Note, NoteError, VerifierKey};
+use super::note::{CheckpointText, Note, NoteError, NoteSignature, VerifierKey};
 use crate::merkle;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -161,6 +161,66 @@ impl Refusal {
             _ => false,
         }
     }
+}
+
+/// One witness as a ledger or a client is configured with it: its verifier key (type
+/// [`super::note::SIG_COSIGNATURE_V1`]) and the NATS subject it serves add-checkpoint on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    pub key: VerifierKey,
+    pub subject: String,
+}
+
+impl WitnessKey {
+    /// Parses `[NAME=]VKEY[@SUBJECT]`: the witness's verifier key (`witness key` prints it),
+    /// optionally preceded by its name (which must then be the key's name) and followed by
+    /// the subject it serves (default: [`subject`] of its name). Base64 holds no `@`, so
+    /// the first `@` ends the key.
+    pub fn parse(entry: &str) -> Result<WitnessKey, NoteError> {
+        let (named, subject) = match entry.split_once('@') {
+            Some((k, s)) if !s.is_empty() && !s.contains([' ', '*', '>']) => (k, Some(s.to_string())),
+            Some(_) => {
+                return Err(NoteError::BadVerifierKey(format!(
+                    "{entry:?}: the subject after '@' is not a NATS subject"
+                )))
+            }
+            None => (entry, None),
+        };
+        let (name, vkey) = match named.split_once('=') {
+            Some((name, vkey)) => (Some(name), vkey),
+            None => (None, named),
+        };
+        let key: VerifierKey = vkey.parse()?;
+        if key.signature_type != super::note::SIG_COSIGNATURE_V1 {
+            return Err(NoteError::BadVerifierKey(format!(
+                "{vkey:?}: a witness's key cosigns (type 0x04); this one is type 0x{:02x}",
+                key.signature_type
+            )));
+        }
+        if let Some(name) = name.filter(|n| *n != key.name) {
+            return Err(NoteError::BadVerifierKey(format!("the name {name:?} is not the key's name {:?}", key.name)));
+        }
+        let subject = subject.unwrap_or_else(|| self::subject(&key.name));
+        Ok(WitnessKey { key, subject })
+    }
+}
+
+/// The cosignature lines of a witness's answer that verify under its key over `text`; the
+/// others (lines by other keys, garbage) are dropped, so nothing unverified is appended.
+pub fn cosignatures(answer: &[u8], witness: &VerifierKey, text: &str) -> Vec<NoteSignature> {
+    let Ok(answer) = std::str::from_utf8(answer) else { return Vec::new() };
+    answer
+        .lines()
+        .filter_map(|line| NoteSignature::parse_line(line).ok())
+        .filter(|s| s.name == witness.name && s.key_id == witness.key_id)
+        .filter(|s| witness.verify(text, &s.signature).is_some())
+        .collect()
+}
+
+/// The latest cosigned size a 409 answer names (`<size>\n`).
+pub fn conflict_size(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?.strip_suffix('\n')?;
+    text.parse().ok().filter(|n: &u64| n.to_string() == text)
 }
 
 /// Checks `request` against the witness's trusted keys for its origin and the latest
@@ -326,6 +386,37 @@ mod tests {
             vec![0xff; 10],
         ] {
             assert_eq!(AddCheckpoint::parse(&bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(&bad));
+        }
+    }
+
+    #[test]
+    fn witness_keys_cosignature_answers_and_conflict_sizes_parse_strictly() {
+        let w = NoteSigner::new("witness.example/w1", crate::audit::note::SIG_COSIGNATURE_V1, [3; 32]).unwrap();
+        let vkey = w.verifier().to_string();
+        let parsed = WitnessKey::parse(&vkey).unwrap();
+        assert_eq!(
+            (&parsed.key, parsed.subject.as_str()),
+            (w.verifier(), "stockpile.v1.witness.witness_example_w1.add-checkpoint")
+        );
+        assert_eq!(WitnessKey::parse(&format!("witness.example/w1={vkey}")).unwrap(), parsed);
+        assert_eq!(WitnessKey::parse(&format!("{vkey}@other.subject")).unwrap().subject, "other.subject");
+        // Another name before '=', a ledger's key (type 0x01), a wildcard subject: refused.
+        let ledger = NoteSigner::new("stockpile.example/ledger", SIG_ED25519, [1; 32]).unwrap();
+        for bad in [format!("w2={vkey}"), ledger.verifier().to_string(), format!("{vkey}@a.>"), format!("{vkey}@")] {
+            assert!(WitnessKey::parse(&bad).is_err(), "{bad}");
+        }
+        // Only lines by this witness's key that verify over this text are kept.
+        let text = "stockpile.example/ledger\n5\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n";
+        let good = w.cosign(text, 1_700_000_000);
+        let other = NoteSigner::new("witness.example/w2", crate::audit::note::SIG_COSIGNATURE_V1, [4; 32]).unwrap();
+        let mut bent = good.clone();
+        bent.signature[10] ^= 1;
+        let answer = format!("{}{}{}garbage\n", other.cosign(text, 1).line(), bent.line(), good.line());
+        assert_eq!(cosignatures(answer.as_bytes(), w.verifier(), text), vec![good.clone()]);
+        assert!(cosignatures(good.line().as_bytes(), w.verifier(), "another text\n").is_empty());
+        assert_eq!(conflict_size(b"40\n"), Some(40));
+        for bad in [&b"40"[..], b"040\n", b"x\n", b"\n"] {
+            assert_eq!(conflict_size(bad), None, "{bad:?}");
         }
     }
 }

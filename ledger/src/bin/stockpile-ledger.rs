@@ -52,6 +52,16 @@ struct ServeArgs {
     /// `stockpile nats-config` to read through.
     #[arg(long, env = "STOCKPILE_PARTNERS", value_delimiter = ',')]
     partners: Vec<String>,
+    /// A witness to ask for a cosignature on every new checkpoint: its verifier key as
+    /// `stockpile witness key` prints it (`<name>+<key ID>+<base64>`), optionally as
+    /// `NAME=VKEY`, and optionally followed by `@SUBJECT` when it does not serve
+    /// `stockpile.v1.witness.<name>.add-checkpoint`. Repeat for each witness.
+    #[arg(long = "witness", value_name = "[NAME=]VKEY[@SUBJECT]")]
+    witnesses: Vec<String>,
+    /// Cosignatures every checkpoint should carry (default: one from every --witness). A
+    /// checkpoint with fewer is still published; the log warns and names the missing.
+    #[arg(long, requires = "witnesses")]
+    witness_quorum: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +86,28 @@ fn main() -> ExitCode {
     config.stream_replicas = args.replicas;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
     config.partners = args.partners.iter().map(|p| p.trim().to_ascii_uppercase()).filter(|p| !p.is_empty()).collect();
+    for entry in &args.witnesses {
+        match stockpile_ledger::audit::witness::WitnessKey::parse(entry) {
+            Ok(w) if config.witnesses.iter().any(|o| o.key.name == w.key.name) => {
+                eprintln!("stockpile-ledger: error: --witness {}: given twice", w.key.name);
+                return ExitCode::from(2);
+            }
+            Ok(w) => config.witnesses.push(w),
+            Err(e) => {
+                eprintln!("stockpile-ledger: error: --witness: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    config.witness_quorum = args.witness_quorum.unwrap_or(config.witnesses.len());
+    if config.witness_quorum > config.witnesses.len() {
+        eprintln!(
+            "stockpile-ledger: error: --witness-quorum {} is more than the {} witnesses given",
+            config.witness_quorum,
+            config.witnesses.len()
+        );
+        return ExitCode::from(2);
+    }
     for (path, slot) in [(&args.nkey, &mut config.identity), (&args.publisher_nkey, &mut config.publisher_identity)] {
         if let Some(path) = path {
             match service::access::Identity::from_file(path) {

@@ -1,7 +1,9 @@
 //! Checkpoints over NATS: signed at an interval (when the log grew) and on demand
-//! (`stockpile.v1.ledger.checkpoint`), each published on `stockpile.v1.checkpoints`; proofs
-//! on request (`stockpile.v1.ledger.proof`).
+//! (`stockpile.v1.ledger.checkpoint`), each cosigned by the configured witnesses
+//! ([`super::cosign`]) and stored with their cosignatures before it is published on
+//! `stockpile.v1.checkpoints` or answered; proofs on request (`stockpile.v1.ledger.proof`).
 
+use super::cosign::Cosigner;
 use super::error::RequestError;
 use super::shutdown::Stop;
 use super::subjects::CHECKPOINTS;
@@ -19,30 +21,46 @@ pub const PROOF_REQUEST_BYTES_MAX: usize = 4 << 10;
 pub(crate) struct Checkpointer {
     ledger: LedgerHandle,
     key: LedgerKey,
-    /// Held while a checkpoint is made, so two never extend the same frontier at once.
+    /// Held while a checkpoint is made and cosigned, so two never extend the same frontier
+    /// at once and a witness is asked about one checkpoint at a time.
     busy: tokio::sync::Mutex<()>,
+    /// The witnesses to ask for cosignatures; none configured: no cosigning.
+    cosigner: Option<Cosigner>,
 }
 
 impl Checkpointer {
-    pub(crate) fn new(ledger: LedgerHandle, key: LedgerKey) -> Arc<Checkpointer> {
-        Arc::new(Checkpointer { ledger, key, busy: tokio::sync::Mutex::new(()) })
+    pub(crate) fn new(ledger: LedgerHandle, key: LedgerKey, cosigner: Option<Cosigner>) -> Arc<Checkpointer> {
+        Arc::new(Checkpointer { ledger, key, busy: tokio::sync::Mutex::new(()), cosigner })
     }
 
-    /// A checkpoint at the committed head (the stored one when nothing was added since).
+    /// A checkpoint at the committed head (the stored one when nothing was added since). A
+    /// new one is cosigned by the witnesses, and stored with their cosignatures, first.
     pub(crate) async fn at_head(self: &Arc<Self>) -> Result<Option<Checkpoint>, RequestError> {
+        let internal = |reason: String| RequestError::Internal { reason };
         let _busy = self.busy.lock().await;
         let head = *self.ledger.head().borrow();
         if head == 0 {
             return Ok(None);
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            checkpoint::create(this.ledger.store(), &this.key, head, chrono::Utc::now())
+        let (c, fresh) = tokio::task::spawn_blocking(move || {
+            let store = this.ledger.store();
+            let before = store.last_checkpoint()?.map(|(size, _)| size);
+            let c = checkpoint::create(store, &this.key, head, chrono::Utc::now())?;
+            let fresh = before != Some(c.tree_size);
+            Ok::<_, crate::error::LedgerError>((c, fresh))
         })
         .await
-        .map_err(|e| RequestError::Internal { reason: e.to_string() })?
-        .map(Some)
-        .map_err(|e| RequestError::Internal { reason: e.to_string() })
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| internal(e.to_string()))?;
+        let Some(cosigner) = self.cosigner.as_ref().filter(|_| fresh) else { return Ok(Some(c)) };
+        let c = cosigner.cosign(self.ledger.store(), c).await;
+        let (store, stored) = (self.ledger.store().clone(), c.clone());
+        tokio::task::spawn_blocking(move || checkpoint::store_cosigned(&store, &stored))
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(Some(c))
     }
 
     /// Every `interval` in which the log grew, signs a checkpoint and publishes it.

@@ -99,6 +99,12 @@ pub struct ServiceConfig {
     /// for the accounts that read them ([`super::access::consumers`]); none on a server
     /// without accounts.
     pub partners: Vec<String>,
+    /// Witnesses asked to cosign every new checkpoint ([`super::cosign`]); none: checkpoints
+    /// carry the ledger's signature alone.
+    pub witnesses: Vec<crate::audit::witness::WitnessKey>,
+    /// Cosignatures a checkpoint should carry; with fewer it is published all the same and
+    /// a warning names the witnesses missing.
+    pub witness_quorum: usize,
 }
 
 impl ServiceConfig {
@@ -113,6 +119,8 @@ impl ServiceConfig {
             identity: None,
             publisher_identity: None,
             partners: Vec::new(),
+            witnesses: Vec::new(),
+            witness_quorum: 0,
         }
     }
 }

@@ -14,7 +14,8 @@
 //!   beside it — tests append through it while NATS is down).
 //! - [`endpoints`]: request/reply as a NATS micro service, requests handled concurrently.
 //! - `checkpoints`: signs a checkpoint at an interval when the log grew and on request,
-//!   publishes each on `stockpile.v1.checkpoints`, answers proof requests.
+//!   has it cosigned by the configured witnesses ([`cosign`]), publishes each on
+//!   `stockpile.v1.checkpoints`, answers proof requests.
 //! - [`outbox`]: publishes every committed record to `STOCKPILE_EVENTS`, in order, exactly
 //!   once in the stream; and to `STOCKPILE_FEEDS`, once per partner it concerns.
 //! - [`subjects`] and [`stream`]: every subject, header and stream setting, in one place.
@@ -35,6 +36,7 @@ pub mod subjects;
 
 mod append;
 mod checkpoints;
+pub mod cosign;
 
 pub use config::{ClassLimits, Limits, ServiceConfig};
 pub use error::{RequestError, ServiceError};
@@ -116,7 +118,9 @@ pub async fn serve(
         outboxes.push(tokio::spawn(outbox.run()));
     }
     let key = LedgerKey::load_or_create(ledger.store().dir())?;
-    let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key);
+    let cosigner = (!config.witnesses.is_empty())
+        .then(|| cosign::Cosigner::new(publisher.clone(), config.witnesses.clone(), config.witness_quorum));
+    let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key, cosigner);
     let periodic = tokio::spawn(checkpointer.clone().run(publisher.clone(), config.checkpoint_interval, stop.clone()));
     let mut requests = tokio::spawn(endpoints.serve(
         client.clone(),

@@ -43,6 +43,7 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::Audit => audit(work)?,
         Scenario::AsOf => as_of(plan, work)?,
         Scenario::Proof => proofs(plan, work)?,
+        Scenario::Cosign => super::cosign::cosign(plan, work)?,
         Scenario::Sled => sled(plan, work)?,
         Scenario::Jetstream => baselines::jetstream(plan, work)?,
         Scenario::Postgres => baselines::postgres(plan, work)?,

@@ -19,6 +19,7 @@
 //! [`CHILD_GRACE`].
 
 mod baselines;
+mod cosign;
 mod embedded;
 mod nats_server;
 mod over_nats;

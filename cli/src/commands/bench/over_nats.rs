@@ -302,7 +302,7 @@ async fn append_one(client: &async_nats::Client, command: SignedCommand) -> Resu
 
 /// Commands in one request, each standing alone; the seq of the last. Every one must be
 /// appended: the workload holds no command the ledger refuses.
-async fn append_batch(client: &async_nats::Client, commands: Vec<SignedCommand>) -> Result<u64> {
+pub async fn append_batch(client: &async_nats::Client, commands: Vec<SignedCommand>) -> Result<u64> {
     let count = commands.len();
     let body = serde_json::to_vec(&AppendRequest { commands, atomic: false }).expect("request encodes");
     let reply = client.request(subjects::APPEND, body.into()).await.map_err(operational)?;
@@ -336,7 +336,17 @@ async fn with_ledger_service<T>(
     ledger: LedgerHandle,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    let config = ServiceConfig::new(url, dir);
+    with_ledger_config(ServiceConfig::new(url, dir), ledger, work).await
+}
+
+/// [`with_ledger_service`] with a given config.
+pub async fn with_ledger_config<T>(
+    config: ServiceConfig,
+    ledger: LedgerHandle,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let url = config.nats_url.clone();
+    let url = url.as_str();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         service::serve(&config, ledger, async move {
