@@ -560,7 +560,7 @@ impl Remote {
             let mut pongs = Vec::new();
             loop {
                 tokio::select! {
-                    answer = answers.next() => match answer {
+                    answer = futures::StreamExt::next(&mut answers) => match answer {
                         Some(message) => match serde_json::from_slice::<Pong>(&message.payload) {
                             Ok(pong) => pongs.push(pong),
                             Err(e) => tracing::debug!(error = %e, "an answer to $SRV.PING that is not a ping response"),
