@@ -116,6 +116,11 @@ pub enum Verb {
         /// JetStream store directory (default: `<out>/jetstream`).
         #[arg(long)]
         store_dir: Option<PathBuf>,
+        /// A partner's witness, `P=NAME` (NAME as in its verifier key, e.g.
+        /// `NL=witness.nl/w1`), repeatable: the partner's account exports the witness's
+        /// add-checkpoint subject to the ledger, and the partner's user may answer it.
+        #[arg(long = "witness", value_name = "P=NAME")]
+        witnesses: Vec<String>,
     },
     /// A partner's witness of ledgers: cosigns each checkpoint consistent with the last it
     /// cosigned (C2SP tlog-witness over NATS), refuses and keeps as evidence any other.

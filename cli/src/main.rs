@@ -156,8 +156,8 @@ fn run(cli: Cli, places: commands::demo::Places) -> Result<()> {
         }
         Verb::Completions { shell } => return commands::completions::script(*shell),
         Verb::Man => return commands::completions::man(),
-        Verb::NatsConfig { out, partners, listen, store_dir } => {
-            return commands::nats_config::run(out, partners, listen, store_dir.as_deref())
+        Verb::NatsConfig { out, partners, listen, store_dir, witnesses } => {
+            return commands::nats_config::run(out, partners, witnesses, listen, store_dir.as_deref())
         }
         Verb::Bench(a) => return commands::bench::run(a, cli.format),
         Verb::Witness(WitnessVerb::Key { key, name }) => return commands::witness::key(key, name),

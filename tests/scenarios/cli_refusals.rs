@@ -71,11 +71,11 @@ fn refused_and_unanswered_calls_end_at_once_naming_the_subject_and_user() {
     // The refusals below are the server's own (permissions), answered whether or not a
     // service runs. (Across accounts, nats-server 2.9 does not report "no responders" for an
     // imported service nobody serves: that call waits for the CLI's timeout.)
-    // A partner may not read the log: `history` folds it over `ledger.range`.
+    // A partner may not read the log: `list lots` folds it over `ledger.range`.
     let nl = ["--nats-partner", "NL"];
     let refused_range = "the NATS server refused user partner-NL permission to publish to stockpile.v1.ledger.range";
-    let history = [&nl[..], &["history", "--lot", "nl-ga-1"]].concat();
-    fails_fast(dir.path(), &url, &conf, "partner-NL", &history, &[refused_range, "follows its own feed"]);
+    let lots = [&nl[..], &["list", "lots"]].concat();
+    fails_fast(dir.path(), &url, &conf, "partner-NL", &lots, &[refused_range, "follows its own feed"]);
     // Nor make the ledger sign a checkpoint: `audit prove` then takes the latest published
     // one (a direct get its account imports), and says so when there is none yet.
     let prove = [&nl[..], &["audit", "prove", "--seq", "1"]].concat();

@@ -505,3 +505,104 @@ async fn the_ledger_gathers_cosignatures_and_clients_require_the_quorum() {
     assert_eq!(cosigners(&c_restarted, &vkeys), [TRIO[0], TRIO[2]]);
     drop(ledger);
 }
+
+/// On the accounts `stockpile nats-config --witness NL=NAME` writes, partner NL's witness runs
+/// as NL's own user in NL's account, and the ledger's publisher user reaches it through the
+/// export NL's account makes to `STOCKPILE` alone: the ledger's checkpoint carries NL's
+/// cosignature, and an auditor requiring it accepts the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_witness_cosigns_through_the_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats");
+    let store = dir.path().join("jetstream");
+    let out = stockpile(&[
+        "nats-config".into(),
+        "--out".into(),
+        conf.display().to_string(),
+        "--partners".into(),
+        "NL,DE".into(),
+        "--store-dir".into(),
+        store.display().to_string(),
+        "--witness".into(),
+        format!("NL={NAME}"),
+    ]);
+    assert!(out.status.success(), "nats-config: {}", String::from_utf8_lossy(&out.stderr));
+    let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
+    let url = nats.url();
+    let user = |name: &str| conf.join("users").join(format!("{name}.nk")).display().to_string();
+
+    // A ledger with its first records, and its verifier key for the witness.
+    let data = dir.path().join("data");
+    let world = World::new();
+    let ledger = open_ledger(&data.join("ledger"));
+    ledger.append(setup_commands(&world), true).await.unwrap();
+    ledger.shutdown().unwrap();
+    let out = stockpile(&["--data".into(), data.display().to_string(), "witness".into(), "ledger-key".into()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ledger_vkey = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // NL's witness, as partner-NL.
+    let wdir = dir.path().join("w-nl");
+    std::fs::create_dir_all(&wdir).unwrap();
+    let args: Vec<String> = [
+        "--nats",
+        &url,
+        "--nats-nkey",
+        &user("partner-NL"),
+        "--data",
+        &wdir.join("state").display().to_string(),
+        "witness",
+        "serve",
+        "--key",
+        &wdir.join("witness.key").display().to_string(),
+        "--name",
+        NAME,
+        "--ledger",
+        &ledger_vkey,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (child, vkey) = spawn(&args);
+    let _witness = Witness { child, vkey: vkey.clone(), args };
+
+    // The ledger as its two users, asking NL's witness.
+    let ledger_args: Vec<String> = [
+        "--nkey",
+        &user("ledger"),
+        "--publisher-nkey",
+        &user("ledger-publisher"),
+        "--partners",
+        "NL,DE",
+        "--witness",
+        &vkey.to_string(),
+        "--witness-quorum",
+        "1",
+        "--checkpoint-every",
+        "3600",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _ledger = LedgerBinary::spawn(&url, &data.join("ledger"), &dir.path().join("ledger.log"), &ledger_args);
+    let admin = stockpile_ledger::service::access::Identity::from_file(Path::new(&user("admin"))).unwrap();
+    let client = stockpile_ledger::service::access::authenticate(async_nats::ConnectOptions::new(), Some(&admin))
+        .connect(url.as_str())
+        .await
+        .expect("admin connects");
+    crate::services::wait_until_serving(&client).await;
+
+    // ADMIN makes the ledger sign now; the answer carries NL's cosignature.
+    let as_admin = |args: &[&str]| {
+        let base = ["--nats", url.as_str(), "--nats-nkey", &user("admin")];
+        stockpile(&base.iter().chain(args).map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    let out = as_admin(&["audit", "checkpoint"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = Checkpoint::from_file_text(&String::from_utf8_lossy(&out.stdout)).expect("a checkpoint");
+    let log = std::fs::read_to_string(dir.path().join("ledger.log")).unwrap_or_default();
+    assert_eq!(cosigners(&c, std::slice::from_ref(&vkey)), [NAME], "NL's witness cosigned through the accounts: {log}");
+    let vkey = vkey.to_string();
+    let out = as_admin(&["audit", "verify", "--chain-only", "--witness", &vkey, "--quorum", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

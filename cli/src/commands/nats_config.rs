@@ -9,15 +9,22 @@ use crate::keystore::write_secret;
 use std::path::{Path, PathBuf};
 use stockpile_ledger::domain::reference::Reference;
 use stockpile_ledger::domain::Country;
-use stockpile_ledger::service::access::{render_config, Identity, Role};
+use stockpile_ledger::service::access::{render_config, Identity, PartnerWitness, Role};
 
 /// The configuration file's name in the output directory.
 pub const CONFIG_FILE: &str = "nats-server.conf";
 /// The directory of seed files in the output directory: `users/<user>.nk`.
 pub const USERS_DIR: &str = "users";
 
-pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Path>) -> Result<()> {
+pub fn run(
+    out: &Path,
+    partners: &[String],
+    witnesses: &[String],
+    listen: &str,
+    store_dir: Option<&Path>,
+) -> Result<()> {
     let partners = partner_codes(partners)?;
+    let witnesses = witnesses.iter().map(|w| partner_witness(w, &partners)).collect::<Result<Vec<_>>>()?;
     let partners_list = partners.join(",");
     let config_path = out.join(CONFIG_FILE);
     if config_path.exists() {
@@ -36,7 +43,7 @@ pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Pat
         users.push((role, identity.public_key().to_string()));
     }
     let store = store_dir.map_or_else(|| out.join("jetstream"), Path::to_path_buf);
-    let text = render_config(&users, listen, &store);
+    let text = render_config(&users, &witnesses, listen, &store);
     std::fs::write(&config_path, text).map_err(|e| operational(format!("write {}: {e}", config_path.display())))?;
     println!("wrote {}", config_path.display());
     for (user, path) in &files {
@@ -50,6 +57,22 @@ pub fn run(out: &Path, partners: &[String], listen: &str, store_dir: Option<&Pat
     );
     eprintln!("connect as a user with --nats-nkey <its .nk file>; bootstrap the ledger as admin (docs/PARTNERS.md, \"Access\")");
     Ok(())
+}
+
+/// `P=NAME`: partner `P` (one of `partners`) runs the witness named `NAME`.
+fn partner_witness(spec: &str, partners: &[String]) -> Result<PartnerWitness> {
+    let (code, name) = spec
+        .split_once('=')
+        .ok_or_else(|| usage(format!("--witness {spec:?}: write P=NAME, e.g. NL=witness.nl/w1")))?;
+    let code = code.trim().to_ascii_uppercase();
+    if !partners.contains(&code) {
+        return Err(usage(format!("--witness {spec:?}: {code} is not among --partners ({})", partners.join(","))));
+    }
+    let name = name.trim();
+    if name.is_empty() || name.contains(char::is_whitespace) || name.contains('+') {
+        return Err(usage(format!("--witness {spec:?}: NAME is the witness's key name (no spaces, no '+')")));
+    }
+    Ok(PartnerWitness { partner: code, name: name.to_string() })
 }
 
 /// The partners named (upper-cased, checked against the reference list), or every

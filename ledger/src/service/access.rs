@@ -25,6 +25,12 @@
 //! | `AUDITOR` | `auditor` | `ledger.range`, `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, stream info and message reads of every stream | events, feeds, reports, checkpoints |
 //! | `ADMIN` | `admin` | `ledger.append` (genesis and registrations, admin-signed), `ledger.range`, `ledger.checkpoint` (sign now), `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, `projector.submit.*`, `$SRV.>` | events, feeds, reports, checkpoints |
 //!
+//! **Witnesses.** A partner's witness (`stockpile witness serve`) runs as the partner's user;
+//! for each [`PartnerWitness`] named to [`render_config`], the partner's account exports the
+//! witness's add-checkpoint subject to `STOCKPILE` alone, `STOCKPILE` imports it, the
+//! `ledger-publisher` user may publish to [`WITNESS_REQUESTS`], and the partner's user may
+//! subscribe to its witness subject and answer it (`allow_responses`).
+//!
 //! **Consumers are pre-created.** A cross-account reader cannot create or change a consumer
 //! (no `$JS.API.CONSUMER.CREATE…` is exported, so a wider filter is impossible): the ledger
 //! creates, at start, the durable pull consumers named by [`consumers`] for the partners it is
@@ -332,7 +338,7 @@ pub fn permissions(role: &Role, public_nkey: &str) -> Permissions {
             PROJECTOR_SUBMIT_AS_PARTNER,
         ]),
         Role::LedgerPublisher => Permissions {
-            publish_allow: own(&[EVENTS_SUBJECTS, FEEDS_SUBJECTS, CHECKPOINTS, "$JS.API.>"]),
+            publish_allow: own(&[EVENTS_SUBJECTS, FEEDS_SUBJECTS, CHECKPOINTS, WITNESS_REQUESTS, "$JS.API.>"]),
             publish_deny: destructive,
             subscribe_allow: vec![inbox],
             allow_responses: false,
@@ -358,6 +364,27 @@ pub fn permissions(role: &Role, public_nkey: &str) -> Permissions {
     }
 }
 
+/// A partner's witness (`stockpile witness serve`, as the partner's user): its account
+/// exports the witness's add-checkpoint subject to `STOCKPILE`, which imports it, so the
+/// ledger's publisher user can ask it to cosign (and nobody else can).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerWitness {
+    /// The partner code (`NL`).
+    pub partner: String,
+    /// The witness's name, as in its verifier key (`witness.nl/w1`).
+    pub name: String,
+}
+
+impl PartnerWitness {
+    /// The subject the witness serves (`stockpile.v1.witness.<token>.add-checkpoint`).
+    pub fn subject(&self) -> String {
+        crate::audit::witness::subject(&self.name)
+    }
+}
+
+/// Where the ledger's publisher user asks witnesses to cosign (one token per witness).
+pub const WITNESS_REQUESTS: &str = "stockpile.v1.witness.*.add-checkpoint";
+
 /// The export in `STOCKPILE` of each subject some account imports, with the accounts that
 /// may import it, in first-seen order.
 fn exports(users: &[(Role, String)]) -> Vec<(Import, Vec<String>)> {
@@ -379,7 +406,7 @@ fn exports(users: &[(Role, String)]) -> Vec<(Import, Vec<String>)> {
 /// `STOCKPILE` with JetStream, its users and its exports; one account per other role with
 /// its user and imports. JetStream on with its store in `store_dir`, listening on `listen`
 /// (`host:port`).
-pub fn render_config(users: &[(Role, String)], listen: &str, store_dir: &Path) -> String {
+pub fn render_config(users: &[(Role, String)], witnesses: &[PartnerWitness], listen: &str, store_dir: &Path) -> String {
     let quoted = |items: &[String]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     let mut out = String::new();
     let _ = writeln!(out, "# nats-server configuration for a stockpile ledger, written by `stockpile nats-config`.");
@@ -403,7 +430,15 @@ pub fn render_config(users: &[(Role, String)], listen: &str, store_dir: &Path) -
         }
         let _ = writeln!(out, "    users = [");
         for (role, nkey) in users.iter().filter(|(r, _)| r.account() == *account) {
-            let p = permissions(role, nkey);
+            let mut p = permissions(role, nkey);
+            if let Role::Partner(code) = role {
+                // A partner's witness answers, as the partner's user, the ledger's requests
+                // that reach it through the account's export.
+                for w in witnesses.iter().filter(|w| w.partner == *code) {
+                    p.subscribe_allow.push(w.subject());
+                    p.allow_responses = true;
+                }
+            }
             let _ = writeln!(out, "      # {}", role.user());
             let _ = writeln!(out, "      {{");
             let _ = writeln!(out, "        nkey: {nkey:?}");
@@ -436,8 +471,21 @@ pub fn render_config(users: &[(Role, String)], listen: &str, store_dir: &Path) -
                 }
             }
             let _ = writeln!(out, "    ]");
+            let _ = writeln!(out, "    imports = [");
+            for w in witnesses {
+                let partner = Role::Partner(w.partner.clone()).account();
+                let _ = writeln!(out, "      {{ service: {{ account: {partner}, subject: {:?} }} }}", w.subject());
+            }
+            let _ = writeln!(out, "    ]");
         } else {
             let role = users.iter().map(|(r, _)| r).find(|r| r.account() == *account).expect("an account has a user");
+            if let Role::Partner(code) = role {
+                let _ = writeln!(out, "    exports = [");
+                for w in witnesses.iter().filter(|w| w.partner == *code) {
+                    let _ = writeln!(out, "      {{ service: {:?}, accounts: [{STOCKPILE_ACCOUNT}] }}", w.subject());
+                }
+                let _ = writeln!(out, "    ]");
+            }
             let _ = writeln!(out, "    imports = [");
             for import in imports(role) {
                 let kind = match import {
@@ -600,7 +648,14 @@ mod tests {
             (Role::Partner("DE".into()), "UDE".to_string()),
             (Role::Partner("NL".into()), "UNL".to_string()),
         ];
-        let text = render_config(&users, "127.0.0.1:4222", Path::new("/var/lib/nats"));
+        let witness = PartnerWitness { partner: "NL".into(), name: "witness.nl/w1".into() };
+        let text = render_config(&users, &[witness], "127.0.0.1:4222", Path::new("/var/lib/nats"));
+        assert!(text.contains(
+            "{ service: { account: PARTNER_NL, subject: \"stockpile.v1.witness.witness_nl_w1.add-checkpoint\" } }"
+        ));
+        assert!(
+            text.contains("{ service: \"stockpile.v1.witness.witness_nl_w1.add-checkpoint\", accounts: [STOCKPILE] }")
+        );
         assert_eq!(text.matches("nkey: ").count(), 4);
         assert_eq!(text.matches("jetstream: enabled").count(), 1);
         assert!(text.contains("  PARTNER_DE {") && text.contains("  STOCKPILE {"));
