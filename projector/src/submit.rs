@@ -111,7 +111,9 @@ pub fn msg_id(report_id: &str, revision: u64) -> String {
 /// sequence, and the message is published with `Nats-Expected-Last-Subject-Sequence` = that
 /// sequence, so JetStream refuses it if anyone published on the subject in between; then
 /// the stream is read again and the revision decided anew (at most [`SUBMIT_ATTEMPTS_MAX`]
-/// times). Two submitters can therefore never give one revision number twice.
+/// times). A publication JetStream reports as a duplicate (`Nats-Msg-Id` already seen: a
+/// resend, or another scope's report of the same cut) is read again the same way. Two
+/// submitters can therefore never give one revision number twice.
 pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitted, SubmitError> {
     let stream =
         js.get_or_create_stream(reports_stream_config()).await.map_err(|e| SubmitError::Stream(e.to_string()))?;
@@ -151,6 +153,11 @@ pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitte
             .map_err(|e| SubmitError::Publish(e.to_string()))?
             .await;
         match acked {
+            // A duplicate id: this revision number is taken — by a resend of ours or another
+            // report of the same cut (another material scope). Read the stream again.
+            Ok(ack) if ack.duplicate => {
+                tracing::info!(%subject, revision, "revision already on the stream (duplicate id); reading it again");
+            }
             Ok(ack) => return Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject, changes }),
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 tracing::info!(%subject, revision, "another submitter published on the subject first; reading it again");
