@@ -312,8 +312,16 @@ pub fn due(schedule: &Schedule, ledger_time: Option<DateTime<Utc>>) -> Vec<Due> 
         let periods = entry.due_periods(now);
         for partner in entry.partner_codes() {
             for &period in &periods {
-                let key = SeriesKey { framework: entry.framework, partner: addressee_code(entry.framework, &partner), period };
-                out.entry(key.clone()).or_insert(Due { key, ledger_partner: partner.clone(), materials: entry.materials });
+                let key = SeriesKey {
+                    framework: entry.framework,
+                    partner: addressee_code(entry.framework, &partner),
+                    period,
+                };
+                out.entry(key.clone()).or_insert(Due {
+                    key,
+                    ledger_partner: partner.clone(),
+                    materials: entry.materials,
+                });
             }
         }
     }
@@ -422,14 +430,32 @@ mod tests {
     #[test]
     fn malformed_schedules_are_refused_with_the_entry() {
         for (text, needle) in [
-            (r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "quarterly", "from": "2026", "deadline_days": 1}]}"#, "not a Quarterly period"),
-            (r#"{"reports": [{"partners": ["XX"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#, "not a partner code"),
-            (r#"{"reports": [{"partners": [], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#, "empty"),
-            (r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 400}]}"#, "more than 366"),
-            (r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1},
-                 {"partners": "all", "framework": "EU", "periods": "yearly", "from": "2027", "deadline_days": 1}]}"#, "scheduled twice"),
+            (
+                r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "quarterly", "from": "2026", "deadline_days": 1}]}"#,
+                "not a Quarterly period",
+            ),
+            (
+                r#"{"reports": [{"partners": ["XX"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#,
+                "not a partner code",
+            ),
+            (
+                r#"{"reports": [{"partners": [], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#,
+                "empty",
+            ),
+            (
+                r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 400}]}"#,
+                "more than 366",
+            ),
+            (
+                r#"{"reports": [{"partners": ["NL"], "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1},
+                 {"partners": "all", "framework": "EU", "periods": "yearly", "from": "2027", "deadline_days": 1}]}"#,
+                "scheduled twice",
+            ),
             (r#"{"reports": [], "extra": 1}"#, "unknown field"),
-            (r#"{"reports": [{"partners": "some", "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#, "shape"),
+            (
+                r#"{"reports": [{"partners": "some", "framework": "EU", "periods": "yearly", "from": "2026", "deadline_days": 1}]}"#,
+                "shape",
+            ),
         ] {
             let err = Schedule::from_json(text.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -251,7 +251,10 @@ fn the_projector_pushes_scheduled_reports_and_revisions_once_across_crashes() {
     let (subject, headers, nl2) = sent.last().unwrap();
     assert_eq!((subject.as_str(), headers["Stockpile-Revision"].as_str()), ("stockpile.v1.reports.EU.NL", "2"));
     assert_eq!(headers["Stockpile-Supersedes"], nl1.header.report_id);
-    assert!(headers["Stockpile-Changes"].contains("/materials/cobalt/stock/gross_g: 10000000 -> 15000000"), "{headers:?}");
+    assert!(
+        headers["Stockpile-Changes"].contains("/materials/cobalt/stock/gross_g: 10000000 -> 15000000"),
+        "{headers:?}"
+    );
     assert_eq!(cobalt(nl2), 15 * T);
     step("revision 2");
     // `report --submit` numbers revisions in the same place: nothing new to send.
@@ -274,13 +277,14 @@ fn the_projector_pushes_scheduled_reports_and_revisions_once_across_crashes() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 4, "{list:?}");
     assert!(list.iter().all(|a| a["check"]["status"] == "accepted"), "{list:?}");
-    let missing: Value = serde_json::from_str(&run(&["--format", "json", "reports", "missing", "--period", &p])).unwrap();
+    let missing: Value =
+        serde_json::from_str(&run(&["--format", "json", "reports", "missing", "--period", &p])).unwrap();
     let missing: Vec<&str> = missing.as_array().unwrap().iter().map(|m| m["partner"].as_str().unwrap()).collect();
     assert!(missing.contains(&"BE") && !missing.iter().any(|p| ["NL", "DE", "FR"].contains(p)), "{missing:?}");
     projector.kill();
 
     step("intake");
-    // Two submitters racing on one subject get one revision number each: reports of other
+    // Four submitters racing on one subject get one revision number each: reports of other
     // cuts (JetStream's expected subject sequence decides), then of one cut, so one report
     // id, with different bodies (its duplicate id decides).
     let fr = sent.iter().find(|(s, _, _)| s.ends_with(".FR")).map(|(_, _, r)| r.clone()).unwrap();
@@ -291,19 +295,63 @@ fn the_projector_pushes_scheduled_reports_and_revisions_once_across_crashes() {
         r.header.report_id = format!("EU-FR-{period}-{cut}");
         r
     };
-    let revision = |s: Result<Submitted, submit::SubmitError>| match s {
-        Ok(Submitted::Published { revision, .. }) => revision,
-        other => panic!("not published: {other:?}"),
+    // Each submitter on a connection of its own, all at once.
+    let race = |bodies: Vec<Report>| -> Vec<u64> {
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for report in bodies {
+                let client = async_nats::connect(url.clone()).await.expect("connect");
+                tasks.push(tokio::spawn(async move { submit::submit(&jetstream::new(client), &report).await }));
+            }
+            let mut got = Vec::new();
+            for task in tasks {
+                match task.await.expect("no panic") {
+                    Ok(Submitted::Published { revision, .. }) => got.push(revision),
+                    other => panic!("not published: {other:?}"),
+                }
+            }
+            got.sort();
+            got
+        })
     };
-    for (cuts, expected) in [((1001, 1002), [2, 3]), ((1003, 1003), [4, 5])] {
-        let (a, b) = (variant(&format!("race-a-{}", cuts.0), cuts.0), variant(&format!("race-b-{}", cuts.1), cuts.1));
-        let (ra, rb) = runtime.block_on(async { tokio::join!(submit::submit(&js, &a), submit::submit(&js, &b)) });
-        let mut got = [revision(ra), revision(rb)];
-        got.sort();
-        assert_eq!(got, expected, "one revision number each, cuts {cuts:?}");
-    }
+    let distinct_cuts = (1001..1005).map(|cut| variant(&format!("race-{cut}"), cut)).collect();
+    assert_eq!(race(distinct_cuts), [2, 3, 4, 5], "one revision number each (expected subject sequence)");
+    let one_cut = (0..4).map(|i| variant(&format!("race-same-{i}"), 1005)).collect();
+    assert_eq!(race(one_cut), [6, 7, 8, 9], "one revision number each (duplicate ids)");
 
     let _ = stop_ledger.send(());
-    runtime.block_on(async { tokio::time::timeout(WAIT, served).await.expect("stops").expect("no panic").expect("clean") });
+    runtime.block_on(async {
+        tokio::time::timeout(WAIT, served).await.expect("stops").expect("no panic").expect("clean")
+    });
     handle.shutdown().expect("ledger stops");
+}
+
+/// The example schedule validates against its schema and is what `--schedule` reads; a
+/// document the schema refuses, the projector refuses too.
+#[test]
+fn the_example_schedule_matches_its_schema_and_the_projector_reads_it() {
+    use stockpile_projector::schedule::Schedule;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let text = std::fs::read(root.join("docs/examples/report-schedule.json")).expect("read the example");
+    let document: Value = serde_json::from_slice(&text).unwrap();
+    let validator = crate::schemas::validator("v1/report-schedule.schema.json");
+    crate::schemas::assert_valid(&validator, &document, "docs/examples/report-schedule.json");
+    let schedule = Schedule::from_json(&text).expect("the projector reads the example");
+    assert_eq!(serde_json::to_value(&schedule).unwrap(), document, "read as written");
+    for (pointer, value) in [
+        ("/reports/0/partners", serde_json::json!("some")),
+        ("/reports/0/periods", serde_json::json!("weekly")),
+        ("/reports/0/deadline_days", serde_json::json!(-1)),
+        ("/reports/0/extra", serde_json::json!(1)),
+    ] {
+        let mut bad = document.clone();
+        match bad.pointer_mut(pointer) {
+            Some(slot) => *slot = value,
+            None => {
+                bad["reports"][0]["extra"] = value;
+            }
+        }
+        assert!(!validator.is_valid(&bad), "the schema takes {pointer}");
+        assert!(Schedule::from_json(&serde_json::to_vec(&bad).unwrap()).is_err(), "the projector takes {pointer}");
+    }
 }

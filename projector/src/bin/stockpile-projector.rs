@@ -52,9 +52,9 @@ async fn main() {
         .init();
     let Verb::Serve { nats, data, durable, nkey, publisher_nkey, schedule } = Cli::parse().command;
     let schedule = schedule.map(|path| {
-        let read = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
-            stockpile_projector::schedule::Schedule::from_json(&bytes).map_err(|e| e.to_string())
-        });
+        let read = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| stockpile_projector::schedule::Schedule::from_json(&bytes).map_err(|e| e.to_string()));
         read.unwrap_or_else(|e| {
             eprintln!("error: --schedule {}: {e}", path.display());
             std::process::exit(2);
@@ -68,7 +68,8 @@ async fn main() {
         }
     };
     let (identity, publisher_identity) = (load(nkey), load(publisher_nkey));
-    let config = ProjectorConfig { durable, identity, publisher_identity, schedule, ..ProjectorConfig::new(nats, data) };
+    let config =
+        ProjectorConfig { durable, identity, publisher_identity, schedule, ..ProjectorConfig::new(nats, data) };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -142,8 +142,13 @@ pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + S
     let _scheduler = match config.schedule.clone() {
         Some(schedule) => {
             let submissions = projector.store().submissions().map_err(ProjectorError::from)?;
-            let scheduler =
-                scheduler::Scheduler { schedule, reader: projector.reader(), submissions, publisher: publisher.clone(), submitting };
+            let scheduler = scheduler::Scheduler {
+                schedule,
+                reader: projector.reader(),
+                submissions,
+                publisher: publisher.clone(),
+                submitting,
+            };
             Some(AbortOnDrop(tokio::spawn(scheduler.run())))
         }
         None => None,

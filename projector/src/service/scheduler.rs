@@ -15,7 +15,7 @@
 use crate::intake;
 use crate::projector::Reader;
 use crate::report::{self, Report, ReportRequest};
-use crate::schedule::{self, Figures, Schedule, SeriesKey, Sent};
+use crate::schedule::{self, Figures, Schedule, Sent, SeriesKey};
 use crate::store::Submissions;
 use crate::submit::{self, Submitted};
 use async_nats::jetstream;

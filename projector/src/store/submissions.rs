@@ -7,7 +7,7 @@
 //! between the ack and this write leaves the tree one revision behind, never ahead).
 
 use super::{corrupt, StoreError};
-use crate::schedule::{SeriesKey, Sent};
+use crate::schedule::{Sent, SeriesKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
