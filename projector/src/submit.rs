@@ -1,5 +1,7 @@
 //! Submitting a report: the JetStream stream `STOCKPILE_REPORTS`, one message per revision
-//! on `stockpile.v1.reports.<framework>.<partner>`, with `Nats-Msg-Id` = the report id.
+//! on `stockpile.v1.reports.<framework>.<partner>`, with `Nats-Msg-Id` = the report id and
+//! revision, published only if the subject's last message is the one the revision was
+//! decided from (`Nats-Expected-Last-Subject-Sequence`).
 //!
 //! **Revisions.** A period is submitted as revision 1; when a later cut of the same period
 //! has a different body (a back-dated event changed it) it is submitted as the next revision;
@@ -33,8 +35,11 @@ pub const HEADER_CHANGES: &str = "Stockpile-Changes";
 /// Changes named in [`HEADER_CHANGES`]; more are counted, not listed.
 pub const CHANGES_LISTED_MAX: usize = 24;
 
-/// Header: JetStream's de-duplication id; here the report id.
+/// Header: JetStream's de-duplication id; here the report id and revision ([`msg_id`]).
 pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
+/// Header: JetStream refuses the message unless the subject's last message has this stream
+/// sequence (0: the subject has none).
+pub const HEADER_EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 
 /// Most messages read on a subject to find a period's last revision: a partner submits a
 /// few reports a year per framework, so this is decades of them; past it, refuse rather than
@@ -49,6 +54,8 @@ pub enum SubmitError {
     Publish(String),
     #[error("more than {SUBMITTED_SCAN_MAX} reports on {subject}: too many to find the last revision of {period}")]
     TooMany { subject: String, period: String },
+    #[error("{subject}: other submitters published first {attempts} times running; run the command again")]
+    Contended { subject: String, attempts: u32 },
     #[error(transparent)]
     Report(#[from] ReportError),
 }
@@ -74,46 +81,91 @@ pub fn reports_stream_config() -> stream::Config {
     kept_stream_config(REPORTS_STREAM, "stock reports as submitted, one message per revision", REPORTS_SUBJECTS, 1)
 }
 
+/// Attempts at a publication whose subject moved on meanwhile (another submitter published
+/// on it between our read and our publish): each reads the stream again.
+pub const SUBMIT_ATTEMPTS_MAX: u32 = 8;
+
+/// The revision a report gets against its period's last submitted revision `last`
+/// (revision, body SHA-256, provisional): 1 when nothing was submitted, the next when the
+/// body or the provisional mark differ, `None` (nothing to send) when neither does. A final
+/// report whose body equals a provisional revision's is still sent: the addressee must
+/// learn the figures are final. Pure: the scheduler plans with it from its store, and
+/// [`submit`] decides with it from the stream.
+pub fn next_revision(last: Option<(u64, &str, bool)>, body_sha256: &str, provisional: bool) -> Option<u64> {
+    match last {
+        None => Some(1),
+        Some((_, body, was_provisional)) if body == body_sha256 && was_provisional == provisional => None,
+        Some((revision, _, _)) => Some(revision + 1),
+    }
+}
+
+/// The de-duplication id of a revision: `<report id>.r<revision>` (JetStream drops a second
+/// message with the same id inside the stream's duplicate window).
+pub fn msg_id(report_id: &str, revision: u64) -> String {
+    format!("{report_id}.r{revision}")
+}
+
 /// Publishes `report` as the next revision of its period, unless the last revision has the
-/// same body.
+/// same body. The one place a revision number is given, for `submit.<P>` and the schedule
+/// alike: the period's last revision is read from the stream with the subject's last
+/// sequence, and the message is published with `Nats-Expected-Last-Subject-Sequence` = that
+/// sequence, so JetStream refuses it if anyone published on the subject in between; then
+/// the stream is read again and the revision decided anew (at most [`SUBMIT_ATTEMPTS_MAX`]
+/// times). A publication JetStream reports as a duplicate (`Nats-Msg-Id` already seen: a
+/// resend, or another scope's report of the same cut) is read again the same way. Two
+/// submitters can therefore never give one revision number twice.
 pub async fn submit(js: &jetstream::Context, report: &Report) -> Result<Submitted, SubmitError> {
     let stream =
         js.get_or_create_stream(reports_stream_config()).await.map_err(|e| SubmitError::Stream(e.to_string()))?;
     let subject = report_subject(report);
     let period = report.header.period.to_string();
-    let last = last_revision(stream, &subject, &period).await?;
-    let mut headers = HeaderMap::new();
-    let (revision, changes) = match last {
-        // A final report whose body equals a provisional revision's is still sent: the
-        // addressee must learn the figures are final.
-        Some(last)
-            if last.body_sha256 == report.header.body_sha256
-                && last.report.header.provisional == report.header.provisional =>
-        {
-            return Ok(Submitted::Unchanged { revision: last.revision })
+    for _ in 0..SUBMIT_ATTEMPTS_MAX {
+        let (last, subject_last_seq) = last_revision(stream.clone(), &subject, &period).await?;
+        let h = &report.header;
+        let Some(revision) = next_revision(
+            last.as_ref().map(|l| (l.revision, l.body_sha256.as_str(), l.report.header.provisional)),
+            &h.body_sha256,
+            h.provisional,
+        ) else {
+            return Ok(Submitted::Unchanged { revision: last.map_or(0, |l| l.revision) });
+        };
+        let mut headers = HeaderMap::new();
+        let changes = match &last {
+            Some(last) => {
+                let changes = changes(&last.report, report);
+                headers.insert(HEADER_SUPERSEDES, last.report.header.report_id.as_str());
+                headers.insert(HEADER_CHANGES, changes_header(&changes).as_str());
+                changes
+            }
+            None => Vec::new(),
+        };
+        headers.insert(HEADER_MSG_ID, msg_id(&h.report_id, revision).as_str());
+        headers.insert(HEADER_EXPECTED_LAST_SUBJECT_SEQUENCE, subject_last_seq.to_string().as_str());
+        headers.insert(HEADER_PERIOD, period.as_str());
+        headers.insert(HEADER_REVISION, revision.to_string().as_str());
+        headers.insert(HEADER_BODY_HASH, h.body_sha256.as_str());
+        headers.insert(HEADER_CUT_SEQ, h.cut_seq.to_string().as_str());
+        headers.insert(HEADER_CHAIN_HEAD, h.chain_head.as_str());
+        let payload = render::json(report)?;
+        let acked = js
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(|e| SubmitError::Publish(e.to_string()))?
+            .await;
+        match acked {
+            // A duplicate id: this revision number is taken — by a resend of ours or another
+            // report of the same cut (another material scope). Read the stream again.
+            Ok(ack) if ack.duplicate => {
+                tracing::info!(%subject, revision, "revision already on the stream (duplicate id); reading it again");
+            }
+            Ok(ack) => return Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject, changes }),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                tracing::info!(%subject, revision, "another submitter published on the subject first; reading it again");
+            }
+            Err(e) => return Err(SubmitError::Publish(e.to_string())),
         }
-        Some(last) => {
-            let changes = changes(&last.report, report);
-            headers.insert(HEADER_SUPERSEDES, last.report.header.report_id.as_str());
-            headers.insert(HEADER_CHANGES, changes_header(&changes).as_str());
-            (last.revision + 1, changes)
-        }
-        None => (1, Vec::new()),
-    };
-    headers.insert(HEADER_MSG_ID, report.header.report_id.as_str());
-    headers.insert(HEADER_PERIOD, period.as_str());
-    headers.insert(HEADER_REVISION, revision.to_string().as_str());
-    headers.insert(HEADER_BODY_HASH, report.header.body_sha256.as_str());
-    headers.insert(HEADER_CUT_SEQ, report.header.cut_seq.to_string().as_str());
-    headers.insert(HEADER_CHAIN_HEAD, report.header.chain_head.as_str());
-    let payload = render::json(report)?;
-    let ack = js
-        .publish_with_headers(subject.clone(), headers, payload.into())
-        .await
-        .map_err(|e| SubmitError::Publish(e.to_string()))?
-        .await
-        .map_err(|e| SubmitError::Publish(e.to_string()))?;
-    Ok(Submitted::Published { revision, stream_seq: ack.sequence, subject, changes })
+    }
+    Err(SubmitError::Contended { subject, attempts: SUBMIT_ATTEMPTS_MAX })
 }
 
 /// What differs between two reports' bodies: `pointer: old -> new` for every changed value
@@ -182,25 +234,31 @@ struct LastRevision {
     report: Report,
 }
 
-/// The last revision of `period` on `subject`, with its report.
+/// The last revision of `period` on `subject`, with its report, and the stream sequence of
+/// the subject's last message (0: none).
 async fn last_revision(
     mut stream: jetstream::stream::Stream,
     subject: &str,
     period: &str,
-) -> Result<Option<LastRevision>, SubmitError> {
+) -> Result<(Option<LastRevision>, u64), SubmitError> {
     let info = stream.info().await.map_err(|e| SubmitError::Stream(e.to_string()))?;
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
     if info.state.messages == 0 {
-        return Ok(None);
+        return Ok((None, 0));
     }
     if last.saturating_sub(first) >= SUBMITTED_SCAN_MAX {
         return Err(SubmitError::TooMany { subject: subject.to_string(), period: period.to_string() });
     }
     let mut found = None;
+    let mut subject_last_seq = 0;
     for seq in first..=last {
         let message = stream.get_raw_message(seq).await.map_err(|e| SubmitError::Stream(e.to_string()))?;
         let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
-        if message.subject.as_str() != subject || header(HEADER_PERIOD).as_deref() != Some(period) {
+        if message.subject.as_str() != subject {
+            continue;
+        }
+        subject_last_seq = seq;
+        if header(HEADER_PERIOD).as_deref() != Some(period) {
             continue;
         }
         let revision = header(HEADER_REVISION).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0);
@@ -211,5 +269,5 @@ async fn last_revision(
             found = Some(LastRevision { revision, body_sha256: header(HEADER_BODY_HASH).unwrap_or_default(), report });
         }
     }
-    Ok(found)
+    Ok((found, subject_last_seq))
 }

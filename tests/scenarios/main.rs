@@ -10,6 +10,7 @@ mod cli_operator;
 mod cli_refusals;
 mod cli_remote;
 mod cli_report;
+mod cli_schedule;
 mod cli_totals;
 mod cli_watch;
 mod partner;

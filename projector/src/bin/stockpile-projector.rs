@@ -35,6 +35,12 @@ enum Verb {
         /// connection does both (development, unauthenticated servers).
         #[arg(long, env = "STOCKPILE_NATS_PUBLISHER_NKEY")]
         publisher_nkey: Option<PathBuf>,
+        /// Report schedule (JSON, schemas/v1/report-schedule.schema.json): publish each listed
+        /// partner's report by itself once its deadline has passed by ledger time, and a new
+        /// revision when a back-dated event changes it. Without it, reports are published only
+        /// when asked (`stockpile report --submit`).
+        #[arg(long, env = "STOCKPILE_REPORT_SCHEDULE")]
+        schedule: Option<PathBuf>,
     },
 }
 
@@ -44,7 +50,16 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let Verb::Serve { nats, data, durable, nkey, publisher_nkey } = Cli::parse().command;
+    let Verb::Serve { nats, data, durable, nkey, publisher_nkey, schedule } = Cli::parse().command;
+    let schedule = schedule.map(|path| {
+        let read = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| stockpile_projector::schedule::Schedule::from_json(&bytes).map_err(|e| e.to_string()));
+        read.unwrap_or_else(|e| {
+            eprintln!("error: --schedule {}: {e}", path.display());
+            std::process::exit(2);
+        })
+    });
     let load = |path: Option<PathBuf>| match path.as_deref().map(Identity::from_file).transpose() {
         Ok(identity) => identity,
         Err(e) => {
@@ -53,7 +68,8 @@ async fn main() {
         }
     };
     let (identity, publisher_identity) = (load(nkey), load(publisher_nkey));
-    let config = ProjectorConfig { durable, identity, publisher_identity, ..ProjectorConfig::new(nats, data) };
+    let config =
+        ProjectorConfig { durable, identity, publisher_identity, schedule, ..ProjectorConfig::new(nats, data) };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -77,9 +77,10 @@ struct Context {
     /// Asks the ledger for its head and publishes reports.
     publisher: async_nats::Client,
     reader: Reader,
-    /// One submission at a time in this process: each reads the period's last revision and
-    /// publishes the next, which two at once would both number alike.
-    submitting: Mutex<()>,
+    /// One submission at a time in this process (shared with the scheduler): each reads the
+    /// period's last revision and publishes the next; JetStream's expected subject sequence
+    /// guards the same across processes.
+    submitting: Arc<Mutex<()>>,
 }
 
 type Requests = futures::stream::SelectAll<futures::stream::BoxStream<'static, (Api, Request)>>;
@@ -118,9 +119,15 @@ pub(super) async fn register(responder: &async_nats::Client) -> Result<Endpoints
 
 impl Endpoints {
     /// Serves requests until the task is aborted.
-    pub(super) async fn serve(self, responder: async_nats::Client, publisher: async_nats::Client, reader: Reader) {
+    pub(super) async fn serve(
+        self,
+        responder: async_nats::Client,
+        publisher: async_nats::Client,
+        reader: Reader,
+        submitting: Arc<Mutex<()>>,
+    ) {
         let Endpoints { _service, mut requests } = self;
-        let context = Arc::new(Context { responder, publisher, reader, submitting: Mutex::new(()) });
+        let context = Arc::new(Context { responder, publisher, reader, submitting });
         let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
         while let Some((api, request)) = requests.next().await {
             let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");

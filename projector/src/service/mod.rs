@@ -21,9 +21,11 @@
 //! acknowledged only after their page is persisted, so a crash redelivers, never loses.
 
 mod endpoints;
+mod scheduler;
 pub mod wire;
 
 pub use endpoints::{REPORT_CATCH_UP_TIMEOUT, REQUESTS_IN_FLIGHT_MAX, REQUEST_BYTES_MAX};
+pub use scheduler::{SCHEDULE_POLL, SCHEDULE_RETRY};
 
 use crate::projector::{Projector, ProjectorError};
 use crate::query::Holdings;
@@ -72,6 +74,8 @@ pub struct ProjectorConfig {
     /// The NATS user of the publisher connection (`projector-publisher`): JetStream, the
     /// ledger's range, report publication. `None`: the responder connection does both.
     pub publisher_identity: Option<Identity>,
+    /// Reports to submit by themselves (`--schedule FILE`); `None`: only on request.
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 impl ProjectorConfig {
@@ -82,6 +86,7 @@ impl ProjectorConfig {
             durable: "stockpile-projector".into(),
             identity: None,
             publisher_identity: None,
+            schedule: None,
         }
     }
 }
@@ -127,7 +132,27 @@ pub async fn run(config: ProjectorConfig, shutdown: impl Future<Output = ()> + S
     // from views that no longer move. It is registered before the stream is followed, so
     // `$SRV.PING` answers from the start.
     let endpoints = endpoints::register(&responder).await?;
-    let _queries = AbortOnDrop(tokio::spawn(endpoints.serve(responder.clone(), publisher.clone(), projector.reader())));
+    let submitting = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let _queries = AbortOnDrop(tokio::spawn(endpoints.serve(
+        responder.clone(),
+        publisher.clone(),
+        projector.reader(),
+        submitting.clone(),
+    )));
+    let _scheduler = match config.schedule.clone() {
+        Some(schedule) => {
+            let submissions = projector.store().submissions().map_err(ProjectorError::from)?;
+            let scheduler = scheduler::Scheduler {
+                schedule,
+                reader: projector.reader(),
+                submissions,
+                publisher: publisher.clone(),
+                submitting,
+            };
+            Some(AbortOnDrop(tokio::spawn(scheduler.run())))
+        }
+        None => None,
+    };
     follow(&publisher, &config, projector, shutdown).await
 }
 

@@ -34,6 +34,9 @@
 //! and the segment size is set as the ledger's store sets it.
 
 pub(crate) mod codec;
+mod submissions;
+
+pub use submissions::Submissions;
 
 use crate::fold::{FoldError, Step};
 use crate::views::{Head, Registry, Views};
@@ -243,6 +246,12 @@ impl ViewStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The scheduler's record of what it submitted (its own tree; [`ViewStore::clear`]
+    /// leaves it alone).
+    pub fn submissions(&self) -> Result<Submissions, StoreError> {
+        Submissions::open(&self.db)
     }
 
     /// Bytes sled uses on disk.
