@@ -281,7 +281,9 @@ fn submit_publishes_numbered_revisions_to_jetstream() {
             let report: serde_json::Value = serde_json::from_slice(&m.payload).expect("report JSON");
             assert_eq!(m.subject.as_str(), "stockpile.v1.reports.EU.NL");
             let msg_id = m.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str());
-            assert_eq!(msg_id, report["header"]["report_id"].as_str(), "{:?}", m.headers);
+            // JetStream deduplicates by report id and revision (docs/PARTNERS.md, "Reports").
+            let expected = format!("{}.r{seq}", report["header"]["report_id"].as_str().expect("a report id"));
+            assert_eq!(msg_id, Some(expected.as_str()), "{:?}", m.headers);
             assert_eq!(h("Stockpile-Revision"), Some(seq.to_string()));
             assert_eq!(h("Stockpile-Period").as_deref(), Some("2026-Q1"));
             bodies.push(report);
