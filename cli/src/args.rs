@@ -298,10 +298,20 @@ pub enum RegisterVerb {
         common: Common,
     },
     /// Register a generated key's public key: its holder sends you `<id>.pub` (never the `.key`).
+    /// From a `.pub` file (written by someone else) you state what the key may do: `--party`
+    /// for an operator key, `--role admin` for an admin key; a file that says otherwise is refused.
     Key {
         /// The key's `.pub` file (or a key id in --keys, or a `.key` file).
         #[arg(value_name = "KEY")]
         key_id: String,
+        /// The party the key acts for (required for an operator key from a `.pub` file; must
+        /// match the file).
+        #[arg(long)]
+        party: Option<String>,
+        /// operator or admin (an admin key from a `.pub` file needs `--role admin`; must match
+        /// the file).
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
         #[command(flatten)]
         common: Common,
     },

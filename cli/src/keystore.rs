@@ -126,12 +126,14 @@ impl Keystore {
 
     /// The public half of a key to register: a key file or a `.pub` file, by id (from the
     /// keys directory: `<id>.pub`, else `<id>.key`) or by path.
-    pub fn load_public(&self, id_or_path: &str) -> Result<PublicKeyFile> {
+    /// Also says whether it came from a `.pub` file, i.e. from someone else: its role and
+    /// party are then claims the registering admin must confirm.
+    pub fn load_public(&self, id_or_path: &str) -> Result<(PublicKeyFile, bool)> {
         let by_path = id_or_path.contains('/') || id_or_path.ends_with(".key") || id_or_path.ends_with(".pub");
         let path = match by_path {
             true => PathBuf::from(id_or_path),
             false if self.dir.join(format!("{id_or_path}.pub")).is_file() => self.dir.join(format!("{id_or_path}.pub")),
-            false => return Ok(self.load(id_or_path)?.public()),
+            false => return Ok((self.load(id_or_path)?.public(), false)),
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             usage(format!(
@@ -140,11 +142,11 @@ impl Keystore {
             ))
         })?;
         if let Ok(public) = serde_json::from_str::<PublicKeyFile>(&text) {
-            return Ok(public);
+            return Ok((public, true));
         }
         let file: KeyFile =
             serde_json::from_str(&text).map_err(|e| usage(format!("key file {} is malformed: {e}", path.display())))?;
-        Ok(file.public())
+        Ok((file.public(), false))
     }
 
     pub fn list(&self) -> Result<Vec<KeyFile>> {

@@ -152,6 +152,37 @@ fn the_readme_multilateral_block_bootstraps_two_partners_on_nats_accounts_as_wri
     assert_eq!(de.status.code(), Some(2), "{}", text(&de.stderr));
     assert!(text(&de.stderr).contains("refused user partner-DE"), "{}", text(&de.stderr));
     assert!(took < std::time::Duration::from_secs(5), "refused at once, not after a timeout: {took:?}");
+    // A `.pub` file is its holder's claim: the admin states the party, and a file asking for
+    // an admin key, or another party, is refused before anything is posted.
+    let admin = |args: &[&str]| {
+        let nkey = dir.join("nats/users/admin.nk");
+        let mut all = vec!["--nats", url, "--nats-nkey", nkey.to_str().unwrap(), "--keys", "admin-keys"];
+        all.extend(args);
+        stockpile(dir, &all)
+    };
+    let claim = std::fs::read_to_string(dir.join("nl-keys/nl-ops.pub")).unwrap();
+    let forged = claim.replace("\"operator\"", "\"admin\"").replace("nl-ops", "nl-boss");
+    std::fs::write(dir.join("forged.pub"), forged).unwrap();
+    for (args, says) in [
+        (&["register", "key", "forged.pub"][..], "asks for an admin key"),
+        (
+            &["register", "key", "forged.pub", "--role", "operator", "--party", "nl-covra"][..],
+            "is an admin key, not operator",
+        ),
+        (&["register", "key", "nl-keys/nl-ops.pub"][..], "--party nl-covra"),
+        (
+            &["register", "key", "nl-keys/nl-ops.pub", "--party", "de-rohstoff"][..],
+            "acts for nl-covra, not de-rohstoff",
+        ),
+    ] {
+        let out = admin(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says) && text(&out.stderr).contains("nothing registered"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     // DE may not post on NL's channel either; nothing is written.
     let nl_file = format!("{repo}/docs/examples/multilateral/nl-2026-q1.jsonl");
     let de_key = dir.join("de-keys/de-ops.key");

@@ -2,10 +2,11 @@
 //! key revocation: admin commands.
 
 use super::{post_one, Ctx};
-use crate::args::{Common, FigureArgs, RegisterVerb, WithholdArgs};
-use crate::error::Result;
+use crate::args::{Common, FigureArgs, RegisterVerb, RoleArg, WithholdArgs};
+use crate::error::{usage, Result};
+use crate::keystore::PublicKeyFile;
 use crate::parse::{self, enum_value};
-use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, LotId, MaterialId, PartyId};
+use stockpile_ledger::domain::{Action, Country, FacilityId, FigureKind, KeyId, KeyRole, LotId, MaterialId, PartyId};
 
 pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
     match verb {
@@ -26,8 +27,16 @@ pub fn run(ctx: &mut Ctx<'_>, verb: &RegisterVerb) -> Result<()> {
             };
             post_one(ctx, common, None, action)
         }
-        RegisterVerb::Key { key_id: id, common } => {
-            let file = ctx.keys.load_public(id)?;
+        RegisterVerb::Key { key_id: id, party, role, common } => {
+            let (file, handed_over) = ctx.keys.load_public(id)?;
+            confirm(&file, handed_over, party.as_deref(), *role)?;
+            eprintln!(
+                "registering key {} ({:?}{}), public key {}",
+                file.key,
+                file.role,
+                file.party.as_deref().map(|p| format!(" of {p}")).unwrap_or_default(),
+                file.public_key
+            );
             let action = Action::RegisterKey {
                 key: KeyId::new(file.key.as_str()),
                 public_key: file.public_key.clone(),
@@ -97,4 +106,45 @@ pub fn revoke(ctx: &mut Ctx<'_>, id: &str, reason: &str, common: &Common) -> Res
         ctx.keys.mark_revoked(id)?;
     }
     result
+}
+
+/// The role and party a key file claims, against what the admin states. A `.pub` file was
+/// written by the key's holder, so its claims count only when the admin states them too: an
+/// operator key needs `--party` (the same), an admin key `--role admin`. Whatever is stated
+/// must match the file.
+fn confirm(file: &PublicKeyFile, handed_over: bool, party: Option<&str>, role: Option<RoleArg>) -> Result<()> {
+    let claimed = match file.role {
+        KeyRole::Admin => RoleArg::Admin,
+        KeyRole::Operator => RoleArg::Operator,
+    };
+    let spell = |r: RoleArg| if r == RoleArg::Admin { "admin" } else { "operator" };
+    if let Some(stated) = role.filter(|r| *r != claimed) {
+        return Err(usage(format!(
+            "key {} is an {} key, not {}: nothing registered",
+            file.key,
+            spell(claimed),
+            spell(stated)
+        )));
+    }
+    if let Some(stated) = party.filter(|p| file.party.as_deref() != Some(*p)) {
+        return Err(usage(format!(
+            "key {} acts for {}, not {stated}: nothing registered",
+            file.key,
+            file.party.as_deref().unwrap_or("no party")
+        )));
+    }
+    if handed_over && claimed == RoleArg::Admin && role.is_none() {
+        return Err(usage(format!(
+            "{} asks for an admin key: pass --role admin if you mean to give its holder every registration right; nothing registered",
+            file.key
+        )));
+    }
+    if handed_over && claimed == RoleArg::Operator && party.is_none() {
+        return Err(usage(format!(
+            "name the party key {} is to act for: --party {} (what its file claims), after checking with its holder; nothing registered",
+            file.key,
+            file.party.as_deref().unwrap_or("P")
+        )));
+    }
+    Ok(())
 }
