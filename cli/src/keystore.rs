@@ -125,15 +125,16 @@ impl Keystore {
     }
 
     /// The public half of a key to register: a key file or a `.pub` file, by id (from the
-    /// keys directory: `<id>.pub`, else `<id>.key`) or by path.
+    /// keys directory: `<id>.key`, else `<id>.pub`) or by path.
     /// Also says whether it came from a `.pub` file, i.e. from someone else: its role and
     /// party are then claims the registering admin must confirm.
     pub fn load_public(&self, id_or_path: &str) -> Result<(PublicKeyFile, bool)> {
         let by_path = id_or_path.contains('/') || id_or_path.ends_with(".key") || id_or_path.ends_with(".pub");
+        // By id: this keystore's own `.key` (a key this operator made), else a `.pub` kept here.
         let path = match by_path {
             true => PathBuf::from(id_or_path),
-            false if self.dir.join(format!("{id_or_path}.pub")).is_file() => self.dir.join(format!("{id_or_path}.pub")),
-            false => return Ok((self.load(id_or_path)?.public(), false)),
+            false if self.path(id_or_path).is_file() => return Ok((self.load(id_or_path)?.public(), false)),
+            false => self.dir.join(format!("{id_or_path}.pub")),
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             usage(format!(
