@@ -823,7 +823,8 @@ pub enum ReportsVerb {
         deadline: Option<String>,
     },
     /// Per material, the sum over the States' last accepted revisions: gross, contained, each
-    /// State's share, withheld notifications counted; every figure names its report.
+    /// State's share, withheld notifications counted, and the coverage of the annual
+    /// consumption and net-import figures the States registered; every figure names its report.
     Aggregate {
         /// The framework: `EU` (CRM Act Art. 22), `IEA` or `NATO`.
         #[arg(long, default_value = "EU")]
@@ -831,7 +832,8 @@ pub enum ReportsVerb {
         /// The reporting period: 2026 (year), 2026-H1 (half), 2026-Q3 (quarter) or 2026-05 (month).
         #[arg(long)]
         period: String,
-        /// Also write a bar chart (SVG) of stock per material by State to this file.
+        /// Also write a bar chart of stock per material by State to this file: PNG when its
+        /// name ends in `.png`, else SVG.
         #[arg(long)]
         chart: Option<PathBuf>,
     },

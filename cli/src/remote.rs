@@ -96,8 +96,19 @@ fn refusal_hint(subject: &str) -> &'static str {
 enum Unanswered {
     /// The server's permissions refused this user the subject.
     Refused(RemoteError),
-    /// Anything else: nobody answers, the connection failed, the timeout passed.
+    /// The server said at once that nobody subscribes to the subject.
+    NoResponders(CliError),
+    /// Anything else: the connection failed, the timeout passed.
     Failed(CliError),
+}
+
+impl Unanswered {
+    fn into_error(self) -> CliError {
+        match self {
+            Unanswered::Refused(e) => e.into(),
+            Unanswered::NoResponders(e) | Unanswered::Failed(e) => e,
+        }
+    }
 }
 
 pub struct Remote {
@@ -143,10 +154,7 @@ impl Remote {
     /// Sends one request; a reply that is an [`ErrorReply`] becomes an operational error.
     /// A request the server refuses (its permissions) ends as soon as the server says so.
     fn request<T: serde::de::DeserializeOwned>(&self, subject: &str, body: Vec<u8>, who: &'static str) -> Result<T> {
-        let reply = self.send(subject, body, who).map_err(|failed| match failed {
-            Unanswered::Refused(e) => e.into(),
-            Unanswered::Failed(e) => e,
-        })?;
+        let reply = self.send(subject, body, who).map_err(Unanswered::into_error)?;
         self.decode(subject, &reply, who)
     }
 
@@ -161,7 +169,7 @@ impl Remote {
         self.runtime.block_on(async {
             tokio::select! {
                 reply = self.client.request(subject.to_string(), body.into()) => reply.map_err(|e| match e.kind() {
-                    async_nats::RequestErrorKind::NoResponders => Unanswered::Failed(RemoteError::NoResponders {
+                    async_nats::RequestErrorKind::NoResponders => Unanswered::NoResponders(RemoteError::NoResponders {
                         service: who,
                         subject: subject.to_string(),
                         url: self.url.clone(),
@@ -468,26 +476,22 @@ impl Remote {
         match self.send(CHECKPOINT, Vec::new(), "ledger service") {
             Ok(reply) => self.decode(CHECKPOINT, &reply, "ledger service"),
             Err(Unanswered::Refused(_)) => self.latest_checkpoint(),
-            Err(Unanswered::Failed(e)) => Err(e),
+            Err(failed) => Err(failed.into_error()),
         }
     }
 
     /// The latest checkpoint on `STOCKPILE_CHECKPOINTS`, by a direct get of the stream's last
-    /// message: under the accounts' import prefix first, then (a single-account server) as
-    /// the JetStream API itself.
+    /// message: under the accounts' import prefix first, then, only when nothing answers
+    /// there (a single-account server), as the JetStream API itself.
     pub fn latest_checkpoint(&self) -> Result<Checkpoint> {
         let api = access::latest_checkpoint_subject();
         let imported = access::local_subject(&api);
         let reply = match self.send(&imported, Vec::new(), "JetStream (direct get)") {
             Ok(reply) => reply,
-            Err(Unanswered::Failed(_)) if imported != api => {
-                self.send(&api, Vec::new(), "JetStream (direct get)").map_err(|failed| match failed {
-                    Unanswered::Refused(e) => e.into(),
-                    Unanswered::Failed(e) => e,
-                })?
+            Err(Unanswered::NoResponders(_)) => {
+                self.send(&api, Vec::new(), "JetStream (direct get)").map_err(Unanswered::into_error)?
             }
-            Err(Unanswered::Refused(e)) => return Err(e.into()),
-            Err(Unanswered::Failed(e)) => return Err(e),
+            Err(failed) => return Err(failed.into_error()),
         };
         if reply.status.is_some_and(|s| s.as_u16() == 404) {
             return Err(operational(format!(
@@ -510,24 +514,44 @@ impl Remote {
 }
 
 impl Remote {
-    /// Every report on `STOCKPILE_REPORTS`, each checked on arrival against the ledger's
-    /// record at its cut (`ledger.range`; one request per distinct cut).
+    /// The JetStream API as this user reaches `stream`: under the accounts' import prefix
+    /// ([`access::JS_IMPORT_PREFIX`]) when something answers the stream's info there, else —
+    /// only when the server says nobody does (a single-account server) — the API itself.
+    fn jetstream(&self, stream: &str) -> Result<async_nats::jetstream::Context> {
+        let info = access::local_subject(&format!("$JS.API.STREAM.INFO.{stream}"));
+        match self.send(&info, Vec::new(), "JetStream") {
+            Ok(_) => Ok(async_nats::jetstream::with_prefix(self.client.clone(), access::JS_IMPORT_PREFIX)),
+            Err(Unanswered::NoResponders(_)) => Ok(async_nats::jetstream::new(self.client.clone())),
+            Err(failed) => Err(failed.into_error()),
+        }
+    }
+
+    /// Every report on `STOCKPILE_REPORTS`, each checked on arrival: its record `cut_seq`
+    /// proved against the ledger's latest signed checkpoint (`ledger.proof`, one request per
+    /// distinct cut; [`intake::cut_proof`]).
     pub fn arrivals(&self) -> Result<Vec<Arrival>> {
-        let js = async_nats::jetstream::new(self.client.clone());
+        let js = self.jetstream(stockpile_projector::submit::REPORTS_STREAM)?;
         let mut arrivals = self
             .runtime
             .block_on(intake::read_stream(&js))
             .map_err(|e| operational(format!("reading the submitted reports at {}: {e}", self.url)))?;
-        let mut records: std::collections::BTreeMap<u64, std::result::Result<Option<Vec<u8>>, String>> =
-            std::collections::BTreeMap::new();
+        if arrivals.is_empty() {
+            return Ok(arrivals);
+        }
+        let checkpoint = self.checkpoint().map_err(|e| format!("no signed checkpoint: {e}"));
+        let mut proofs: std::collections::BTreeMap<u64, intake::CutProof> = std::collections::BTreeMap::new();
         for arrival in &mut arrivals {
             let seq = arrival.cut_seq;
-            let record = records.entry(seq).or_insert_with(|| {
-                self.range(RangeRequest { from: seq, to: Some(seq), limit: Some(1) })
-                    .map(|page| page.records.first().map(|r| r.get().as_bytes().to_vec()))
-                    .map_err(|e| e.to_string())
+            let proof = proofs.entry(seq).or_insert_with(|| match &checkpoint {
+                Err(why) => intake::CutProof::Unavailable(why.clone()),
+                Ok(checkpoint) => intake::cut_proof(seq, checkpoint, |tree_size| {
+                    match self.proof(&ProofRequest::Inclusion { seq, tree_size }).map_err(|e| e.to_string())? {
+                        ProofReply::Inclusion(proof) => Ok(proof),
+                        ProofReply::Consistency(_) => Err("the ledger answered a consistency proof".into()),
+                    }
+                }),
             });
-            arrival.check(record.as_ref().map(|r| r.as_deref()).map_err(Clone::clone));
+            arrival.check_cut(proof);
         }
         Ok(arrivals)
     }

@@ -2,11 +2,13 @@
 //! and what it adds up to.
 //!
 //! - [`read_stream`] reads every submitted revision (at most [`submit::SUBMITTED_SCAN_MAX`]);
-//! - [`Arrival::check`] is the check on arrival: a report is **accepted** only when its body
-//!   hashes to its `body_sha256`, its headers agree with its body, and record `cut_seq` of the
-//!   ledger (read over `stockpile.v1.ledger.range`, its hash recomputed) has hash
-//!   `chain_head`; otherwise it is **refused** with the reason, or **unchecked** when the
-//!   ledger could not be asked;
+//! - [`cut_proof`] and [`Arrival::check_cut`] are the check on arrival: a report is
+//!   **accepted** only when its body hashes to its `body_sha256`, its headers agree with its
+//!   body, and record `cut_seq` is proved, by an RFC 6962 inclusion proof (`ledger.proof`)
+//!   checked against a **signed checkpoint** of the ledger, to have hash `chain_head`;
+//!   otherwise it is **refused** with the reason, or **unchecked** when no signed checkpoint
+//!   covers `cut_seq` yet or the ledger could not be asked. The proof carries hashes only, so
+//!   the check needs no right to read the ledger's records;
 //! - [`missing`] and [`aggregate`] are pure: arrivals in, figures out. An aggregate sums only
 //!   accepted reports, the last accepted revision per partner, and names each one it sums.
 
@@ -15,6 +17,8 @@ use crate::submit::{self, HEADER_CHANGES, HEADER_REVISION, HEADER_SUPERSEDES, RE
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use stockpile_ledger::audit::checkpoint::Checkpoint;
+use stockpile_ledger::audit::proof::InclusionProof;
 use stockpile_ledger::canonical;
 use stockpile_ledger::domain::Reference;
 
@@ -24,7 +28,7 @@ use stockpile_ledger::domain::Reference;
 pub enum Check {
     Accepted,
     Refused(String),
-    /// The ledger could not be asked (not running, or this user may not read its range).
+    /// Not decided yet: no signed checkpoint covers the cut, or the ledger could not be asked.
     Unchecked(String),
 }
 
@@ -131,30 +135,66 @@ pub async fn read_stream(js: &async_nats::jetstream::Context) -> Result<Vec<Arri
     Ok(out)
 }
 
+/// What the ledger proved about record `cut_seq` of a report: the input of
+/// [`Arrival::check_cut`], made by [`cut_proof`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CutProof {
+    /// Record `seq` has hash `record_hash` (hex) in the signed tree of `tree_size` records.
+    Proved { seq: u64, record_hash: String, tree_size: u64 },
+    /// The latest signed checkpoint covers records `1..=tree_size` only.
+    NotCovered { tree_size: u64 },
+    /// No proof could be had: why.
+    Unavailable(String),
+}
+
+/// Proves record `seq` against `checkpoint`: `prove(tree_size)` asks the ledger for the
+/// inclusion proof of `seq` in the tree of `tree_size` records, which is then checked against
+/// the checkpoint's root and signature (the signature under the key the checkpoint names;
+/// pinning that key is the caller's part). A proof that does not hold proves nothing.
+pub fn cut_proof(
+    seq: u64,
+    checkpoint: &Checkpoint,
+    prove: impl FnOnce(u64) -> Result<InclusionProof, String>,
+) -> CutProof {
+    if seq == 0 || seq > checkpoint.tree_size {
+        return CutProof::NotCovered { tree_size: checkpoint.tree_size };
+    }
+    let proof = match prove(checkpoint.tree_size) {
+        Ok(proof) => proof,
+        Err(why) => return CutProof::Unavailable(format!("no inclusion proof of record {seq}: {why}")),
+    };
+    if proof.seq != seq {
+        return CutProof::Unavailable(format!("the ledger answered a proof of record {} for {seq}", proof.seq));
+    }
+    match proof.verify(checkpoint) {
+        Ok(()) => {
+            CutProof::Proved { seq, record_hash: canonical::hex(&proof.record_hash), tree_size: checkpoint.tree_size }
+        }
+        Err(e) => CutProof::Unavailable(format!("the ledger's inclusion proof of record {seq} does not hold: {e}")),
+    }
+}
+
 impl Arrival {
-    /// Checks the chain head against the ledger's record `cut_seq`: `record` is what the
-    /// ledger's range returned for it (`None`: the log has no such record), or why it could
-    /// not be asked. A report already refused stays refused.
-    pub fn check(&mut self, record: Result<Option<&[u8]>, String>) {
+    /// Decides the check on arrival from what the ledger proved about record `cut_seq`
+    /// ([`cut_proof`]). A report already refused stays refused.
+    pub fn check_cut(&mut self, proof: &CutProof) {
         if self.check != Check::Accepted {
             return;
         }
-        self.check = match record {
-            Err(why) => Check::Unchecked(why),
-            Ok(None) => Check::Refused(format!("the ledger has no record {} (the report claims it)", self.cut_seq)),
-            Ok(Some(bytes)) => match crate::fold::decode(bytes) {
-                Err(e) => Check::Refused(format!("record {} of the ledger does not decode: {e}", self.cut_seq)),
-                Ok(d) if d.record.seq != self.cut_seq => {
-                    Check::Refused(format!("the ledger answered record {} for {}", d.record.seq, self.cut_seq))
-                }
-                Ok(d) if canonical::hex(&d.hash) != self.chain_head => Check::Refused(format!(
-                    "chain head {} is not in the log: record {} has hash {}",
-                    self.chain_head,
-                    self.cut_seq,
-                    canonical::hex(&d.hash)
-                )),
-                Ok(_) => Check::Accepted,
-            },
+        self.check = match proof {
+            CutProof::Unavailable(why) => Check::Unchecked(why.clone()),
+            CutProof::NotCovered { tree_size } => Check::Unchecked(format!(
+                "no signed checkpoint covers record {} yet (the latest covers 1..={tree_size}); the ledger signs one every interval in which the log grew",
+                self.cut_seq
+            )),
+            CutProof::Proved { seq, .. } if *seq != self.cut_seq => {
+                Check::Unchecked(format!("a proof of record {seq} is not one of record {}", self.cut_seq))
+            }
+            CutProof::Proved { record_hash, .. } if *record_hash == self.chain_head => Check::Accepted,
+            CutProof::Proved { record_hash, tree_size, .. } => Check::Refused(format!(
+                "chain head {} is not in the log: record {} has hash {record_hash} in the signed tree of {tree_size} records",
+                self.chain_head, self.cut_seq
+            )),
         };
     }
 }
@@ -258,6 +298,30 @@ pub struct MaterialTotal {
     pub shares: Vec<Share>,
     /// Withheld notifications (national security): counted, never quantified.
     pub withheld_notices: u64,
+    /// The States' stock against the sum of their registered annual consumption figures.
+    pub consumption: Coverage,
+    /// The States' stock against the sum of their registered annual net-import figures.
+    pub days_of_cover: Coverage,
+}
+
+/// A material's total set against the annual figures the States registered (as their reports
+/// carry them): only the States whose report has a registered, non-zero figure count, on both
+/// sides of the ratio, so a State without one neither dilutes nor inflates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The year of the figures: the calendar year before the period's end.
+    pub year: i32,
+    /// The States counted (a registered, non-zero figure of `year`), and those without one.
+    pub states: Vec<String>,
+    pub states_without_figure: Vec<String>,
+    /// Their gross stock and their figures, summed (grams).
+    pub stock_g: i64,
+    pub figure_g: i64,
+    /// `consumption`: `stock_g × 100 / figure_g`, percent, 2 decimals; `days_of_cover`:
+    /// `stock_g × days(year) / figure_g`, days, 1 decimal (days 366 in a leap year, else 365);
+    /// both rounded half away from zero. Absent when no State counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// What the States' reports of a framework and period add up to.
@@ -289,9 +353,11 @@ pub fn aggregate(arrivals: &[Arrival], framework: Framework, period: Period) -> 
             provisional: a.provisional,
         });
         for m in &report.body.materials {
-            let t = entry(&mut materials, &m.material);
+            let t = entry(&mut materials, &m.material, period);
             t.gross_g += m.stock.gross_g;
             t.contained_g += m.stock.contained_g;
+            t.consumption.add(partner, m.stock.gross_g, &m.consumption);
+            t.days_of_cover.add(partner, m.stock.gross_g, &m.days_of_cover);
             t.shares.push(Share {
                 partner: partner.to_string(),
                 gross_g: m.stock.gross_g,
@@ -302,7 +368,7 @@ pub fn aggregate(arrivals: &[Arrival], framework: Framework, period: Period) -> 
             });
         }
         for w in &report.body.withheld {
-            entry(&mut materials, &w.material).withheld_notices += 1;
+            entry(&mut materials, &w.material, period).withheld_notices += 1;
         }
     }
     let materials = materials
@@ -313,13 +379,44 @@ pub fn aggregate(arrivals: &[Arrival], framework: Framework, period: Period) -> 
             for s in &mut t.shares {
                 s.share_pct = percent(s.gross_g, t.gross_g);
             }
+            t.consumption.value = t.consumption.ratio(100, 2);
+            let days = i128::from(crate::report::days_in_year(t.days_of_cover.year));
+            t.days_of_cover.value = t.days_of_cover.ratio(days, 1);
             t
         })
         .collect();
     Aggregate { framework, period, sources, materials }
 }
 
-fn entry<'a>(materials: &'a mut BTreeMap<String, MaterialTotal>, material: &str) -> &'a mut MaterialTotal {
+impl Coverage {
+    fn new(year: i32) -> Coverage {
+        Coverage { year, states: Vec::new(), states_without_figure: Vec::new(), stock_g: 0, figure_g: 0, value: None }
+    }
+
+    /// Counts `partner`'s gross stock when its report has a registered, non-zero figure.
+    fn add(&mut self, partner: &str, gross_g: i64, figure: &crate::report::Ratio) {
+        match figure.figure_g {
+            Some(f) if figure.status == "registered" && f > 0 && figure.year == self.year => {
+                self.states.push(partner.to_string());
+                self.stock_g += gross_g;
+                self.figure_g += f;
+            }
+            _ => self.states_without_figure.push(partner.to_string()),
+        }
+    }
+
+    fn ratio(&self, scale: i128, decimals: u32) -> Option<String> {
+        (self.figure_g > 0)
+            .then(|| crate::report::decimal(i128::from(self.stock_g) * scale, i128::from(self.figure_g), decimals))
+    }
+}
+
+fn entry<'a>(
+    materials: &'a mut BTreeMap<String, MaterialTotal>,
+    material: &str,
+    period: Period,
+) -> &'a mut MaterialTotal {
+    let year = period.year() - 1;
     materials.entry(material.to_string()).or_insert_with(|| MaterialTotal {
         material: material.to_string(),
         gross_g: 0,
@@ -328,6 +425,8 @@ fn entry<'a>(materials: &'a mut BTreeMap<String, MaterialTotal>, material: &str)
         contained_t: String::new(),
         shares: Vec::new(),
         withheld_notices: 0,
+        consumption: Coverage::new(year),
+        days_of_cover: Coverage::new(year),
     })
 }
 
@@ -383,7 +482,81 @@ pub fn chart_svg(aggregate: &Aggregate) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::*;
+    use stockpile_ledger::audit::checkpoint::LedgerKey;
+    use stockpile_ledger::merkle::{leaf_hash, MerkleLog};
+
+    /// Three records with hashes [1; 32], [2; 32], [3; 32] under a signed checkpoint.
+    fn signed_log() -> (MerkleLog, Checkpoint) {
+        let mut log = MerkleLog::new();
+        for i in 1..=3u8 {
+            log.push(leaf_hash(&[i; 32]));
+        }
+        let at = DateTime::parse_from_rfc3339("2026-04-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let checkpoint = LedgerKey::from_secret([9; 32]).sign(3, log.root(), at);
+        (log, checkpoint)
+    }
+
+    fn arrival(cut_seq: u64, chain_head: [u8; 32]) -> Arrival {
+        Arrival {
+            stream_seq: 1,
+            received_at: DateTime::from_timestamp(0, 0).unwrap(),
+            report_id: "EU-NL-2026-Q1-2".into(),
+            framework: Framework::Eu,
+            partner: "NL".into(),
+            period: "2026-Q1".parse().unwrap(),
+            revision: 1,
+            cut_seq,
+            chain_head: canonical::hex(&chain_head),
+            provisional: false,
+            supersedes: None,
+            changes: None,
+            check: Check::Accepted,
+            report: None,
+        }
+    }
+
+    #[test]
+    fn a_cut_is_accepted_only_when_proved_in_the_signed_tree_with_its_chain_head() {
+        let (log, checkpoint) = signed_log();
+        let honest = |seq: u64, size: u64| -> Result<InclusionProof, String> {
+            let path = log.inclusion_proof(seq - 1, size).map_err(|e| e.to_string())?;
+            Ok(InclusionProof { seq, record_hash: [seq as u8; 32], tree_size: size, path })
+        };
+        let proved = cut_proof(2, &checkpoint, |size| honest(2, size));
+        assert!(matches!(proved, CutProof::Proved { seq: 2, tree_size: 3, .. }), "{proved:?}");
+        let mut good = arrival(2, [2; 32]);
+        good.check_cut(&proved);
+        assert_eq!(good.check, Check::Accepted);
+        let mut forged = arrival(2, [0; 32]);
+        forged.check_cut(&proved);
+        assert!(
+            matches!(&forged.check, Check::Refused(why) if why.contains("is not in the log")),
+            "{:?}",
+            forged.check
+        );
+
+        // A ledger that claims another hash for record 2 proves nothing.
+        let lying =
+            cut_proof(2, &checkpoint, |size| honest(2, size).map(|p| InclusionProof { record_hash: [0; 32], ..p }));
+        let mut fooled = arrival(2, [0; 32]);
+        fooled.check_cut(&lying);
+        assert!(matches!(&fooled.check, Check::Unchecked(why) if why.contains("does not hold")), "{:?}", fooled.check);
+
+        // A proof of another record, and a cut the checkpoint does not cover yet: unchecked.
+        let other = cut_proof(2, &checkpoint, |size| honest(1, size));
+        assert!(matches!(other, CutProof::Unavailable(_)), "{other:?}");
+        let mut later = arrival(4, [4; 32]);
+        later.check_cut(&cut_proof(4, &checkpoint, |_| panic!("no proof is asked for an uncovered cut")));
+        assert!(matches!(&later.check, Check::Unchecked(why) if why.contains("covers 1..=3")), "{:?}", later.check);
+
+        // A checkpoint whose signature does not verify proves nothing either.
+        let mut unsigned = checkpoint.clone();
+        unsigned.signature = "00".repeat(64);
+        let mut dubious = arrival(2, [2; 32]);
+        dubious.check_cut(&cut_proof(2, &unsigned, |size| honest(2, size)));
+        assert!(matches!(dubious.check, Check::Unchecked(_)), "{:?}", dubious.check);
+    }
 
     #[test]
     fn percent_rounds_half_up_in_integers() {

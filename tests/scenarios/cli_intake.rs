@@ -100,6 +100,15 @@ fn partners_submit_through_the_service_and_the_commission_lists_checks_and_sums_
               "50%", "--origin", "CD", "--party", &party, "--quantity", &quantity, "--occurred-at", "2026-01-10"]);
     }
 
+    // Registered 2025 figures: NL and DE their consumption, NL alone its net imports; FR none.
+    for (kind, partner, quantity) in
+        [("consumption", "NL", "100 t"), ("consumption", "DE", "300 t"), ("net-imports", "NL", "73 t")]
+    {
+        #[rustfmt::skip]
+        run(&["register", kind, "--partner", partner, "--material", "cobalt", "--year", "2025", "--quantity",
+              quantity, "--occurred-at", "2026-01-15"]);
+    }
+
     // `report` over NATS: built by the service, no local data.
     let nl = json(dir, &url, &["report", "--partner", "NL", "--period", "2026-Q1"]);
     let cobalt = |r: &Value| {
@@ -188,7 +197,37 @@ fn partners_submit_through_the_service_and_the_commission_lists_checks_and_sums_
     let chart = dir.join("chart.svg");
     let total = json(dir, &url, &["reports", "aggregate", "--period", "2026-Q1", "--chart", chart.to_str().unwrap()]);
     check_aggregate(&total, 15, "");
-    assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"), "a chart was written");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.contains("<svg"), "a chart was written");
+    // Coverage counts only the States with a registered figure, on both sides: NL 15 t and
+    // DE 20 t of consumption 100 t + 300 t = 8.75 %; NL's 15 t against 73 t of net imports
+    // over 365 days (2025) = 75.0 days. FR (30 t, no figure) is named, not counted.
+    let cobalt = total["materials"].as_array().unwrap().iter().find(|m| m["material"] == "cobalt").unwrap();
+    assert_eq!(cobalt["consumption"]["value"], "8.75", "{cobalt}");
+    assert_eq!(cobalt["consumption"]["states"], serde_json::json!(["DE", "NL"]), "{cobalt}");
+    assert_eq!(cobalt["consumption"]["states_without_figure"], serde_json::json!(["FR"]), "{cobalt}");
+    assert_eq!(
+        (cobalt["consumption"]["stock_g"].clone(), cobalt["consumption"]["figure_g"].clone()),
+        (Value::from(35 * T), Value::from(400 * T))
+    );
+    assert_eq!(cobalt["days_of_cover"]["value"], "75.0", "{cobalt}");
+    assert_eq!(cobalt["days_of_cover"]["states"], serde_json::json!(["NL"]), "{cobalt}");
+    let table = expect(dir, Some(&url), 0, &["reports", "aggregate", "--period", "2026-Q1"]).0;
+    assert!(
+        table.lines().any(|l| l.contains("total") && l.contains("8.75 (2 of 3)") && l.contains("75.0 (1 of 3)")),
+        "{table}"
+    );
+    // The same chart as PNG: a real PNG image of the SVG's size.
+    let png = dir.join("chart.png");
+    expect(dir, Some(&url), 0, &["reports", "aggregate", "--period", "2026-Q1", "--chart", png.to_str().unwrap()]);
+    let png = std::fs::read(&png).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG signature");
+    let dimension = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    let attribute = |name: &str| -> u32 {
+        let at = svg.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        svg[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!((dimension(16), dimension(20)), (attribute("width"), attribute("height")), "the PNG is the SVG's size");
 
     // A report whose chain head is not in the log: refused with the reason, never summed.
     let mut forged = shown.clone();

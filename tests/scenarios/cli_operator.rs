@@ -129,6 +129,10 @@ fn the_readme_multilateral_block_bootstraps_two_partners_on_nats_accounts_as_wri
     // The proof NL made as a partner checks offline against the checkpoint it could fetch.
     assert!(out.contains("OK record 8"), "{out}");
     assert!(out.contains("submitted EU-NL-2026-Q1-"), "{out}");
+    // The Commission, as its own account, read NL's report and proved its cut in the signed log.
+    let listed: Vec<&str> = out.lines().filter(|l| l.contains("EU-NL-2026-Q1-")).collect();
+    assert!(listed.iter().any(|l| l.trim_end().ends_with(" accepted")), "{out}");
+    assert!(std::fs::read(dir.join("stocks.png")).unwrap().starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG chart");
     // NL's history of its lot comes from the projector's history.query.NL: the acquisition
     // (into transit) and the store (out of transit, into Vlissingen), one row per position.
     let history: Vec<&str> = out.lines().filter(|l| l.contains("nl-ga-2026-001") && l.contains("nl-covra")).collect();

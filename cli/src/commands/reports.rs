@@ -81,11 +81,25 @@ pub fn run(remote: &Remote, format: Format, verb: &ReportsVerb) -> Result<()> {
             let (period, framework) = (parse_period(period)?, parse_framework(framework)?);
             let aggregate = intake::aggregate(&arrivals, framework, period);
             if let Some(path) = chart {
-                std::fs::write(path, intake::chart_svg(&aggregate))
-                    .map_err(|e| operational(format!("writing the chart {}: {e}", path.display())))?;
+                write_chart(path, &intake::chart_svg(&aggregate))?;
             }
-            let headers =
-                ["material", "partner", "gross_g", "contained_g", "share_pct", "withheld", "report", "revision"];
+            let headers = [
+                "material",
+                "partner",
+                "gross_g",
+                "contained_g",
+                "share_pct",
+                "withheld",
+                "consumption_pct",
+                "days_of_cover",
+                "report",
+                "revision",
+            ];
+            // A total's coverage, with how many of its States registered the figure.
+            let coverage = |c: &intake::Coverage| match &c.value {
+                Some(v) => format!("{v} ({} of {})", c.states.len(), c.states.len() + c.states_without_figure.len()),
+                None => "-".into(),
+            };
             let mut rows = Vec::new();
             for m in &aggregate.materials {
                 for s in &m.shares {
@@ -95,6 +109,8 @@ pub fn run(remote: &Remote, format: Format, verb: &ReportsVerb) -> Result<()> {
                         s.gross_g.to_string(),
                         s.contained_g.to_string(),
                         s.share_pct.clone(),
+                        String::new(),
+                        String::new(),
                         String::new(),
                         s.report_id.clone(),
                         s.revision.to_string(),
@@ -107,6 +123,8 @@ pub fn run(remote: &Remote, format: Format, verb: &ReportsVerb) -> Result<()> {
                     m.contained_g.to_string(),
                     if m.gross_g == 0 { "-".into() } else { "100.00".into() },
                     m.withheld_notices.to_string(),
+                    coverage(&m.consumption),
+                    coverage(&m.days_of_cover),
                     String::new(),
                     String::new(),
                 ]);
@@ -192,4 +210,27 @@ fn parse_deadline(text: &str) -> Result<DateTime<Utc>> {
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| usage(format!("--deadline {text:?}: use a date (2026-05-15) or an RFC 3339 instant")))?;
     Ok(date.and_hms_opt(23, 59, 59).expect("a valid time").and_utc())
+}
+
+/// Writes the aggregate's chart to `path`: PNG when its name ends in `.png` (rendered from the
+/// SVG by resvg, at the SVG's own size, with the system fonts), else the SVG itself.
+fn write_chart(path: &std::path::Path, svg: &str) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| operational(format!("writing the chart {}: {e}", path.display()));
+    let is_png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let bytes = if is_png { png(svg).map_err(|e| failed(&e))? } else { svg.as_bytes().to_vec() };
+    std::fs::write(path, bytes).map_err(|e| failed(&e))
+}
+
+/// `svg` rasterised to PNG.
+fn png(svg: &str) -> std::result::Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    options.fontdb_mut().load_system_fonts();
+    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| format!("the chart's SVG: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| format!("a {}×{} image cannot be made", size.width(), size.height()))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| e.to_string())
 }

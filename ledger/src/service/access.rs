@@ -21,7 +21,7 @@
 //! |---|---|---|---|
 //! | `STOCKPILE` | `ledger` (responder), `ledger-publisher`, `projector` (responder), `projector-publisher` | — (exports everything below) | — |
 //! | `PARTNER_<P>` | `partner-<P>` | `ledger.append.<P>`, `ledger.proof`, the latest checkpoint (direct get), `holdings.query.<P>`, `history.query.<P>`, `projector.report.<P>`, `projector.submit.<P>`, its consumers `<P>` on `STOCKPILE_FEEDS` and `STOCKPILE_REPORTS` | `stockpile.v1.feed.<P>.>`, `stockpile.v1.checkpoints` |
-//! | `COMMISSION` | `commission` | `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, its consumer `commission` on `STOCKPILE_REPORTS` | `stockpile.v1.checkpoints` |
+//! | `COMMISSION` | `commission` | `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, stream info and message reads of `STOCKPILE_REPORTS` (the intake), its consumer `commission` on `STOCKPILE_REPORTS` | `stockpile.v1.checkpoints` |
 //! | `AUDITOR` | `auditor` | `ledger.range`, `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, stream info and message reads of every stream | events, feeds, reports, checkpoints |
 //! | `ADMIN` | `admin` | `ledger.append` (genesis and registrations, admin-signed), `ledger.range`, `ledger.checkpoint` (sign now), `ledger.proof`, the latest checkpoint, `holdings.query`, `history.query`, `projector.report`, `projector.submit.*`, `$SRV.>` | events, feeds, reports, checkpoints |
 //!
@@ -274,9 +274,13 @@ pub fn imports(role: &Role) -> Vec<Import> {
             out.push(Import::stream(format!("stockpile.v1.feed.{code}.>")));
         }
         Role::Commission => {
+            // The intake reads every submitted report (stream info, then each message) and
+            // checks its cut by proof: it needs no right to read the ledger's records.
             out.push(Import::service(PROOF));
             out.extend(checkpoints());
             out.extend(views());
+            out.push(Import::service(format!("$JS.API.STREAM.INFO.{REPORTS_STREAM}")));
+            out.push(Import::service(format!("$JS.API.STREAM.MSG.GET.{REPORTS_STREAM}")));
         }
         Role::Auditor => {
             out.extend([Import::service(RANGE), Import::service(PROOF)]);

@@ -15,6 +15,7 @@ mod model;
 mod period;
 pub mod render;
 
+pub(crate) use build::decimal;
 pub use build::{build, ReportError};
 pub use model::*;
 pub use period::{days_in_year, Period, PeriodError, PERIOD_YEARS};
