@@ -202,6 +202,18 @@ impl Remote {
         self.request(RANGE, serde_json::to_vec(&request).expect("encodes"), "ledger service")
     }
 
+    /// The ledger's committed head, or `None` when this user may not read `ledger.range`
+    /// (a partner, the Commission: the log is the auditor's and the admin's to read).
+    fn head_if_readable(&self) -> Result<Option<u64>> {
+        // A range past any head is empty and carries the head.
+        let past_any = RangeRequest { from: u64::MAX, to: None, limit: None };
+        match self.send(RANGE, serde_json::to_vec(&past_any).expect("encodes"), "ledger service") {
+            Ok(reply) => Ok(Some(self.decode::<RangeReply>(RANGE, &reply, "ledger service")?.head)),
+            Err(Unanswered::Refused(_)) => Ok(None),
+            Err(failed) => Err(failed.into_error()),
+        }
+    }
+
     /// Acts as partner `code`'s NATS user: appends go to `stockpile.v1.ledger.append.<code>`
     /// and its queries go to the partner subjects (`commands::watch` follows its feed itself).
     pub fn acting_for(mut self, code: Option<String>) -> Remote {
@@ -311,10 +323,10 @@ impl Backend for Remote {
     /// after an append includes it, as in the embedded mode.
     /// An answer too large for one message comes in pages (`next`), followed here to the
     /// end; pages cut at another record than the first are thrown away and asked again.
-    /// A partner may not read the ledger's head (`ledger.range` is the log): as a partner, the
-    /// answer is the projector's views as they stand, cut at the `seq` it names.
+    /// A partner or the Commission may not read the ledger's head (`ledger.range` is the log):
+    /// for them the answer is the projector's views as they stand, cut at the `seq` it names.
     fn holdings(&mut self, query: &HoldingsQuery) -> Result<Holdings> {
-        let head = if self.partner.is_some() { 0 } else { self.head()? };
+        let head = if self.partner.is_some() { 0 } else { self.head_if_readable()?.unwrap_or(0) };
         let body = serde_json::to_vec(query).expect("encodes");
         let subject = self.holdings_subject();
         let deadline = Instant::now() + PROJECTOR_CATCH_UP_TIMEOUT;

