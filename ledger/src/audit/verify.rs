@@ -22,7 +22,7 @@
 //! before it), whatever the (possibly damaged) line claims, and its line number.
 
 use super::checkpoint::{Checkpoint, CheckpointError};
-use super::export::{Block, Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
+use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::canonical::{self, Hash};
 use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
@@ -201,31 +201,67 @@ pub fn verify_chain(
     options: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ChainSummary, VerifyError> {
+    verify_chain_in_blocks(lines, options, progress, CHUNK_LINES)
+}
+
+/// [`verify_chain`] reading at most `block_lines` lines at a time: the same checks and the
+/// same first problem whatever the block size (tests cut blocks small so that damage falls
+/// on their edges). Not for auditors: [`verify_chain`] picks the size.
+#[doc(hidden)]
+pub fn verify_chain_in_blocks(
+    lines: &mut dyn Lines,
+    options: &Options,
+    progress: &mut dyn FnMut(u64),
+    block_lines: usize,
+) -> Result<ChainSummary, VerifyError> {
+    let block_lines = block_lines.max(1);
     let mut v = Verifier::new(options);
-    let hashed = |block: Block| {
-        let links = block.lines.par_iter().map(|r| link(&block.bytes[r.clone()])).collect::<Vec<Link>>();
-        (block, links)
-    };
-    let (mut block, mut links) = hashed(lines.next_block(CHUNK_LINES).map_err(|e| v.fail_at_end(Problem::Read(e)))?);
-    while !block.is_empty() {
-        // The links hold all the fold needs: the block's bytes can hold the next lines.
-        lines.give_back(block);
-        // A two-stage pipeline: while one thread folds this block's links in order, the
-        // others read the next block and hash its lines. The fold looks nothing up in the
-        // input (only full verification's reversals do), so it needs no access to `lines`.
-        let (next, folded) = rayon::join(|| lines.next_block(CHUNK_LINES).map(hashed), || v.fold(links));
+    // A three-stage pipeline over blocks: while one thread reads block i + 1 and another
+    // folds block i - 1's links in order, every thread free hashes block i's lines. Nothing
+    // waits on the reading but the next round, so a core that is done folding hashes
+    // instead of idling while the reader copies the file. The links of one block are
+    // folded only after those of the block before, and a read error only after the lines
+    // read before it: the first problem is the one a line-by-line check would name.
+    // Two link buffers and two blocks (via `give_back`) alternate, so no round faults in
+    // fresh pages.
+    let mut to_fold: Vec<Link> = Vec::new();
+    let mut hashed: Vec<Link> = Vec::new();
+    let mut next = lines.next_block(block_lines);
+    loop {
+        let block = match next {
+            Ok(block) if !block.is_empty() => block,
+            Ok(_) => {
+                v.fold(&mut to_fold)?;
+                progress(v.records);
+                return v.finish_chain();
+            }
+            Err(e) => {
+                v.fold(&mut to_fold)?;
+                progress(v.records);
+                return Err(v.fail_at_end(Problem::Read(e)));
+            }
+        };
+        let hash =
+            |out: &mut Vec<Link>| block.lines.par_iter().map(|r| link(&block.bytes[r.clone()])).collect_into_vec(out);
+        let ((read, ()), folded) = rayon::join(
+            || rayon::join(|| lines.next_block(block_lines), || hash(&mut hashed)),
+            || v.fold(&mut to_fold),
+        );
         folded?;
         progress(v.records);
-        (block, links) = next.map_err(|e| v.fail_at_end(Problem::Read(e)))?;
+        // The links hold all the fold needs: the block's bytes can hold the lines after next.
+        lines.give_back(block);
+        std::mem::swap(&mut to_fold, &mut hashed);
+        next = read;
     }
-    v.finish_chain()
 }
 
 impl Verifier {
     /// The chain check's in-order part over one block's links: seqs follow, each `prev_hash`
     /// names the record before, the Merkle frontier grows, checkpoints hold.
-    fn fold(&mut self, links: Vec<Link>) -> Result<(), VerifyError> {
-        for item in links {
+    /// Drains `links` (keeping its buffer for the next block).
+    fn fold(&mut self, links: &mut Vec<Link>) -> Result<(), VerifyError> {
+        for item in links.drain(..) {
             self.line += 1;
             match item {
                 Link::Record { seq, prev_hash, hash, leaf } => {
@@ -240,7 +276,7 @@ impl Verifier {
                     self.head = hash;
                     self.records = expected;
                 }
-                Link::Other(parsed) => self.step(parsed, &NoLines)?,
+                Link::Other(parsed) => self.step(*parsed, &NoLines)?,
             }
         }
         Ok(())
@@ -261,8 +297,14 @@ impl Lines for NoLines {
 }
 
 enum Link {
-    Record { seq: u64, prev_hash: Hash, hash: Hash, leaf: Digest },
-    Other(Parsed),
+    Record {
+        seq: u64,
+        prev_hash: Hash,
+        hash: Hash,
+        leaf: Digest,
+    },
+    /// A checkpoint or a bad line: rare, so boxed to keep the common link small.
+    Other(Box<Parsed>),
 }
 
 /// A record line's place in the chain, from its bytes: `{"body":BODY,"hash":"HEX"}` with
@@ -273,11 +315,11 @@ fn link(line: &[u8]) -> Link {
     const SUFFIX: usize = 9 + 64 + 2;
     if !line.starts_with(RECORD_PREFIX) {
         return match decode_line(line) {
-            Decoded::Other(parsed) => Link::Other(parsed),
-            Decoded::Record(_) => Link::Other(Parsed::Bad(Problem::NotALine)),
+            Decoded::Other(parsed) => Link::Other(Box::new(parsed)),
+            Decoded::Record(_) => Link::Other(Box::new(Parsed::Bad(Problem::NotALine))),
         };
     }
-    let bad = |p: Problem| Link::Other(Parsed::Bad(p));
+    let bad = |p: Problem| Link::Other(Box::new(Parsed::Bad(p)));
     let Some((body, claimed)) = record::split_sealed(line) else {
         return bad(if line.len() < RECORD_PREFIX.len() + SUFFIX {
             Problem::Malformed("too short for a record".into())
@@ -313,12 +355,26 @@ enum Parsed {
 
 /// Verifies everything `lines` holds; `progress` gets the records verified so far.
 pub fn verify(lines: &mut dyn Lines, options: &Options, progress: &mut dyn FnMut(u64)) -> Result<Summary, VerifyError> {
+    verify_in_chunks(lines, options, progress, CHUNK_LINES)
+}
+
+/// [`verify`] reading at most `chunk_lines` lines at a time: the same checks and the same
+/// first problem whatever the chunk size (tests cut chunks small so that damage falls on
+/// their edges). Not for auditors: [`verify`] picks the size.
+#[doc(hidden)]
+pub fn verify_in_chunks(
+    lines: &mut dyn Lines,
+    options: &Options,
+    progress: &mut dyn FnMut(u64),
+    chunk_lines: usize,
+) -> Result<Summary, VerifyError> {
+    let chunk_lines = chunk_lines.max(1);
     let mut v = Verifier::new(options);
     // A two-stage pipeline: while this thread re-executes one chunk in order, the other
     // cores decode and verify the signatures of the next.
     let mut pending: Option<Vec<Parsed>> = None;
     loop {
-        let next = lines.next_chunk(CHUNK_LINES);
+        let next = lines.next_chunk(chunk_lines);
         let history: &dyn Lines = &*lines;
         let (parsed, done) = rayon::join(
             || next.as_ref().ok().map(|chunk| parse_chunk(chunk)),

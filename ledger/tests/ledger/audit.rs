@@ -363,3 +363,84 @@ fn signatures_with_a_small_order_r_get_one_answer_from_the_writer_and_the_audito
     h.reopen();
     h.check_invariants();
 }
+
+/// Both verifiers cut the input into blocks (the chain check) or chunks (full verification)
+/// and work on several at once: hashing or signatures ahead, the in-order fold behind. However
+/// the input is cut, they must name the same first problem as when it is read in one piece —
+/// the earliest of two far apart, and a break in the chain on a block's first or last line.
+#[test]
+fn the_first_problem_is_the_same_however_the_input_is_cut() {
+    use stockpile_ledger::audit::verify::{verify_chain_in_blocks, verify_in_chunks};
+    let (_h, _last, bytes) = exported(7);
+    let lines = split(&bytes);
+    let record_lines: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].record).collect();
+    let n = record_lines.len();
+    assert!(n > 40, "enough records for many blocks: {n}");
+    let original: Vec<Vec<u8>> = lines.iter().map(|l| l.bytes.clone()).collect();
+    // A record re-sealed with a wrong `prev_hash`: its own hash holds, its link does not.
+    let unlinked = |i: usize| {
+        let mut r = record::decode(&lines[i].bytes).unwrap();
+        r.body.prev_hash = [7; 32];
+        r.hash = r.body.seal().hash;
+        canonical_record(&r)
+    };
+    let flipped = |i: usize| {
+        let mut b = lines[i].bytes.clone();
+        let at = b.len() - 10; // inside the hash's hex: the hash no longer covers the body
+        b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+        b
+    };
+    let record = |seq: usize| Position::Record { seq: seq as u64 };
+    // (damaged lines, where the first problem is)
+    let mut cases: Vec<(Vec<Vec<u8>>, Position)> = Vec::new();
+    // Two bad records far apart, the later one damaged the way the parallel stage sees
+    // first (a hash that does not cover its body), the earlier one only the fold sees.
+    let (early, late) = (n / 5, n - n / 5);
+    let mut two = original.clone();
+    two[record_lines[early]] = unlinked(record_lines[early]);
+    two[record_lines[late]] = flipped(record_lines[late]);
+    cases.push((two, record(early + 1)));
+    // A break of the chain on every line of the first few blocks of each size below.
+    for (k, &i) in record_lines.iter().enumerate().take(12).skip(1) {
+        let mut broken = original.clone();
+        broken[i] = unlinked(i);
+        cases.push((broken, record(k + 1)));
+        let mut dropped = original.clone();
+        dropped.remove(i);
+        let at = if lines[i + 1].record { record(k + 1) } else { Position::Checkpoint { after: k as u64 } };
+        cases.push((dropped, at));
+    }
+    let options = Options::default();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let run = |bytes: &[u8], size: Option<usize>| {
+        std::fs::write(file.path(), bytes).unwrap();
+        let open = || FileLines::open(file.path()).unwrap();
+        let said = |e: verify::VerifyError| (e.at, e.line, e.problem.code());
+        let full = match size {
+            None => verify(&mut open(), &options, &mut |_| {}),
+            Some(s) => verify_in_chunks(&mut open(), &options, &mut |_| {}, s),
+        };
+        let chain = match size {
+            None => verify_chain(&mut open(), &options, &mut |_| {}),
+            Some(s) => verify_chain_in_blocks(&mut open(), &options, &mut |_| {}, s),
+        };
+        (full.map(|s| s.records).map_err(said), chain.map(|s| s.records).map_err(said))
+    };
+    let (full, chain) = run(&bytes, None);
+    assert_eq!((full.unwrap(), chain.unwrap()), (n as u64, n as u64));
+    for size in [1, 2, 3, 5, 8] {
+        let (full, chain) = run(&bytes, Some(size));
+        assert_eq!((full.unwrap(), chain.unwrap()), (n as u64, n as u64), "blocks of {size}");
+    }
+    for (c, (damaged, at)) in cases.iter().enumerate() {
+        let bytes = join(damaged);
+        let (full, chain) = run(&bytes, None);
+        let (full, chain) = (full.expect_err("full verification refuses it"), chain.expect_err("the chain check too"));
+        assert_eq!((full.0, chain.0), (*at, *at), "case {c}: the first bad position, read whole");
+        for size in [1, 2, 3, 5, 8] {
+            let (f, ch) = run(&bytes, Some(size));
+            assert_eq!(f.expect_err("refused in chunks"), full, "case {c}: full verification in chunks of {size}");
+            assert_eq!(ch.expect_err("refused in blocks"), chain, "case {c}: the chain check in blocks of {size}");
+        }
+    }
+}
