@@ -886,6 +886,10 @@ pub enum Scenario {
     Append,
     /// Appends over NATS to the ledger service (in-process, own nats-server).
     AppendNats,
+    /// The same on the accounts configuration `stockpile nats-config` writes: the service as
+    /// its `ledger`/`ledger-publisher` users, the clients as partner NL's user posting on its
+    /// own channel through the service import (ratios to `append-nats` when both run).
+    AppendNatsAccounts,
     /// Post-to-visible latency in the projector service at `--rate` events/s.
     Visible,
     /// Generating the long history the next four run over (sign + decide + commit).
@@ -901,8 +905,13 @@ pub enum Scenario {
     /// Inclusion and consistency proof latency over the history (stored Merkle nodes).
     Proof,
     /// Checkpoint-and-cosign latency over NATS with three witnesses (spawned
-    /// `stockpile witness serve`), one record appended before each checkpoint.
+    /// `stockpile witness serve`), one record appended before each checkpoint, on a ledger
+    /// of a generated `--history`.
     Cosign,
+    /// Appends' latency while another partner floods `ledger.proof` (1,000 requests/s for
+    /// 10 s) on a ledger of a generated `--history`, on the accounts configuration; then how
+    /// long until everything answers again.
+    ProofFlood,
     /// Baseline: raw sled insert + flush (+ fdatasync) of the same record bytes.
     Sled,
     /// Baseline: JetStream publish-with-ack of the same bytes (default and `sync_interval: always`).
@@ -922,7 +931,8 @@ pub struct BenchArgs {
     /// Concurrent submitters, comma-separated: each append scenario and baseline runs once per count.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub clients: Vec<usize>,
-    /// Commands in the generated history that catch-up, replay, audit and as-of run over.
+    /// Commands in the generated history that catch-up, replay, audit, as-of and proof run over
+    /// (cosign and proof-flood generate one of this size of their own).
     #[arg(long, default_value_t = crate::commands::bench::HISTORY_DEFAULT)]
     pub history: u64,
     /// Offered rate of the post-to-visible scenario, events per second.

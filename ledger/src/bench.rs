@@ -97,11 +97,22 @@ fn open(dir: &Path) -> Ledger {
 
 /// Builds the ledger in `dir` and signs the workload (signing is the client's cost, not measured).
 pub fn prepare_appends(dir: &Path, submitters: usize, events: usize) -> AppendWorkload {
+    prepare(dir, submitters, events, true)
+}
+
+/// [`prepare_appends`] on a ledger in `dir` that already holds the test world's setup (a
+/// generated history, `stockpile_projector::bench::generate_history`): only the submitters'
+/// lots are acquired (dated after the history) before the workload is signed.
+pub fn prepare_appends_after_history(dir: &Path, submitters: usize, events: usize) -> AppendWorkload {
+    prepare(dir, submitters, events, false)
+}
+
+fn prepare(dir: &Path, submitters: usize, events: usize, world_setup: bool) -> AppendWorkload {
     assert!(events / submitters.max(1) <= EVENTS_PER_SUBMITTER_MAX, "a submitter's lot holds 1,000,000 kg");
     let world = World::new();
     let handle = LedgerHandle::start(open(dir));
     let t = at("2026-05-01T00:00:00Z");
-    let mut setup = world.setup(t);
+    let mut setup = if world_setup { world.setup(t) } else { Vec::new() };
     let covra = world.key("nl-covra");
     for s in 0..submitters {
         setup.push(covra.sign(command(

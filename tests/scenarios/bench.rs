@@ -71,3 +71,80 @@ fn bench_refuses_bad_arguments_with_exit_code_2() {
         assert!(!stderr.trim().is_empty(), "says what is wrong: {args:?}");
     }
 }
+
+/// The scenarios over NATS, tiny: append-nats on one account and on the accounts
+/// configuration `stockpile nats-config` writes (the report sets them side by side as
+/// ratios at each client count), cosign over a generated history, and the proof flood.
+#[test]
+fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let nats = stockpile_tests::nats::nats_server_bin();
+    let args = [
+        "--format",
+        "json",
+        "bench",
+        "append-nats",
+        "append-nats-accounts",
+        "cosign",
+        "proof-flood",
+        "--events",
+        "40",
+        "--clients",
+        "1,4",
+        "--history",
+        "300",
+        "--seconds",
+        "120",
+        "--work",
+        work.to_str().unwrap(),
+    ];
+    let out = std::process::Command::new(stockpile_tests::bins::binary("stockpile"))
+        .args(["--data", dir.path().join("data").to_str().unwrap()])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("STOCKPILE_BENCH_NATS_SERVER", &nats)
+        .output()
+        .expect("run stockpile");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stockpile {args:?}\nstderr: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let kinds = |i: usize| -> Vec<String> {
+        let figures = scenarios[i]["figures"].as_array().unwrap();
+        for f in figures {
+            assert_eq!(f["status"], "measured", "{f}");
+            assert!(f["events"].as_u64().unwrap() > 0, "{f}");
+        }
+        figures.iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+    };
+    let four = |a: &str, b: &str| vec![a.to_string(), a.to_string(), b.to_string(), b.to_string()];
+    assert_eq!(kinds(0), four("append-nats", "append-nats-batched"));
+    assert_eq!(kinds(1), four("append-nats-accounts", "append-nats-accounts-batched"));
+    assert_eq!(kinds(2), ["cosign"]);
+    assert!(
+        scenarios[2]["figures"][0]["note"].as_str().unwrap().contains("generated history of 3"),
+        "cosign runs over the generated history: {}",
+        scenarios[2]["figures"][0]
+    );
+    assert_eq!(kinds(3), ["proof-flood-append", "proof-flood-proofs", "proof-flood-recovery"]);
+    // One ratio of accounts over single account per client count and batch size.
+    let ratios: Vec<(String, String, u64)> = report["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["ours"].as_str().unwrap().into(), r["baseline"].as_str().unwrap().into(), r["clients"].as_u64().unwrap())
+        })
+        .collect();
+    for (ours, single) in
+        [("append-nats-accounts", "append-nats"), ("append-nats-accounts-batched", "append-nats-batched")]
+    {
+        for clients in [1, 4] {
+            assert!(
+                ratios.contains(&(ours.to_string(), single.to_string(), clients)),
+                "{ours} over {single} at {clients} clients in {ratios:?}"
+            );
+        }
+    }
+}

@@ -25,6 +25,7 @@ pub fn run(
 ) -> Result<()> {
     let partners = partner_codes(partners)?;
     let witnesses = witnesses.iter().map(|w| partner_witness(w, &partners)).collect::<Result<Vec<_>>>()?;
+    distinct_subjects(&witnesses)?;
     let partners_list = partners.join(",");
     let config_path = out.join(CONFIG_FILE);
     if config_path.exists() {
@@ -75,6 +76,25 @@ fn partner_witness(spec: &str, partners: &[String]) -> Result<PartnerWitness> {
     Ok(PartnerWitness { partner: code, name: name.to_string() })
 }
 
+/// Refuses two witnesses whose names map to one subject token (`witness.nl/w1` and
+/// `witness_nl_w1` both serve `stockpile.v1.witness.witness_nl_w1.add-checkpoint`):
+/// nats-server would refuse the whole configuration ("Duplicate service import subject").
+fn distinct_subjects(witnesses: &[PartnerWitness]) -> Result<()> {
+    for (i, a) in witnesses.iter().enumerate() {
+        if let Some(b) = witnesses[..i].iter().find(|b| b.subject() == a.subject()) {
+            return Err(usage(format!(
+                "--witness {}={} and --witness {}={} both map to the subject {} (a subject token keeps only letters, digits, '-' and '_'): rename one of the witnesses",
+                b.partner,
+                b.name,
+                a.partner,
+                a.name,
+                a.subject()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The partners named (upper-cased, checked against the reference list), or every
 /// reference partner when none is named.
 fn partner_codes(named: &[String]) -> Result<Vec<String>> {
@@ -95,4 +115,30 @@ fn partner_codes(named: &[String]) -> Result<Vec<String>> {
         }
     }
     Ok(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn witnesses(specs: &[&str]) -> Vec<PartnerWitness> {
+        let partners = vec!["NL".to_string(), "DE".to_string()];
+        specs.iter().map(|s| partner_witness(s, &partners).expect("a valid --witness")).collect()
+    }
+
+    #[test]
+    fn witnesses_whose_names_map_to_one_subject_are_refused_naming_both() {
+        let clash = witnesses(&["NL=witness.nl/w1", "DE=witness.de/w1", "DE=witness_nl_w1"]);
+        let e = distinct_subjects(&clash).expect_err("two names, one subject").to_string();
+        assert!(e.contains("NL=witness.nl/w1") && e.contains("DE=witness_nl_w1"), "names both: {e}");
+        assert!(e.contains("stockpile.v1.witness.witness_nl_w1.add-checkpoint"), "names the subject: {e}");
+        assert!(!e.contains("witness.de/w1"), "not the witness that does not clash: {e}");
+        assert!(matches!(distinct_subjects(&clash), Err(crate::error::CliError::Usage(_))), "a usage error");
+    }
+
+    #[test]
+    fn witnesses_with_distinct_subjects_pass() {
+        distinct_subjects(&witnesses(&["NL=witness.nl/w1", "DE=witness.de/w1", "NL=witness.nl/w2"]))
+            .expect("distinct subjects");
+    }
 }

@@ -35,7 +35,8 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
     let figures = match scenario {
         Scenario::Machine => machine(work)?,
         Scenario::Append => appends(plan, work)?,
-        Scenario::AppendNats => over_nats::appends(plan, work)?,
+        Scenario::AppendNats => over_nats::appends(plan, work, over_nats::Accounts::Single)?,
+        Scenario::AppendNatsAccounts => over_nats::appends(plan, work, over_nats::Accounts::Partner)?,
         Scenario::Visible => over_nats::visible(plan, work)?,
         Scenario::History => history(plan, work)?,
         Scenario::CatchUp => catch_up(work)?,
@@ -44,6 +45,7 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::AsOf => as_of(plan, work)?,
         Scenario::Proof => proofs(plan, work)?,
         Scenario::Cosign => super::cosign::cosign(plan, work)?,
+        Scenario::ProofFlood => super::flood::proof_flood(plan, work)?,
         Scenario::Sled => sled(plan, work)?,
         Scenario::Jetstream => baselines::jetstream(plan, work)?,
         Scenario::Postgres => baselines::postgres(plan, work)?,

@@ -1,10 +1,14 @@
 //! A nats-server of the bench's own: found on this machine, started on a free loopback port
 //! with JetStream in its own directory, killed on drop (and with the bench process: the
-//! child is told to die with its parent, so a killed scenario leaves no server behind).
+//! child is told to die with its parent, so a killed scenario leaves no server behind). Either
+//! a single account without authentication, or the accounts configuration `stockpile
+//! nats-config` writes ([`Server::start_accounts`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use stockpile_ledger::service::access::{self, Identity, Role};
+use stockpile_ledger::service::ServiceConfig;
 
 /// The oldest nats-server with `sync_interval` in its JetStream config (fsync before ack).
 pub const SYNC_ALWAYS_VERSION_MIN: (u32, u32) = (2, 10);
@@ -113,6 +117,36 @@ fn version_of(path: &Path) -> Option<(u32, u32, u32)> {
     Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
 }
 
+/// Where the bench's servers listen: loopback, a port the server picks (the ports file says which).
+const LISTEN: &str = "127.0.0.1:-1";
+
+/// The partners of the accounts configuration ([`Server::start_accounts`]): the test
+/// world's first two, whose parties (`nl-covra`, `de-rohstoff`) sign the workloads.
+pub const BENCH_PARTNERS: [&str; 2] = ["NL", "DE"];
+
+/// The users of an accounts configuration, each with its NKey.
+pub struct Users {
+    users: Vec<(Role, Identity)>,
+    partners: Vec<String>,
+}
+
+impl Users {
+    pub fn identity(&self, role: &Role) -> Identity {
+        self.users.iter().find(|(r, _)| r == role).map(|(_, i)| i.clone()).expect("every role has a user")
+    }
+
+    /// The ledger service's configuration on these accounts: as its `ledger` and
+    /// `ledger-publisher` users, creating the partners' consumers (as `stockpile-ledger serve
+    /// --nkey … --publisher-nkey … --partners …`).
+    pub fn ledger_config(&self, url: &str, data_dir: &Path) -> ServiceConfig {
+        let mut config = ServiceConfig::new(url, data_dir);
+        config.identity = Some(self.identity(&Role::Ledger));
+        config.publisher_identity = Some(self.identity(&Role::LedgerPublisher));
+        config.partners = self.partners.clone();
+        config
+    }
+}
+
 /// A running server, killed on drop.
 pub struct Server {
     child: Child,
@@ -124,13 +158,33 @@ impl Server {
     /// Starts `bin` on a free loopback port with JetStream in a directory of its own under
     /// `work`; with `sync_always`, JetStream fsyncs before every ack.
     pub fn start(bin: &Binary, work: &Path, sync_always: bool) -> Result<Server, String> {
-        let dir = tempfile::Builder::new().prefix("nats-").tempdir_in(work).map_err(|e| e.to_string())?;
         let sync = if sync_always { "\n  sync_interval: always" } else { "" };
+        Server::start_with(bin, work, |store| {
+            format!("listen: {LISTEN:?}\njetstream {{\n  store_dir: {:?}{sync}\n}}\n", store.display().to_string())
+        })
+    }
+
+    /// Starts `bin` on the configuration of accounts `stockpile nats-config` writes
+    /// ([`access::render_config`]) for [`BENCH_PARTNERS`], with a fresh NKey per user: the
+    /// server, and each role's identity.
+    pub fn start_accounts(bin: &Binary, work: &Path) -> Result<(Server, Users), String> {
+        let partners: Vec<String> = BENCH_PARTNERS.iter().map(|p| p.to_string()).collect();
+        let users: Vec<(Role, Identity)> =
+            Role::all(&partners).into_iter().map(|role| (role, Identity::generate())).collect();
+        let keys: Vec<(Role, String)> = users.iter().map(|(r, i)| (r.clone(), i.public_key().to_string())).collect();
+        let server = Server::start_with(bin, work, |store| access::render_config(&keys, &[], LISTEN, store))?;
+        Ok((server, Users { users, partners }))
+    }
+
+    /// Starts `bin` on the configuration `config` makes of a JetStream store directory,
+    /// with this module's ports file and log file added.
+    fn start_with(bin: &Binary, work: &Path, config: impl FnOnce(&Path) -> String) -> Result<Server, String> {
+        let dir = tempfile::Builder::new().prefix("nats-").tempdir_in(work).map_err(|e| e.to_string())?;
         let config = format!(
-            "listen: \"127.0.0.1:-1\"\nports_file_dir: {:?}\nlog_file: {:?}\njetstream {{\n  store_dir: {:?}{sync}\n}}\n",
+            "{}\nports_file_dir: {:?}\nlog_file: {:?}\n",
+            config(&dir.path().join("store")),
             dir.path().display().to_string(),
             dir.path().join("nats-server.log").display().to_string(),
-            dir.path().join("store").display().to_string(),
         );
         let conf = dir.path().join("nats-server.conf");
         std::fs::write(&conf, config).map_err(|e| e.to_string())?;

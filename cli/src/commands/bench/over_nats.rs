@@ -1,6 +1,9 @@
 //! The scenarios over NATS: the ledger service (and, for post-to-visible, the projector
 //! service) run in this process, as `stockpile-ledger serve` and `stockpile-projector serve`
-//! would, against a nats-server the bench starts with its own directory.
+//! would, against a nats-server the bench starts with its own directory: a single-account
+//! one, or (`append-nats-accounts`) one on the accounts configuration `stockpile nats-config`
+//! writes, the service as its `ledger` and `ledger-publisher` users and the clients as a
+//! partner's user posting on its own channel through the account's service import.
 
 use super::embedded::fresh_dir;
 use super::nats_server::{self, Server};
@@ -12,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stockpile_ledger::bench::{self, Latency, Rate};
+use stockpile_ledger::service::access::{self, Identity, Role};
 use stockpile_ledger::service::{self, subjects, ServiceConfig};
 use stockpile_ledger::signing::SignedCommand;
 use stockpile_ledger::wire::{AppendReply, AppendRequest, AppendResult};
@@ -25,6 +29,9 @@ pub const SERVICE_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Pause between two looks at the service's `$SRV.INFO` or the projector's head.
 const READY_POLL: Duration = Duration::from_millis(50);
+
+/// Longest wait for one `$SRV.INFO` answer while waiting for the service to come up.
+const READY_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Pause between two holdings queries while watching for appended events to become visible:
 /// the resolution of the post-to-visible figure (beside the query's own round trip).
@@ -48,10 +55,36 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// that has many commands at hand sends (`stockpile post` sends 1,000).
 pub const NATS_BATCH_COMMANDS: usize = 100;
 
+/// The partner whose user submits in the accounts variant: the workload is signed by its
+/// party `nl-covra`, so every command may come through its channel.
+pub const ACCOUNTS_PARTNER: &str = "NL";
+
+/// Which NATS set-up an append run is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounts {
+    /// One account, no authentication; clients post on `stockpile.v1.ledger.append`.
+    Single,
+    /// `stockpile nats-config`'s accounts; clients are [`ACCOUNTS_PARTNER`]'s user posting on
+    /// `stockpile.v1.ledger.append.NL` through its service import.
+    Partner,
+}
+
+impl Accounts {
+    /// The figure kinds of the one- and the many-commands-per-request runs.
+    pub fn kinds(self) -> [&'static str; 2] {
+        match self {
+            Accounts::Single => ["append-nats", "append-nats-batched"],
+            Accounts::Partner => ["append-nats-accounts", "append-nats-accounts-batched"],
+        }
+    }
+}
+
 /// Durable signed appends over NATS: `clients` concurrent requesters, one request in flight
 /// each, multiplexed on one connection; once with one command per request (`append-nats`)
-/// and once with [`NATS_BATCH_COMMANDS`] per request (`append-nats-batched`).
-pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
+/// and once with [`NATS_BATCH_COMMANDS`] per request (`append-nats-batched`). With
+/// [`Accounts::Partner`], the same on the accounts configuration (`append-nats-accounts`,
+/// `append-nats-accounts-batched`); the report sets the two side by side.
+pub fn appends(plan: &Plan, work: &Path, accounts: Accounts) -> Result<Vec<Figure>> {
     let found = nats_server::candidates();
     let bin = match nats_server::preferred(&found) {
         Ok(b) => b,
@@ -60,7 +93,7 @@ pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
             let unavailable = |(kind, c): (&str, &usize)| {
                 Figure::not_measured(kind, name, Some(*c), Status::Unavailable, why.clone())
             };
-            let kinds = ["append-nats", "append-nats-batched"];
+            let kinds = accounts.kinds();
             return Ok(kinds.iter().flat_map(|k| plan.clients.iter().map(|c| unavailable((k, c)))).collect());
         }
     };
@@ -68,7 +101,7 @@ pub fn appends(plan: &Plan, work: &Path) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
     for batch in [1, NATS_BATCH_COMMANDS] {
         for &clients in &plan.clients {
-            figures.push(append_run(plan, work, &bin, &rt, clients, batch)?);
+            figures.push(append_run(plan, work, &bin, &rt, clients, batch, accounts)?);
         }
     }
     Ok(figures)
@@ -82,30 +115,51 @@ fn append_run(
     rt: &tokio::runtime::Runtime,
     clients: usize,
     batch: usize,
+    accounts: Accounts,
 ) -> Result<Figure> {
+    let [single, batched] = accounts.kinds();
+    let on = match accounts {
+        Accounts::Single => "",
+        Accounts::Partner => ", partner account",
+    };
     let (kind, per_request) = match batch {
-        1 => ("append-nats", String::new()),
-        n => ("append-nats-batched", format!(", {n} commands per request")),
+        1 => (single, on.to_string()),
+        n => (batched, format!("{on}, {n} commands per request")),
     };
     let dir = fresh_dir(work, &format!("{kind}-{clients}"))?;
     let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
-    let server = Server::start(bin, work, false).map_err(operational)?;
+    let (server, config, watcher, submitter, subject) = match accounts {
+        Accounts::Single => {
+            let server = Server::start(bin, work, false).map_err(operational)?;
+            let config = ServiceConfig::new(server.url(), &dir);
+            (server, config, None, None, subjects::APPEND.to_string())
+        }
+        Accounts::Partner => {
+            let (server, users) = Server::start_accounts(bin, work).map_err(operational)?;
+            let config = users.ledger_config(server.url(), &dir);
+            let admin = users.identity(&Role::Admin);
+            let partner = users.identity(&Role::Partner(ACCOUNTS_PARTNER.into()));
+            (server, config, Some(admin), Some(partner), subjects::partner_append_subject(ACCOUNTS_PARTNER))
+        }
+    };
     let ledger = bench::start(&dir);
     let bar = progress(plan.events, &format!("append over NATS, {clients} clients{per_request}"));
     let deadline = plan.deadline();
-    let rate = rt.block_on(with_ledger_service(server.url(), &dir, ledger.clone(), async {
-        let client = connect(server.url()).await?;
+    let subject = subject.as_str();
+    let rate = rt.block_on(with_ledger_config(config, watcher, ledger.clone(), async {
+        let client = connect_as(server.url(), submitter.as_ref()).await?;
         let done = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for commands in workload.commands {
             let (client, done, bar) = (client.clone(), done.clone(), bar.clone());
+            let subject = subject.to_string();
             tasks.spawn(async move {
                 let mut commands = commands.into_iter().peekable();
                 while commands.peek().is_some() && Instant::now() < deadline {
                     let chunk: Vec<SignedCommand> = commands.by_ref().take(batch).collect();
                     let n = chunk.len() as u64;
-                    append_batch(&client, chunk).await?;
+                    append_batch_on(&client, &subject, chunk).await?;
                     done.fetch_add(n, Ordering::Relaxed);
                     bar.inc(n);
                 }
@@ -303,9 +357,14 @@ async fn append_one(client: &async_nats::Client, command: SignedCommand) -> Resu
 /// Commands in one request, each standing alone; the seq of the last. Every one must be
 /// appended: the workload holds no command the ledger refuses.
 pub async fn append_batch(client: &async_nats::Client, commands: Vec<SignedCommand>) -> Result<u64> {
+    append_batch_on(client, subjects::APPEND, commands).await
+}
+
+/// [`append_batch`] on `subject` (the operators' `ledger.append`, or a partner's channel).
+pub async fn append_batch_on(client: &async_nats::Client, subject: &str, commands: Vec<SignedCommand>) -> Result<u64> {
     let count = commands.len();
     let body = serde_json::to_vec(&AppendRequest { commands, atomic: false }).expect("request encodes");
-    let reply = client.request(subjects::APPEND, body.into()).await.map_err(operational)?;
+    let reply = client.request(subject.to_string(), body.into()).await.map_err(operational)?;
     let reply: AppendReply = serde_json::from_slice(&reply.payload)
         .map_err(|e| operational(format!("the ledger answered something else than an append reply: {e}")))?;
     let mut last = None;
@@ -322,7 +381,12 @@ pub async fn append_batch(client: &async_nats::Client, commands: Vec<SignedComma
 }
 
 pub async fn connect(url: &str) -> Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    connect_as(url, None).await
+}
+
+/// [`connect`] as `identity`'s user (on the accounts configuration), or unauthenticated.
+pub async fn connect_as(url: &str, identity: Option<&Identity>) -> Result<async_nats::Client> {
+    access::authenticate(async_nats::ConnectOptions::new(), identity)
         .request_timeout(Some(SERVICE_READY_TIMEOUT))
         .connect(url)
         .await
@@ -336,12 +400,15 @@ async fn with_ledger_service<T>(
     ledger: LedgerHandle,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    with_ledger_config(ServiceConfig::new(url, dir), ledger, work).await
+    with_ledger_config(ServiceConfig::new(url, dir), None, ledger, work).await
 }
 
-/// [`with_ledger_service`] with a given config.
+/// [`with_ledger_service`] with a given config; `watcher` is the user that asks whether the
+/// service answers yet (none on a server without accounts; on accounts, `admin`, whose
+/// account imports `$SRV.>`).
 pub async fn with_ledger_config<T>(
     config: ServiceConfig,
+    watcher: Option<Identity>,
     ledger: LedgerHandle,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
@@ -354,7 +421,7 @@ pub async fn with_ledger_config<T>(
         })
         .await
     });
-    let client = connect(url).await?;
+    let client = connect_as(url, watcher.as_ref()).await?;
     wait_until_serving(&client).await?;
     let result = work.await;
     let _ = stop.send(());
@@ -366,7 +433,10 @@ async fn wait_until_serving(client: &async_nats::Client) -> Result<()> {
     let deadline = Instant::now() + SERVICE_READY_TIMEOUT;
     let subject = format!("$SRV.INFO.{}", subjects::SERVICE_NAME);
     while Instant::now() < deadline {
-        if let Ok(reply) = client.request(subject.clone(), "".into()).await {
+        // Bounded: through an account's import, an INFO asked before the service is up
+        // gets no "no responders", only silence.
+        let asked = tokio::time::timeout(READY_REQUEST_TIMEOUT, client.request(subject.clone(), "".into())).await;
+        if let Ok(Ok(reply)) = asked {
             let info: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
             let endpoints = info["endpoints"].as_array().map_or(0, Vec::len);
             if endpoints > 0 {

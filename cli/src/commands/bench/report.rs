@@ -241,8 +241,28 @@ const BASELINES: [&str; 7] = [
     "sled-flush-256",
 ];
 
+/// Appends on the accounts configuration over the same on one account, same clients: what
+/// the accounts (the partner's service import, the user's permissions) cost.
+const ACCOUNTS_OVER_SINGLE: [(&str, &str); 2] =
+    [("append-nats-accounts", "append-nats"), ("append-nats-accounts-batched", "append-nats-batched")];
+
 fn ratios(figures: &[&Figure]) -> Vec<Ratio> {
     let mut out = Vec::new();
+    for (ours_kind, base_kind) in ACCOUNTS_OVER_SINGLE {
+        for ours in figures.iter().filter(|f| f.kind == ours_kind) {
+            let Some(o) = ours.measured_rate() else { continue };
+            let same = figures.iter().find(|f| f.kind == base_kind && f.clients == ours.clients);
+            let Some(b) = same.and_then(|f| f.measured_rate()) else { continue };
+            out.push(Ratio {
+                ours: ours_kind.into(),
+                baseline: base_kind.into(),
+                clients: ours.clients,
+                ours_per_second: o,
+                baseline_per_second: b,
+                ratio: o / b,
+            });
+        }
+    }
     for ours in figures.iter().filter(|f| OURS.contains(&f.kind.as_str())) {
         let Some(o) = ours.measured_rate() else { continue };
         for base in figures.iter().filter(|f| BASELINES.contains(&f.kind.as_str())) {
