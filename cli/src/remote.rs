@@ -484,12 +484,21 @@ impl Remote {
     /// single-account deployment's right), or, when the server refuses this user that, the
     /// latest one the ledger published on `stockpile.v1.checkpoints` (a direct get every
     /// reading account imports).
+    /// Either way its signature is checked under the key it names before anyone uses or
+    /// prints it (pinning that key is `--ledger-key`'s part, where a verb takes it).
     pub fn checkpoint(&self) -> Result<Checkpoint> {
-        match self.send(CHECKPOINT, Vec::new(), "ledger service") {
-            Ok(reply) => self.decode(CHECKPOINT, &reply, "ledger service"),
-            Err(Unanswered::Refused(_)) => self.latest_checkpoint(),
-            Err(failed) => Err(failed.into_error()),
-        }
+        let checkpoint: Checkpoint = match self.send(CHECKPOINT, Vec::new(), "ledger service") {
+            Ok(reply) => self.decode(CHECKPOINT, &reply, "ledger service")?,
+            Err(Unanswered::Refused(_)) => self.latest_checkpoint()?,
+            Err(failed) => return Err(failed.into_error()),
+        };
+        checkpoint.verify_signature().map_err(|e| {
+            operational(format!(
+                "the checkpoint of tree size {} from {} does not verify: {e}",
+                checkpoint.tree_size, self.url
+            ))
+        })?;
+        Ok(checkpoint)
     }
 
     /// The latest checkpoint on `STOCKPILE_CHECKPOINTS`, by a direct get of the stream's last
