@@ -219,7 +219,7 @@ pub fn audit_rates(dir: &Path, scratch: &Path) -> Vec<Rate> {
     // As `stockpile audit export` does: an export is done when it is on disk.
     out.into_inner().expect("flush the export").sync_all().expect("sync the export");
     let exported = Rate::new("audit export (store to JSON Lines file)", head, started);
-    let options = audit::Options { ledger_key: Some(key.public_key_hex()) };
+    let options = audit::Options { ledger_key: Some(key.public_key_hex()), ..audit::Options::default() };
     let started = Instant::now();
     let mut lines = export::FileLines::open(&path).expect("open export");
     let chain = audit::verify_chain(&mut lines, &options, &mut |_| {}).expect("chain verifies");

@@ -27,6 +27,7 @@ pub mod ledger;
 pub mod malloc;
 pub mod merkle;
 pub mod record;
+pub mod restore;
 pub mod service;
 pub mod signing;
 pub mod store;

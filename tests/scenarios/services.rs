@@ -20,6 +20,7 @@ mod outage;
 mod paging;
 mod projector;
 mod real_binary;
+mod restore;
 mod soak;
 
 use async_nats::jetstream;

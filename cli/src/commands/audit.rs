@@ -57,7 +57,7 @@ pub fn run(data: &Path, remote: Option<&Remote>, format: Format, verb: &AuditVer
         AuditVerb::Verify { file, ledger_key, chain_only, quorum } => {
             // Bad witness arguments are refused before the work.
             super::witness::quorum_witnesses(quorum)?;
-            let options = Options { ledger_key: ledger_key.clone() };
+            let options = Options { ledger_key: ledger_key.clone(), ..Options::default() };
             let (mut lines, total): (Box<dyn Lines + '_>, Option<u64>) = match (file, remote) {
                 (Some(path), _) => (Box::new(FileLines::open(path).map_err(operational)?), None),
                 (None, Some(r)) => {

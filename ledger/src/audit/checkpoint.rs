@@ -318,6 +318,20 @@ pub fn store_cosigned(store: &Store, c: &Checkpoint) -> Result<(), LedgerError> 
     store.put_checkpoint(size, &serde_json::to_vec(&entry).expect("entries encode"))
 }
 
+/// Stores a checkpoint taken from a verified source (an export, the checkpoints stream) as
+/// [`create`] would have stored it: the checkpoint and the Merkle frontier at its size.
+/// `frontier` must be the frontier over the store's first `c.tree_size` records.
+pub fn store_restored(store: &Store, c: &Checkpoint, frontier: &Frontier) -> Result<(), LedgerError> {
+    if frontier.len() != c.tree_size || frontier.root() != c.root {
+        return Err(LedgerError::Corrupt {
+            seq: c.tree_size,
+            what: "a restored checkpoint's root is not the root of the records before it".into(),
+        });
+    }
+    let entry = Entry { checkpoint: c.clone(), frontier: frontier.nodes().iter().map(canonical::hex).collect() };
+    store.put_checkpoint(c.tree_size, &serde_json::to_vec(&entry).expect("entries encode"))
+}
+
 /// Prefix of every ledger's checkpoint origin.
 pub const ORIGIN_PREFIX: &str = "stockpile.v1/";
 

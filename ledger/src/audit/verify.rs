@@ -38,6 +38,10 @@ pub struct Options {
     /// The ledger's checkpoint key (lower-case hex), as published by the operator. Without
     /// it the first checkpoint's key is taken, and the summary names it for comparison.
     pub ledger_key: Option<String>,
+    /// Accept records after the last checkpoint (every other check still applies to them):
+    /// what `stockpile-ledger restore --from-stream` needs, since the stream of records runs
+    /// ahead of the last checkpoint published. An export must end with one (the default).
+    pub uncovered_tail_allowed: bool,
 }
 
 /// A verified export.
@@ -45,6 +49,9 @@ pub struct Options {
 pub struct Summary {
     pub records: u64,
     pub checkpoints: u64,
+    /// Records covered by the last checkpoint: all of them, unless
+    /// [`Options::uncovered_tail_allowed`].
+    pub covered: u64,
     /// Command signatures verified (one per record).
     pub signatures: u64,
     pub head_hash: Hash,
@@ -407,6 +414,7 @@ struct Verifier {
     last_recorded: Option<DateTime<Utc>>,
     key: Option<String>,
     key_pinned: bool,
+    uncovered_tail_allowed: bool,
     line: u64,
     last_note: Option<String>,
 }
@@ -423,6 +431,7 @@ impl Verifier {
             last_recorded: None,
             key: options.ledger_key.clone(),
             key_pinned: options.ledger_key.is_some(),
+            uncovered_tail_allowed: options.uncovered_tail_allowed,
             line: 0,
             last_note: None,
         }
@@ -553,7 +562,7 @@ impl Verifier {
         if self.records == 0 {
             return Err(self.fail_at_end(Problem::Empty));
         }
-        if self.covered < self.records {
+        if self.covered < self.records && !self.uncovered_tail_allowed {
             return Err(self.fail_at_end(Problem::UncoveredTail { first: self.covered + 1, last: self.records }));
         }
         Ok(())
@@ -579,6 +588,7 @@ impl Verifier {
         Ok(Summary {
             records: self.records,
             checkpoints: self.checkpoints,
+            covered: self.covered,
             signatures: self.records,
             head_hash: self.head,
             root: self.frontier.root(),

@@ -1,4 +1,6 @@
 //! `stockpile-ledger serve --nats URL --data DIR [--replicas N]`: the ledger service.
+//! `stockpile-ledger restore (--from-stream URL | --from-export FILE) --data DIR`: rebuilds a
+//! ledger directory from a verified copy of its log.
 //!
 //! Parses arguments, logs to stderr (`RUST_LOG`, default `info`), and runs
 //! [`stockpile_ledger::service::run`] until ctrl-c or SIGTERM. Exit code 0 after a clean
@@ -23,6 +25,33 @@ enum Command {
     /// Serve the ledger in DIR over NATS: stockpile.v1.ledger.{append,range}, and publish
     /// every record to the STOCKPILE_EVENTS stream.
     Serve(ServeArgs),
+    /// Rebuild a ledger directory from the STOCKPILE_EVENTS stream or an `audit export`
+    /// file, verifying every record as `stockpile audit verify` does. DIR must be missing or
+    /// empty; nothing is left behind when the source does not verify.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// Read the records from the STOCKPILE_EVENTS stream (and the checkpoints from
+    /// STOCKPILE_CHECKPOINTS) on this NATS server; several URLs separated by commas.
+    #[arg(long, value_name = "URL", required_unless_present = "from_export", conflicts_with = "from_export")]
+    from_stream: Option<String>,
+    /// Read the records and checkpoints from this `audit export` file.
+    #[arg(long, value_name = "FILE")]
+    from_export: Option<PathBuf>,
+    /// The directory to create (missing or empty).
+    #[arg(long)]
+    data: PathBuf,
+    /// The ledger's `checkpoint.key` (kept apart from the data directory): the source's
+    /// checkpoints must be signed with it, and they are kept. Without it they are verified
+    /// but not kept, and the restored ledger signs with a new key.
+    #[arg(long, value_name = "FILE")]
+    checkpoint_key: Option<PathBuf>,
+    /// NKey seed file of the NATS user to read the streams as (the `auditor` or the
+    /// `ledger-publisher` user of `stockpile nats-config`).
+    #[arg(long, env = "STOCKPILE_NATS_NKEY", requires = "from_stream")]
+    nkey: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -81,7 +110,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Restore(args) => return restore(&runtime, args),
+    };
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
@@ -125,6 +157,64 @@ fn main() -> ExitCode {
             eprintln!("stockpile-ledger: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `restore`: prints what was restored on stdout; exit 1 with the reason when refused.
+fn restore(runtime: &tokio::runtime::Runtime, args: RestoreArgs) -> ExitCode {
+    use stockpile_ledger::restore::{self, Source, Staging, STREAM_COPY_FILE};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("stockpile-ledger: error: {e}");
+        ExitCode::FAILURE
+    };
+    let identity = match args.nkey.as_deref().map(service::access::Identity::from_file).transpose() {
+        Ok(identity) => identity,
+        Err(e) => return fail(&e),
+    };
+    let staging = match Staging::new(&args.data) {
+        Ok(staging) => staging,
+        Err(e) => return fail(&e),
+    };
+    let (source, kind) = match (&args.from_stream, &args.from_export) {
+        (Some(url), _) => {
+            let copy = staging.path().join(STREAM_COPY_FILE);
+            match runtime.block_on(service::restore::copy_stream(url, identity.as_ref(), &copy)) {
+                Ok(copied) => {
+                    eprintln!(
+                        "copied {} records and {} checkpoints from the stream",
+                        copied.records, copied.checkpoints
+                    )
+                }
+                Err(e) => return fail(&e),
+            }
+            (copy, Source::Stream)
+        }
+        (None, Some(file)) => (file.clone(), Source::Export),
+        (None, None) => unreachable!("clap requires one source"),
+    };
+    match restore::restore(staging, &source, kind, args.checkpoint_key.as_deref(), &mut |_| {}) {
+        Ok(r) => {
+            println!("restored {} records into {}", r.records, args.data.display());
+            println!("head: seq {} hash {}", r.records, stockpile_ledger::canonical::hex(&r.head_hash));
+            if r.checkpoints_stored {
+                println!("checkpoints: {} kept, signed by {}", r.checkpoints, r.ledger_key);
+            } else {
+                println!(
+                    "checkpoints: {} verified (signed by {}) but not kept: without --checkpoint-key the ledger signs with a new key when it serves",
+                    r.checkpoints, r.ledger_key
+                );
+            }
+            if r.covered < r.records {
+                println!(
+                    "records {} to {} are after the last checkpoint: verified by signature, chain and re-execution; the ledger signs a checkpoint over them when it serves",
+                    r.covered + 1,
+                    r.records
+                );
+            }
+            println!("outbox cursor: {}", r.outbox_cursor);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

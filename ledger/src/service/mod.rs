@@ -18,6 +18,8 @@
 //!   `stockpile.v1.checkpoints`, answers proof requests.
 //! - [`outbox`]: publishes every committed record to `STOCKPILE_EVENTS`, in order, exactly
 //!   once in the stream; and to `STOCKPILE_FEEDS`, once per partner it concerns.
+//! - [`restore`]: copies `STOCKPILE_EVENTS` into an export file for `stockpile-ledger
+//!   restore --from-stream` ([`crate::restore`]).
 //! - [`subjects`] and [`stream`]: every subject, header and stream setting, in one place.
 //!
 //! **Boundary:** the writer never waits on NATS. An append is acknowledged when it is durable;
@@ -30,6 +32,7 @@ mod endpoints;
 pub mod error;
 pub mod outbox;
 mod range;
+pub mod restore;
 mod shutdown;
 pub mod stream;
 pub mod subjects;

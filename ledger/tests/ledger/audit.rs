@@ -45,7 +45,7 @@ pub(super) fn verify_chain_bytes(bytes: &[u8]) -> Result<verify::ChainSummary, v
 fn exports_of_random_histories_verify_by_re_execution() {
     for seed in 0..3 {
         let (h, last, bytes) = exported(seed);
-        let pinned = Options { ledger_key: Some(ledger_key().public_key_hex()) };
+        let pinned = Options { ledger_key: Some(ledger_key().public_key_hex()), ..Options::default() };
         let summary = verify_bytes(&bytes, &pinned).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         assert_eq!(summary.records, h.state().head.seq);
         assert_eq!(summary.head_hash, h.state().head.hash);
@@ -58,7 +58,7 @@ fn exports_of_random_histories_verify_by_re_execution() {
         let from_store = verify(&mut lines, &pinned, &mut |_| {}).expect("store verifies");
         assert_eq!(from_store.root, summary.root);
         // Another ledger's key is refused.
-        let other = Options { ledger_key: Some("ab".repeat(32)) };
+        let other = Options { ledger_key: Some("ab".repeat(32)), ..Options::default() };
         let err = verify_bytes(&bytes, &other).expect_err("a foreign ledger key");
         assert!(matches!(*err.problem, Problem::CheckpointKey { .. }), "{err}");
     }

@@ -20,7 +20,7 @@ const KILL_AFTER: usize = 30;
 /// `target/<profile>/stockpile-ledger`, next to this test's `deps/` directory. Cargo builds
 /// it for `cargo test --workspace` (or `cargo build -p stockpile-ledger --bins`), not for a
 /// test of this package alone.
-fn ledger_binary() -> PathBuf {
+pub(super) fn ledger_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable");
     exe.ancestors()
         .skip(1)
