@@ -20,6 +20,7 @@ mod outage;
 mod paging;
 mod projector;
 mod real_binary;
+mod replicate;
 mod restore;
 mod soak;
 

@@ -91,6 +91,12 @@ struct ServeArgs {
     /// checkpoint with fewer is still published; the log warns and names the missing.
     #[arg(long, requires = "witnesses")]
     witness_quorum: Option<usize>,
+    /// Replicated commit: answer an append only once its records are stored in the
+    /// STOCKPILE_EVENTS stream as well as fsynced here (use with --replicas 3 on a
+    /// three-node cluster); after 10 s without the stream's ack the answer is
+    /// `not_replicated` (the commands are committed here; resend them until acknowledged).
+    #[arg(long)]
+    replicate: bool,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +122,7 @@ fn main() -> ExitCode {
     };
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
+    config.replicate = args.replicate;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
     config.partners = args.partners.iter().map(|p| p.trim().to_ascii_uppercase()).filter(|p| !p.is_empty()).collect();
     for entry in &args.witnesses {

@@ -4,29 +4,57 @@
 //! the ledger's business (a rejected command is a result, not an error). The handler
 //! awaits the group-commit writer, so many requests in flight share one fsync.
 
-use super::config::Limits;
+use super::config::{Limits, REPLICATE_ACK_TIMEOUT};
 use super::error::RequestError;
 use crate::domain::reference::Reference;
 use crate::domain::Country;
+use crate::ledger::Outcome;
 use crate::wire::{AppendReply, AppendRequest, AppendResult};
 use crate::LedgerHandle;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// Answers one append request: the encoded [`AppendReply`], or why the whole request was
 /// refused (nothing was written then).
 /// `origin`: the partner whose channel it came through.
+/// `replicated`: with `--replicate`, the last seq the `STOCKPILE_EVENTS` stream has stored
+/// (the events outbox's acks); the reply then waits until it covers every seq answered.
 pub(crate) async fn handle(
     payload: &[u8],
     origin: Option<Country>,
     ledger: &LedgerHandle,
     limits: &Limits,
+    replicated: Option<&watch::Receiver<u64>>,
 ) -> Result<Vec<u8>, RequestError> {
     let request = parse(payload, limits)?;
     let outcomes = ledger
         .append_from(origin, request.commands, request.atomic)
         .await
         .map_err(|e| RequestError::Unavailable { reason: e.to_string() })?;
+    if let Some(replicated) = replicated {
+        let last = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Appended { seq, .. } | Outcome::Duplicate { seq, .. } => Some(*seq),
+                Outcome::Rejected(_) => None,
+            })
+            .max();
+        if let Some(seq) = last {
+            wait_replicated(replicated.clone(), seq, REPLICATE_ACK_TIMEOUT).await?;
+        }
+    }
     let reply = AppendReply { results: outcomes.into_iter().map(AppendResult::from).collect() };
     Ok(serde_json::to_vec(&reply).expect("an append reply always encodes"))
+}
+
+/// Waits until the stream has stored record `seq` (`replicated` ≥ `seq`), at most `bound`.
+async fn wait_replicated(mut replicated: watch::Receiver<u64>, seq: u64, bound: Duration) -> Result<(), RequestError> {
+    let not_replicated = || RequestError::NotReplicated { seq, waited_ms: bound.as_millis() as u64 };
+    match tokio::time::timeout(bound, replicated.wait_for(|stored| *stored >= seq)).await {
+        Ok(Ok(_)) => Ok(()),
+        // The outbox is gone (the service is stopping): not replicated, and never will be here.
+        Ok(Err(_)) | Err(_) => Err(not_replicated()),
+    }
 }
 
 /// The partner of a `stockpile.v1.ledger.append.<partner>` subject: one of the reference
@@ -72,6 +100,24 @@ mod tests {
 
     fn code(payload: &[u8], limits: &Limits) -> &'static str {
         parse(payload, limits).map(|_| "ok").unwrap_or_else(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn an_answer_waits_for_the_stream_to_store_its_records_and_no_longer_than_the_bound() {
+        let (stored, replicated) = watch::channel(4);
+        let bound = Duration::from_millis(200);
+        assert!(wait_replicated(replicated.clone(), 4, bound).await.is_ok(), "already stored");
+        let later = tokio::spawn(wait_replicated(replicated.clone(), 6, bound));
+        stored.send(5).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!later.is_finished(), "seq 6 is not stored yet");
+        stored.send(6).unwrap();
+        assert!(later.await.unwrap().is_ok());
+        let refused = wait_replicated(replicated.clone(), 9, bound).await.unwrap_err();
+        assert_eq!(refused.code(), "not_replicated");
+        assert!(refused.to_string().contains("up to seq 9"), "{refused}");
+        drop(stored);
+        assert_eq!(wait_replicated(replicated, 10, bound).await.unwrap_err().code(), "not_replicated");
     }
 
     #[test]

@@ -74,6 +74,12 @@ pub const STREAM_REPLICAS_DEFAULT: usize = 1;
 /// demand (`stockpile.v1.ledger.checkpoint`), and every export ends with one.
 pub const CHECKPOINT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// With `--replicate`, longest wait after a group is committed locally for every record it
+/// answers to be acknowledged by the `STOCKPILE_EVENTS` stream. Under the clients' request
+/// timeout (the CLI's 30 s), so a client hears `not_replicated` instead of nothing; long
+/// enough for an R3 stream to elect a new leader after losing one (seconds).
+pub const REPLICATE_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Everything [`super::run`] needs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -105,6 +111,10 @@ pub struct ServiceConfig {
     /// Cosignatures a checkpoint should carry; with fewer it is published all the same and
     /// a warning names the witnesses missing.
     pub witness_quorum: usize,
+    /// Replicated commit (`--replicate`): an append is answered only once every record it
+    /// answers with is stored in `STOCKPILE_EVENTS` (as well as fsynced locally), or, after
+    /// [`REPLICATE_ACK_TIMEOUT`], with `not_replicated` ([`super::RequestError::NotReplicated`]).
+    pub replicate: bool,
 }
 
 impl ServiceConfig {
@@ -121,6 +131,7 @@ impl ServiceConfig {
             partners: Vec::new(),
             witnesses: Vec::new(),
             witness_quorum: 0,
+            replicate: false,
         }
     }
 }

@@ -72,6 +72,8 @@ struct Context {
     ledger: LedgerHandle,
     limits: Arc<Limits>,
     checkpointer: Arc<Checkpointer>,
+    /// `--replicate`: the last seq `STOCKPILE_EVENTS` has stored; appends wait on it.
+    replicated: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Endpoints {
@@ -84,10 +86,12 @@ impl Endpoints {
         ledger: LedgerHandle,
         limits: Limits,
         checkpointer: Arc<Checkpointer>,
+        replicated: Option<tokio::sync::watch::Receiver<u64>>,
         mut stop: Stop,
     ) -> Result<(), ServiceError> {
         let gates = Gates::new(&limits);
-        let context = Context { client: client.clone(), publisher, ledger, limits: Arc::new(limits), checkpointer };
+        let context =
+            Context { client: client.clone(), publisher, ledger, limits: Arc::new(limits), checkpointer, replicated };
         let mut requests = futures::stream::select_all([
             self.append.map(|request| (Api::Append, request)).boxed(),
             self.append_as_partner.map(|request| (Api::AppendAsPartner, request)).boxed(),
@@ -248,9 +252,14 @@ async fn handle(api: Api, request: Request, context: &Context) {
     let payload = &request.message.payload;
     let max = context.client.server_info().max_payload;
     let result = match api {
-        Api::Append => append::handle(payload, None, &context.ledger, &context.limits).await,
+        Api::Append => {
+            append::handle(payload, None, &context.ledger, &context.limits, context.replicated.as_ref()).await
+        }
         Api::AppendAsPartner => match append::origin(&request.message.subject) {
-            Ok(origin) => append::handle(payload, Some(origin), &context.ledger, &context.limits).await,
+            Ok(origin) => {
+                let replicated = context.replicated.as_ref();
+                append::handle(payload, Some(origin), &context.ledger, &context.limits, replicated).await
+            }
             Err(e) => Err(e),
         },
         Api::Range => range::handle(payload, &context.ledger, &context.limits, max).await,

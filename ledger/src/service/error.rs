@@ -47,6 +47,10 @@ pub enum RequestError {
     Unavailable { reason: String },
     #[error("the ledger failed to read its log: {reason}: retry later, and tell the operator")]
     Internal { reason: String },
+    #[error(
+        "the commands were committed and fsynced by the ledger (records up to seq {seq}), but STOCKPILE_EVENTS had not stored them after {waited_ms} ms: they are not yet safe against the loss of the ledger's machine; send the same commands again (same event ids) until they are acknowledged — a resend is answered `duplicate` with the same seqs, never recorded twice"
+    )]
+    NotReplicated { seq: u64, waited_ms: u64 },
 }
 
 impl RequestError {
@@ -71,6 +75,7 @@ impl RequestError {
             RequestError::Overloaded { .. } => "overloaded",
             RequestError::Unavailable { .. } => "unavailable",
             RequestError::Internal { .. } => "internal",
+            RequestError::NotReplicated { .. } => "not_replicated",
         }
     }
 

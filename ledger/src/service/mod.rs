@@ -108,6 +108,15 @@ pub async fn serve(
     let endpoints = endpoints::register(&client).await?;
     let (stop_sender, stop) = shutdown::channel();
 
+    // `--replicate`: the events outbox announces how far the stream has stored the log, and
+    // every append waits for its records there.
+    let (mut stored, replicated) = match config.replicate {
+        true => {
+            let (stored, replicated) = tokio::sync::watch::channel(0);
+            (Some(stored), Some(replicated))
+        }
+        false => (None, None),
+    };
     let mut outboxes = Vec::new();
     for target in [outbox::Target::Events, outbox::Target::Feeds] {
         let outbox = outbox::Outbox::new(
@@ -117,6 +126,7 @@ pub async fn serve(
             ledger.head(),
             stop.clone(),
             config.stream_replicas,
+            if target == outbox::Target::Events { stored.take() } else { None },
         )?;
         outboxes.push(tokio::spawn(outbox.run()));
     }
@@ -131,6 +141,7 @@ pub async fn serve(
         ledger,
         config.limits.clone(),
         checkpointer,
+        replicated,
         stop.clone(),
     ));
     tracing::info!(nats = %config.nats_url, "serving {}, {}, {} and {}", subjects::APPEND, subjects::RANGE, subjects::CHECKPOINT, subjects::PROOF);

@@ -208,6 +208,9 @@ pub(crate) struct Outbox {
     acked: u64,
     /// The last value written to the durable cursor (events only).
     saved: u64,
+    /// Where [`Self::acked`] is announced (the events outbox of a `--replicate` ledger: the
+    /// appends wait on it).
+    stored: Option<watch::Sender<u64>>,
 }
 
 impl Outbox {
@@ -218,6 +221,7 @@ impl Outbox {
         head: watch::Receiver<u64>,
         stop: Stop,
         replicas: usize,
+        stored: Option<watch::Sender<u64>>,
     ) -> Result<Outbox, LedgerError> {
         let mut js = jetstream::new(client);
         js.set_timeout(OUTBOX_ACK_TIMEOUT);
@@ -233,6 +237,7 @@ impl Outbox {
             stream_last: 0,
             acked: saved,
             saved,
+            stored,
         })
     }
 
@@ -315,8 +320,16 @@ impl Outbox {
         }
         self.stream_last = last;
         self.next = resume;
+        self.announce();
         self.save_cursor().await?;
         Ok(())
+    }
+
+    /// Tells the appends waiting for replication how far the stream has stored the log.
+    fn announce(&self) {
+        if let Some(stored) = &self.stored {
+            stored.send_if_modified(|announced| std::mem::replace(announced, self.acked) != self.acked);
+        }
     }
 
     /// Publishes records as the head moves, until stop (`Ok`) or a failure (`Err`: resync).
@@ -332,6 +345,7 @@ impl Outbox {
                 self.settle(&mut in_flight).await?;
                 // Records with no copies at the end of the log are published by definition.
                 self.acked = head;
+                self.announce();
                 self.save_cursor().await?;
                 tokio::select! {
                     changed = self.head.changed() => {
@@ -403,6 +417,7 @@ impl Outbox {
             )));
         }
         self.acked = if sent.last_copy { seq } else { seq - 1 };
+        self.announce();
         Ok(())
     }
 

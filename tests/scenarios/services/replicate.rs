@@ -1,0 +1,85 @@
+//! (h) Replicated commit (`--replicate`) on a three-node cluster with an R3
+//! `STOCKPILE_EVENTS` stream: an answered append is already in the stream; with the stream's
+//! quorum lost, an append is answered `not_replicated` within the bound (committed here, not
+//! replicated), never acknowledged; once the quorum is back, a resend of the same commands is
+//! answered with the same seqs, and the stream holds every record once, in order.
+
+use super::*;
+use stockpile_ledger::service::config::REPLICATE_ACK_TIMEOUT;
+use stockpile_tests::nats::NatsCluster;
+
+/// Beyond the bound: the request's own path and the writer's fsync on a loaded machine.
+const SLACK: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicate_an_append_is_acknowledged_only_once_the_r3_stream_stored_it() {
+    let mut cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    cluster.wait_for_jetstream().await;
+    // The ledger and the client talk to node 0, which stays up: core NATS keeps working
+    // there while JetStream, without a quorum, cannot store anything.
+    let url = cluster.nodes[0].url();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&url);
+    config.stream_replicas = 3;
+    config.replicate = true;
+    let service = InProcess::serve(config, open_ledger(data.path()));
+    let client = client(&url).await;
+    wait_until_serving(&client).await;
+    let world = World::new();
+
+    // Answered means stored: the stream's last sequence covers every answered seq at once.
+    let answered: Vec<u64> = append(&client, setup_commands(&world), true).await.iter().map(seq_of).collect();
+    let js = jetstream::new(client.clone());
+    let stream = js_api("get the events stream", || js.get_stream(subjects::EVENTS_STREAM)).await;
+    let info = js_api("get the events stream's info", || stream.get_info()).await;
+    assert_eq!(info.config.num_replicas, 3);
+    let stored = info.state.last_sequence;
+    assert!(answered.iter().all(|seq| *seq <= stored), "answered {answered:?}, stream holds 1..={stored}");
+
+    // Two of three nodes down: no quorum. The append is committed here but not replicated.
+    tokio::task::block_in_place(|| {
+        cluster.nodes[1].kill();
+        cluster.nodes[2].kill();
+    });
+    let commands = acquires(&world, 0, 4);
+    let body = serde_json::to_vec(&AppendRequest { commands: commands.clone(), atomic: false }).expect("encode");
+    let started = Instant::now();
+    let reply = request(&client, subjects::APPEND, body).await;
+    let took = started.elapsed();
+    let refused: ErrorReply = serde_json::from_slice(&reply)
+        .unwrap_or_else(|e| panic!("not an error reply ({e}): {}", String::from_utf8_lossy(&reply)));
+    assert_eq!(refused.error.code, "not_replicated", "{refused:?}");
+    assert!(refused.error.message.contains("send the same commands again"), "{refused:?}");
+    assert!(took >= REPLICATE_ACK_TIMEOUT && took < REPLICATE_ACK_TIMEOUT + SLACK, "answered after {took:?}");
+
+    // The quorum back: a resend is answered with the seqs the first send committed.
+    tokio::task::block_in_place(|| {
+        cluster.nodes[1].restart();
+        cluster.nodes[2].restart();
+    });
+    let head_before = *service.ledger.head().borrow();
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    let results = loop {
+        let body = serde_json::to_vec(&AppendRequest { commands: commands.clone(), atomic: false }).expect("encode");
+        let reply = request(&client, subjects::APPEND, body).await;
+        if let Ok(reply) = serde_json::from_slice::<AppendReply>(&reply) {
+            break reply.results;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replicated after {CATCH_UP_TIMEOUT:?}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    };
+    assert!(
+        results.iter().all(|r| matches!(r, AppendResult::Duplicate { .. })),
+        "the first send was committed: {results:?}"
+    );
+    let resent: Vec<u64> = results.iter().map(seq_of).collect();
+    assert_eq!(resent, (head_before - 3..=head_before).collect::<Vec<_>>(), "the same seqs");
+    assert_eq!(*service.ledger.head().borrow(), head_before, "nothing recorded twice");
+    let stored = js_api("get the events stream's info", || stream.get_info()).await.state.last_sequence;
+    assert!(stored >= head_before, "acknowledged, so stored: the stream holds 1..={stored}");
+    check_stream_mirrors(&client, &stored_records(&service.ledger)).await;
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}
