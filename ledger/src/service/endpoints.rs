@@ -64,34 +64,25 @@ pub(crate) async fn register(client: &async_nats::Client) -> Result<Endpoints, S
     Ok(Endpoints { service, append, append_as_partner, range, checkpoint, proof })
 }
 
+/// What every request is answered with.
 #[derive(Clone)]
-struct Context {
-    client: async_nats::Client,
+pub(crate) struct Context {
+    pub(crate) client: async_nats::Client,
     /// Where checkpoints signed on request are published (the responder only answers).
-    publisher: async_nats::Client,
-    ledger: LedgerHandle,
-    limits: Arc<Limits>,
-    checkpointer: Arc<Checkpointer>,
+    pub(crate) publisher: async_nats::Client,
+    pub(crate) ledger: LedgerHandle,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) checkpointer: Arc<Checkpointer>,
     /// `--replicate`: the last seq `STOCKPILE_EVENTS` has stored; appends wait on it.
-    replicated: Option<tokio::sync::watch::Receiver<u64>>,
+    pub(crate) replicated: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Endpoints {
     /// Serves requests until `stop`; then stops taking new ones, finishes those in flight
     /// and flushes their replies.
-    pub(crate) async fn serve(
-        self,
-        client: async_nats::Client,
-        publisher: async_nats::Client,
-        ledger: LedgerHandle,
-        limits: Limits,
-        checkpointer: Arc<Checkpointer>,
-        replicated: Option<tokio::sync::watch::Receiver<u64>>,
-        mut stop: Stop,
-    ) -> Result<(), ServiceError> {
-        let gates = Gates::new(&limits);
-        let context =
-            Context { client: client.clone(), publisher, ledger, limits: Arc::new(limits), checkpointer, replicated };
+    pub(crate) async fn serve(self, context: Context, mut stop: Stop) -> Result<(), ServiceError> {
+        let gates = Gates::new(&context.limits);
+        let client = context.client.clone();
         let mut requests = futures::stream::select_all([
             self.append.map(|request| (Api::Append, request)).boxed(),
             self.append_as_partner.map(|request| (Api::AppendAsPartner, request)).boxed(),

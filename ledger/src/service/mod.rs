@@ -135,15 +135,15 @@ pub async fn serve(
         .then(|| cosign::Cosigner::new(publisher.clone(), config.witnesses.clone(), config.witness_quorum));
     let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key, cosigner);
     let periodic = tokio::spawn(checkpointer.clone().run(publisher.clone(), config.checkpoint_interval, stop.clone()));
-    let mut requests = tokio::spawn(endpoints.serve(
-        client.clone(),
-        publisher.clone(),
+    let context = endpoints::Context {
+        client: client.clone(),
+        publisher: publisher.clone(),
         ledger,
-        config.limits.clone(),
+        limits: std::sync::Arc::new(config.limits.clone()),
         checkpointer,
         replicated,
-        stop.clone(),
-    ));
+    };
+    let mut requests = tokio::spawn(endpoints.serve(context, stop.clone()));
     tracing::info!(nats = %config.nats_url, "serving {}, {}, {} and {}", subjects::APPEND, subjects::RANGE, subjects::CHECKPOINT, subjects::PROOF);
 
     let early = tokio::select! {
