@@ -8,10 +8,14 @@ use crate::output;
 use serde::{Deserialize, Serialize};
 use stockpile_ledger::bench::{Latency, Rate};
 
-/// The targets the figures are held to (issue #8), each with its unit last.
-pub const TARGET_APPEND_EMBEDDED_PER_S: f64 = 30_000.0;
-/// Signed durable appends over NATS, events/s.
-pub const TARGET_APPEND_NATS_PER_S: f64 = 10_000.0;
+/// The targets the figures are held to (issue #8, raised by issue #24's table), each with its
+/// unit last. Embedded signed durable appends, events/s.
+pub const TARGET_APPEND_EMBEDDED_PER_S: f64 = 50_000.0;
+/// Signed durable appends over NATS, one command per request, events/s.
+pub const TARGET_APPEND_NATS_PER_S: f64 = 20_000.0;
+/// Signed durable appends over NATS, [`super::NATS_BATCH_COMMANDS`] commands per request,
+/// events/s.
+pub const TARGET_APPEND_NATS_BATCHED_PER_S: f64 = 50_000.0;
 /// Our embedded appends over PostgreSQL's and over JetStream's with `sync_interval: always`,
 /// at the same number of clients.
 pub const TARGET_BASELINE_RATIO: f64 = 5.0;
@@ -22,9 +26,9 @@ pub const TARGET_VISIBLE_RATE_PER_S: u64 = 1_000;
 /// Replay, events/s.
 pub const TARGET_REPLAY_PER_S: f64 = 500_000.0;
 /// Chain verification (hashes, links, Merkle root, checkpoint), events/s.
-pub const TARGET_CHAIN_VERIFY_PER_S: f64 = 1_000_000.0;
+pub const TARGET_CHAIN_VERIFY_PER_S: f64 = 1_500_000.0;
 /// Full verification (every signature, re-execution), events/s.
-pub const TARGET_FULL_VERIFY_PER_S: f64 = 80_000.0;
+pub const TARGET_FULL_VERIFY_PER_S: f64 = 100_000.0;
 /// As-of query p99, milliseconds…
 pub const TARGET_AS_OF_P99_MS: f64 = 20.0;
 /// …over a history of this many events.
@@ -332,9 +336,11 @@ fn targets(plan: &Plan, scenarios: &[ScenarioReport], figures: &[&Figure], ratio
             TARGET_APPEND_NATS_PER_S,
         ),
         at_least(
-            format!("appends over NATS ≥ {TARGET_APPEND_NATS_PER_S:.0}/s, {NATS_BATCH_COMMANDS} commands per request"),
+            format!(
+                "appends over NATS ≥ {TARGET_APPEND_NATS_BATCHED_PER_S:.0}/s, {NATS_BATCH_COMMANDS} commands per request"
+            ),
             best(figures, "append-nats-batched"),
-            TARGET_APPEND_NATS_PER_S,
+            TARGET_APPEND_NATS_BATCHED_PER_S,
         ),
         ratio_target(ratios, "postgres", figures),
         ratio_target(ratios, "jetstream-sync-always", figures),
