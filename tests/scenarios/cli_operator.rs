@@ -114,6 +114,11 @@ fn the_readme_services_block_reports_and_the_commissions_intake_run_as_written()
     let chart = std::fs::read_to_string(dir.join("stocks.svg")).expect("the aggregate's chart was written");
     assert!(chart.starts_with("<svg") || chart.contains("<svg"), "{chart}");
     assert!(out.contains("(provisional: the period has not ended)"), "{out}");
+    // The ledger rebuilt from the stream: every record, and the checkpoints under its key.
+    let restored = out.lines().find(|l| l.starts_with("restored ")).expect("restore's summary");
+    assert!(restored.ends_with("ledger-copy"), "{restored}");
+    assert!(out.lines().any(|l| l.starts_with("checkpoints: ") && l.contains(" kept")), "{out}");
+    assert!(dir.join("ledger-copy/checkpoint.key").is_file(), "the key was copied in");
 }
 
 #[test]
