@@ -12,6 +12,7 @@ use crate::services::{
 };
 use std::path::PathBuf;
 use std::process::Command;
+use stockpile_ledger::service::access::Identity;
 use stockpile_ledger::testkit::World;
 use stockpile_tests::nats::NatsServer;
 
@@ -77,9 +78,79 @@ async fn python_partner_subscriber_verifies_the_stream() {
     service.stop().await.shutdown().expect("the ledger stops cleanly");
 }
 
+/// On the accounts of `stockpile nats-config`, as `partner-NL`: the example reads NL's feed
+/// through the consumer the ledger made for NL, and proves each record against the ledger's
+/// signed checkpoint (it may read nothing else: `ledger.range` and the events stream are not
+/// NL's). It prints exactly NL's records, in order, each proved in a tree that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_partner_on_the_accounts_reads_its_feed_and_proves_every_record() {
+    let python = partner_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("nats");
+    let store = dir.path().join("jetstream");
+    let args =
+        ["nats-config", "--out", conf.to_str().unwrap(), "--partners", "NL,DE", "--store-dir", store.to_str().unwrap()];
+    let written = stockpile_tests::bins::stockpile_in(dir.path(), &args);
+    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
+    let seed = |user: &str| Identity::from_file(&conf.join("users").join(format!("{user}.nk"))).expect("seed file");
+    let mut ledger_config = config(&nats.url());
+    ledger_config.identity = Some(seed("ledger"));
+    ledger_config.publisher_identity = Some(seed("ledger-publisher"));
+    ledger_config.partners = vec!["NL".into(), "DE".into()];
+    ledger_config.checkpoint_interval = std::time::Duration::from_secs(1);
+    let service = InProcess::serve(ledger_config, open_ledger(&dir.path().join("ledger")));
+    let world = World::new();
+    let setup = service.ledger.append(setup_commands(&world), true).await.expect("setup");
+    assert!(setup.iter().all(|o| o.seq().is_some()), "setup appends");
+    let moved = service.ledger.append(acquires(&world, 0, 6), false).await.expect("acquisitions");
+    assert!(moved.iter().all(|o| o.seq().is_some()), "acquisitions append");
+    let head = *service.ledger.head().borrow();
+
+    // NL's records: those whose scope names NL (its registrations, its acquisitions).
+    let nl: Vec<(u64, String)> = stored_records(&service.ledger)
+        .iter()
+        .map(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).expect("a record")["body"].clone())
+        .filter(|body| body["scope"]["partners"].as_array().is_some_and(|p| p.iter().any(|p| p == "NL")))
+        .map(|body| (body["seq"].as_u64().unwrap(), body["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(nl.len() >= 3 && nl.len() < head as usize, "NL's records are some of the log: {nl:?}");
+    let nkey = conf.join("users/partner-NL.nk");
+    let lines = run_subscriber_lines(
+        &python,
+        &nats.url(),
+        nl.len() as u64,
+        &["--partner", "NL", "--nkey", nkey.to_str().unwrap()],
+    )
+    .await;
+    let printed: Vec<(u64, String)> =
+        lines.iter().map(|v| (v["seq"].as_u64().unwrap(), v["kind"].as_str().unwrap().to_string())).collect();
+    assert_eq!(printed, nl, "NL's records, in order, and nothing else");
+    for line in &lines {
+        let proved = line["proved"].as_u64().expect("each record proved");
+        assert!(proved >= line["seq"].as_u64().unwrap() && proved <= head, "{line}");
+    }
+    service.stop().await.shutdown().expect("the ledger stops cleanly");
+}
+
 /// Runs the example to read `count` records; asserts it succeeds and returns the
 /// `(seq, kind)` of each line it printed.
 async fn run_subscriber(python: &std::path::Path, url: &str, count: u64, extra: &[&str]) -> Vec<(u64, String)> {
+    run_subscriber_lines(python, url, count, extra)
+        .await
+        .iter()
+        .map(|v| (v["seq"].as_u64().expect("seq"), v["kind"].as_str().expect("kind").to_string()))
+        .collect()
+}
+
+/// Runs the example to read `count` records; asserts it succeeds and returns each line it
+/// printed, as JSON.
+async fn run_subscriber_lines(
+    python: &std::path::Path,
+    url: &str,
+    count: u64,
+    extra: &[&str],
+) -> Vec<serde_json::Value> {
     let root = workspace_root();
     let script = root.join("docs/examples/partner_subscriber.py");
     let python = python.to_path_buf();
@@ -103,13 +174,13 @@ async fn run_subscriber(python: &std::path::Path, url: &str, count: u64, extra: 
         output.status
     );
 
-    let printed: Vec<(u64, String)> = stdout
+    let printed: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| {
             let v: serde_json::Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
             assert!(v["event_id"].is_string(), "no event_id in {line}");
-            (v["seq"].as_u64().expect("seq"), v["kind"].as_str().expect("kind").to_string())
+            v
         })
         .collect();
     eprintln!("subscriber stderr:\n{stderr}");
