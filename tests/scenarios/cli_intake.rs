@@ -197,6 +197,8 @@ fn partners_submit_through_the_service_and_the_commission_lists_checks_and_sums_
     let chart = dir.join("chart.svg");
     let total = json(dir, &url, &["reports", "aggregate", "--period", "2026-Q1", "--chart", chart.to_str().unwrap()]);
     check_aggregate(&total, 15, "");
+    let schema = crate::schemas::validator("v1/reports-aggregate.schema.json");
+    crate::schemas::assert_valid(&schema, &total, "reports aggregate --format json");
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.contains("<svg"), "a chart was written");
     // Coverage counts only the States with a registered figure, on both sides: NL 15 t and
