@@ -890,6 +890,9 @@ pub enum Scenario {
     /// its `ledger`/`ledger-publisher` users, the clients as partner NL's user posting on its
     /// own channel through the service import (ratios to `append-nats` when both run).
     AppendNatsAccounts,
+    /// The same with the ledger serving `--replicate` (each answer waits for the stream's ack
+    /// of its records; ratios to `append-nats` when both run).
+    AppendNatsReplicated,
     /// Post-to-visible latency in the projector service at `--rate` events/s.
     Visible,
     /// Generating the long history the next four run over (sign + decide + commit).

@@ -72,9 +72,9 @@ fn bench_refuses_bad_arguments_with_exit_code_2() {
     }
 }
 
-/// The scenarios over NATS, tiny: append-nats on one account and on the accounts
-/// configuration `stockpile nats-config` writes (the report sets them side by side as
-/// ratios at each client count), cosign over a generated history, and the proof flood.
+/// The scenarios over NATS, tiny: append-nats on one account, on the accounts configuration
+/// `stockpile nats-config` writes and with `--replicate` (the report sets each beside the
+/// first as ratios at each client count), cosign over a generated history, and the proof flood.
 #[test]
 fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +86,7 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
         "bench",
         "append-nats",
         "append-nats-accounts",
+        "append-nats-replicated",
         "cosign",
         "proof-flood",
         "--events",
@@ -121,13 +122,14 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
     let four = |a: &str, b: &str| vec![a.to_string(), a.to_string(), b.to_string(), b.to_string()];
     assert_eq!(kinds(0), four("append-nats", "append-nats-batched"));
     assert_eq!(kinds(1), four("append-nats-accounts", "append-nats-accounts-batched"));
-    assert_eq!(kinds(2), ["cosign"]);
+    assert_eq!(kinds(2), four("append-nats-replicated", "append-nats-replicated-batched"));
+    assert_eq!(kinds(3), ["cosign"]);
     assert!(
-        scenarios[2]["figures"][0]["note"].as_str().unwrap().contains("generated history of 3"),
+        scenarios[3]["figures"][0]["note"].as_str().unwrap().contains("generated history of 3"),
         "cosign runs over the generated history: {}",
-        scenarios[2]["figures"][0]
+        scenarios[3]["figures"][0]
     );
-    assert_eq!(kinds(3), ["proof-flood-append", "proof-flood-proofs", "proof-flood-recovery"]);
+    assert_eq!(kinds(4), ["proof-flood-append", "proof-flood-proofs", "proof-flood-recovery"]);
     // One ratio of accounts over single account per client count and batch size.
     let ratios: Vec<(String, String, u64)> = report["ratios"]
         .as_array()
@@ -137,9 +139,12 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
             (r["ours"].as_str().unwrap().into(), r["baseline"].as_str().unwrap().into(), r["clients"].as_u64().unwrap())
         })
         .collect();
-    for (ours, single) in
-        [("append-nats-accounts", "append-nats"), ("append-nats-accounts-batched", "append-nats-batched")]
-    {
+    for (ours, single) in [
+        ("append-nats-accounts", "append-nats"),
+        ("append-nats-accounts-batched", "append-nats-batched"),
+        ("append-nats-replicated", "append-nats"),
+        ("append-nats-replicated-batched", "append-nats-batched"),
+    ] {
         for clients in [1, 4] {
             assert!(
                 ratios.contains(&(ours.to_string(), single.to_string(), clients)),

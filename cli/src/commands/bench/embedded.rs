@@ -37,6 +37,7 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::Append => appends(plan, work)?,
         Scenario::AppendNats => over_nats::appends(plan, work, over_nats::Accounts::Single)?,
         Scenario::AppendNatsAccounts => over_nats::appends(plan, work, over_nats::Accounts::Partner)?,
+        Scenario::AppendNatsReplicated => over_nats::appends(plan, work, over_nats::Accounts::Replicated)?,
         Scenario::Visible => over_nats::visible(plan, work)?,
         Scenario::History => history(plan, work)?,
         Scenario::CatchUp => catch_up(work)?,

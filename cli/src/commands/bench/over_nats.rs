@@ -67,6 +67,9 @@ pub enum Accounts {
     /// `stockpile nats-config`'s accounts; clients are [`ACCOUNTS_PARTNER`]'s user posting on
     /// `stockpile.v1.ledger.append.NL` through its service import.
     Partner,
+    /// One account, the ledger serving with `--replicate`: each answer waits for the
+    /// stream's ack of its records (here one server, so the stream has one replica).
+    Replicated,
 }
 
 impl Accounts {
@@ -75,6 +78,7 @@ impl Accounts {
         match self {
             Accounts::Single => ["append-nats", "append-nats-batched"],
             Accounts::Partner => ["append-nats-accounts", "append-nats-accounts-batched"],
+            Accounts::Replicated => ["append-nats-replicated", "append-nats-replicated-batched"],
         }
     }
 }
@@ -121,6 +125,7 @@ fn append_run(
     let on = match accounts {
         Accounts::Single => "",
         Accounts::Partner => ", partner account",
+        Accounts::Replicated => ", --replicate",
     };
     let (kind, per_request) = match batch {
         1 => (single, on.to_string()),
@@ -129,9 +134,10 @@ fn append_run(
     let dir = fresh_dir(work, &format!("{kind}-{clients}"))?;
     let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
     let (server, config, watcher, submitter, subject) = match accounts {
-        Accounts::Single => {
+        Accounts::Single | Accounts::Replicated => {
             let server = Server::start(bin, work, false).map_err(operational)?;
-            let config = ServiceConfig::new(server.url(), &dir);
+            let mut config = ServiceConfig::new(server.url(), &dir);
+            config.replicate = accounts == Accounts::Replicated;
             (server, config, None, None, subjects::APPEND.to_string())
         }
         Accounts::Partner => {

@@ -247,8 +247,13 @@ const BASELINES: [&str; 7] = [
 
 /// Appends on the accounts configuration over the same on one account, same clients: what
 /// the accounts (the partner's service import, the user's permissions) cost.
-const ACCOUNTS_OVER_SINGLE: [(&str, &str); 2] =
-    [("append-nats-accounts", "append-nats"), ("append-nats-accounts-batched", "append-nats-batched")];
+/// Likewise `--replicate` (the answer waits for the stream's ack) over without.
+const ACCOUNTS_OVER_SINGLE: [(&str, &str); 4] = [
+    ("append-nats-accounts", "append-nats"),
+    ("append-nats-accounts-batched", "append-nats-batched"),
+    ("append-nats-replicated", "append-nats"),
+    ("append-nats-replicated-batched", "append-nats-batched"),
+];
 
 fn ratios(figures: &[&Figure]) -> Vec<Ratio> {
     let mut out = Vec::new();
