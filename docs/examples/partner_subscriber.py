@@ -319,13 +319,7 @@ async def run_partner(args):
         deadline = time.monotonic() + args.timeout
         received = 0
         while received < args.count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Invalid(f"received {received} of {args.count} records within {args.timeout}s")
-            try:
-                msgs = await sub.fetch(min(args.count - received, 256), timeout=min(left, 5.0))
-            except nats.errors.TimeoutError:
-                continue
+            msgs, _ = await next_batch(sub, args, received, deadline)
             for msg in msgs:
                 body = check_feed_message(msg, validator, args.partner, last_seq)
                 if body is not None and received < args.count:
@@ -341,6 +335,19 @@ async def run_partner(args):
                 await msg.ack()
     finally:
         await nc.close()
+
+
+async def next_batch(sub, args, received, deadline):
+    """The next messages of the pull subscription (at most what is left of COUNT) and the
+    seconds left; fails once the deadline passes without COUNT records."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Invalid(f"received {received} of {args.count} records within {args.timeout}s")
+        try:
+            return await sub.fetch(min(args.count - received, 256), timeout=min(left, 5.0)), left
+        except nats.errors.TimeoutError:
+            continue
 
 
 def load_state(path):
@@ -378,13 +385,7 @@ async def run(args):
         deadline = time.monotonic() + args.timeout
         received = 0
         while received < args.count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Invalid(f"received {received} of {args.count} records within {args.timeout}s")
-            try:
-                msgs = await sub.fetch(min(args.count - received, 256), timeout=min(left, 5.0))
-            except nats.errors.TimeoutError:
-                continue
+            msgs, left = await next_batch(sub, args, received, deadline)
             for msg in msgs:
                 stream_seq = msg.metadata.sequence.stream
                 if stream_seq > chain.seq + 1:  # a gap: filtered out, or never verified here

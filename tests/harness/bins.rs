@@ -49,3 +49,14 @@ pub fn stockpile_in(dir: &std::path::Path, args: &[&str]) -> std::process::Outpu
         .output()
         .expect("run stockpile")
 }
+
+/// `stockpile nats-config --out <dir>/nats --partners PARTNERS --store-dir <dir>/jetstream`
+/// in `dir` (the accounts configuration, users' seeds in `nats/users/`); the `nats` directory.
+pub fn nats_config(dir: &std::path::Path, partners: &str) -> std::path::PathBuf {
+    let (conf, store) = (dir.join("nats"), dir.join("jetstream"));
+    let (conf_str, store_str) = (conf.to_str().expect("UTF-8 temp path"), store.to_str().expect("UTF-8 temp path"));
+    let written =
+        stockpile_in(dir, &["nats-config", "--out", conf_str, "--partners", partners, "--store-dir", store_str]);
+    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    conf
+}

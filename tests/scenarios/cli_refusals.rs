@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use stockpile_ledger::service::access::Identity;
 use stockpile_ledger::service::{self as ledger_service, ServiceConfig};
-use stockpile_tests::bins::{binary, stockpile_in};
+use stockpile_tests::bins::{binary, nats_config};
 use stockpile_tests::nats::NatsServer;
 use tokio::sync::oneshot;
 
@@ -49,12 +49,7 @@ fn fails_fast(dir: &Path, url: &str, conf: &Path, user: &str, args: &[&str], exp
 #[test]
 fn refused_and_unanswered_calls_end_at_once_naming_the_subject_and_user() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nats");
-    let store = dir.path().join("jetstream");
-    let conf_str = conf.to_str().expect("UTF-8 temp path");
-    let args = ["nats-config", "--out", conf_str, "--partners", "NL,DE", "--store-dir", store.to_str().unwrap()];
-    let written = stockpile_in(dir.path(), &args);
-    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    let conf = nats_config(dir.path(), "NL,DE");
     let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
     let url = nats.url();
 
@@ -109,12 +104,7 @@ fn refused_and_unanswered_calls_end_at_once_naming_the_subject_and_user() {
 fn on_nats_server_2_10_an_unserved_import_is_answered_no_responders_at_once() {
     let bin = stockpile_tests::nats::newer_nats_server_bin();
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nats");
-    let store = dir.path().join("jetstream");
-    let conf_str = conf.to_str().expect("UTF-8 temp path");
-    let args = ["nats-config", "--out", conf_str, "--partners", "NL", "--store-dir", store.to_str().unwrap()];
-    let written = stockpile_in(dir.path(), &args);
-    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    let conf = nats_config(dir.path(), "NL");
     let nats = NatsServer::start_with_config_using(&bin, &conf.join("nats-server.conf"));
     let url = nats.url();
     let nl = ["--nats-partner", "NL"];

@@ -86,12 +86,7 @@ async fn python_partner_subscriber_verifies_the_stream() {
 async fn python_partner_on_the_accounts_reads_its_feed_and_proves_every_record() {
     let python = partner_python();
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nats");
-    let store = dir.path().join("jetstream");
-    let args =
-        ["nats-config", "--out", conf.to_str().unwrap(), "--partners", "NL,DE", "--store-dir", store.to_str().unwrap()];
-    let written = stockpile_tests::bins::stockpile_in(dir.path(), &args);
-    assert!(written.status.success(), "nats-config: {}", String::from_utf8_lossy(&written.stderr));
+    let conf = stockpile_tests::bins::nats_config(dir.path(), "NL,DE");
     let nats = NatsServer::start_with_config(&conf.join("nats-server.conf"));
     let seed = |user: &str| Identity::from_file(&conf.join("users").join(format!("{user}.nk"))).expect("seed file");
     let mut ledger_config = config(&nats.url());
