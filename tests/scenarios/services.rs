@@ -11,6 +11,7 @@ mod bad_requests;
 mod cluster;
 mod crash;
 mod end_to_end;
+mod failover;
 mod flood;
 mod harness_checks;
 mod hostile;

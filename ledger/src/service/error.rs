@@ -21,6 +21,12 @@ pub enum ServiceError {
     Ledger(#[from] LedgerError),
     #[error("a service task failed: {0}")]
     Task(String),
+    #[error("the lease of the active ledger was lost ({reason}): stopped serving so that the ledger holding it is the only writer; restart this one with --standby to follow it")]
+    LeaseLost { reason: String },
+    #[error("the standby cannot follow {stream}: {what}")]
+    Follow { stream: &'static str, what: String },
+    #[error("the checkpoint key: {0}")]
+    CheckpointKey(String),
 }
 
 /// A whole request refused: nothing was done, the caller gets a [`crate::wire::ErrorReply`]
