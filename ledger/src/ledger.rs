@@ -173,7 +173,11 @@ impl Ledger {
         }
         self.events_since_snapshot += lines.len() as u64;
         if self.events_since_snapshot >= self.options.snapshot_every_events {
-            self.snapshot()?;
+            // The records are committed: a snapshot that fails only makes the next open
+            // replay more.
+            if let Err(e) = self.snapshot() {
+                tracing::warn!(error = %e, "could not write a snapshot after following the stream");
+            }
         }
         Ok(self.state.head.seq)
     }

@@ -109,7 +109,7 @@ struct ServeArgs {
     /// take over as the active ledger (serving with --replicate) when the active one stops
     /// renewing its lease (the JetStream KV bucket STOCKPILE_LEDGER_LEASE). Start every
     /// ledger of a failover group this way; the first finds the lease free and serves.
-    #[arg(long)]
+    #[arg(long, requires = "checkpoint_key")]
     standby: bool,
     /// The ledger's checkpoint key, kept apart from the data directory: installed into DATA
     /// when it has none, refused when it holds another. Every ledger of a failover group is

@@ -109,7 +109,7 @@ pub(crate) async fn serve_holding(
     config: &ServiceConfig,
     ledger: LedgerHandle,
     shutdown: impl Future<Output = ()> + Send,
-    lease: Option<standby::Held>,
+    mut lease: Option<standby::Holding>,
 ) -> Result<(), ServiceError> {
     // Two connections: the responder may publish nothing but responses; the publisher
     // writes the streams and checkpoints. One does both when no publisher user is given.
@@ -142,7 +142,7 @@ pub(crate) async fn serve_holding(
     let visible = replicated.clone().unwrap_or_else(|| ledger.head());
     let mut outboxes = Vec::new();
     for target in [outbox::Target::Events, outbox::Target::Feeds] {
-        let outbox = outbox::Outbox::new(
+        let mut outbox = outbox::Outbox::new(
             target,
             publisher.clone(),
             ledger.store().clone(),
@@ -151,6 +151,9 @@ pub(crate) async fn serve_holding(
             config.stream_replicas,
             if target == outbox::Target::Events { stored.take() } else { None },
         )?;
+        if lease.is_some() {
+            outbox = outbox.stop_on_divergence();
+        }
         outboxes.push(tokio::spawn(outbox.run()));
     }
     let key = LedgerKey::load_or_create(ledger.store().dir())?;
@@ -169,28 +172,19 @@ pub(crate) async fn serve_holding(
     let mut requests = tokio::spawn(endpoints.serve(context, stop.clone()));
     tracing::info!(nats = %config.nats_url, "serving {}, {}, {} and {}", subjects::APPEND, subjects::RANGE, subjects::CHECKPOINT, subjects::PROOF);
 
-    let lease_held = lease.is_some();
-    let mut kept = match lease {
-        Some(lease) => tokio::spawn(lease.keep(stop.clone())),
-        None => tokio::spawn(std::future::pending::<Result<standby::Held, String>>()),
-    };
     let early = tokio::select! {
         () = shutdown => None,
         ended = &mut requests => Some(ended),
-        lost = &mut kept => {
-            // Before shutdown the lease task ends only when the lease is lost (or it failed).
-            let reason = match lost {
-                Ok(Err(reason)) => reason,
-                Ok(Ok(_)) => "the lease task ended".to_string(),
-                Err(e) => format!("the lease task failed: {e}"),
-            };
+        reason = lost(&mut lease) => {
+            abort_all(&requests, &periodic, &outboxes);
             tracing::error!(reason, "the lease is lost: stopping at once");
-            requests.abort();
-            periodic.abort();
-            for outbox in &outboxes {
-                outbox.abort();
-            }
             return Err(ServiceError::LeaseLost { reason });
+        }
+        _ = &mut outboxes[0], if lease.is_some() => {
+            abort_all(&requests, &periodic, &outboxes);
+            let what = "the stream is not a copy of this log (another ledger wrote to it): stopped so that a standby repairs its directory from the stream and takes over".to_string();
+            tracing::error!(what);
+            return Err(ServiceError::Follow { stream: subjects::EVENTS_STREAM, what });
         }
     };
 
@@ -209,19 +203,36 @@ pub(crate) async fn serve_holding(
             tracing::warn!(error = %e, "flushing NATS at shutdown");
         }
     }
-    // Nothing more is published: a lease still held is given up for the standby.
-    if lease_held {
-        if let Ok(Ok(held)) = kept.await {
-            held.release().await;
-        }
-    } else {
-        kept.abort();
+    // Nothing more is published: the lease (renewed until now) is given up for the standby.
+    if let Some(lease) = lease {
+        lease.release().await;
     }
     requests.map_err(|e| ServiceError::Task(e.to_string()))??;
     for outbox in outboxes {
         outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Completes when a lease held is lost, with why; never without one.
+async fn lost(lease: &mut Option<standby::Holding>) -> String {
+    match lease {
+        Some(holding) => holding.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stops serving at once: nothing more is answered, published or checkpointed.
+fn abort_all(
+    requests: &tokio::task::JoinHandle<Result<(), ServiceError>>,
+    periodic: &tokio::task::JoinHandle<()>,
+    outboxes: &[tokio::task::JoinHandle<()>],
+) {
+    requests.abort();
+    periodic.abort();
+    for outbox in outboxes {
+        outbox.abort();
+    }
 }
 
 /// Connects to NATS: `url` is one URL or several separated by commas.
