@@ -24,7 +24,7 @@
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::canonical::{self, Hash};
-use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
+use crate::domain::{self, Applied, Decision, Event, EventId, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
 use crate::record::{self, RawRecord, Record, GENESIS_PREV_HASH};
 use crate::signing::{self, Checked, VERIFY_BATCH_COMMANDS_MAX};
@@ -549,7 +549,12 @@ impl Verifier {
             event_id: &body.event_id,
             digest: body.command_digest,
         };
-        self.state.apply(&applied, &event).map_err(|v| Problem::DoesNotApply(v.to_string()))?;
+        let history = LinesHistory { lines, error: RefCell::new(None) };
+        let applied = self.state.apply(&applied, &event, &history);
+        if let Some(e) = history.error.into_inner() {
+            return Err(e);
+        }
+        applied.map_err(|v| Problem::DoesNotApply(v.to_string()))?;
         self.frontier.push(leaf_hash(&record.hash));
         self.head = record.hash;
         self.last_recorded = Some(body.recorded_at);
@@ -606,16 +611,26 @@ struct LinesHistory<'a> {
     error: RefCell<Option<Problem>>,
 }
 
-impl History for LinesHistory<'_> {
-    fn event_at(&self, seq: u64) -> Option<Event> {
+impl LinesHistory<'_> {
+    fn body(&self, seq: u64) -> Option<record::RecordBody> {
         let found = self.lines.record(seq).map_err(Problem::Read).and_then(|bytes| match bytes {
-            Some(b) => record::decode(&b).map(|r| Some(r.body.event)).map_err(|e| Problem::Malformed(e.to_string())),
+            Some(b) => record::decode(&b).map(|r| Some(r.body)).map_err(|e| Problem::Malformed(e.to_string())),
             None => Ok(None),
         });
         found.unwrap_or_else(|e| {
-            *self.error.borrow_mut() = Some(e);
+            self.error.borrow_mut().get_or_insert(e);
             None
         })
+    }
+}
+
+impl History for LinesHistory<'_> {
+    fn event_at(&self, seq: u64) -> Option<Event> {
+        self.body(seq).map(|b| b.event)
+    }
+
+    fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])> {
+        self.body(seq).map(|b| (b.event_id, b.command_digest))
     }
 }
 

@@ -5,6 +5,7 @@ mod audit_positions;
 mod crash;
 mod decoding;
 mod harness;
+mod index;
 mod model;
 mod rejections;
 mod scenario;
