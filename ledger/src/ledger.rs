@@ -336,11 +336,14 @@ struct StoreHistory<'a> {
     store: &'a Store,
     pending: &'a [Pending],
     error: RefCell<Option<LedgerError>>,
+    /// The last record read: deciding a reversal asks for its target's id and event more
+    /// than once, and reading one record reads its whole frame.
+    last: RefCell<Option<(u64, record::ReplayBody)>>,
 }
 
 impl<'a> StoreHistory<'a> {
     fn new(store: &'a Store, pending: &'a [Pending]) -> StoreHistory<'a> {
-        StoreHistory { store, pending, error: RefCell::new(None) }
+        StoreHistory { store, pending, error: RefCell::new(None), last: RefCell::new(None) }
     }
 
     /// The first read that failed, if any: a decision made without it must not stand.
@@ -354,6 +357,15 @@ impl<'a> StoreHistory<'a> {
 
     /// The record at `seq` in the store, decoded as replay decodes it.
     fn stored(&self, seq: u64) -> Option<record::ReplayBody> {
+        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
+            return Some(body.clone());
+        }
+        let body = self.read(seq)?;
+        *self.last.borrow_mut() = Some((seq, body.clone()));
+        Some(body)
+    }
+
+    fn read(&self, seq: u64) -> Option<record::ReplayBody> {
         let bytes = match self.store.record(seq) {
             Ok(Some(b)) => b,
             Ok(None) => return None,

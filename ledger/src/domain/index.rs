@@ -131,6 +131,24 @@ impl EventIndex {
         })
     }
 
+    /// The seq where a reversal's `target` was recorded, given the `target_seq` the reversal names:
+    /// `target_seq` when it is the one seq recorded under `target`'s hash (nothing read: a
+    /// record names its target's seq, and replay folds one reversal in fifty events, each of
+    /// whose reads costs its whole frame), else whatever [`EventIndex::find`] reads. With 64
+    /// bits a second seq under one hash is a collision, so the reading path is the tests' (2
+    /// bits) and an accident's. What this accepts differs from `find` only for an id whose
+    /// hash equals that of the id recorded at `target_seq`: a 64-bit SHA-256 prefix
+    /// collision with a given id. `decide` always reads (`find`), so no new reversal and no
+    /// audit re-execution depends on it.
+    pub fn find_target(&self, target: &EventId, target_seq: u64, history: &dyn History) -> Option<u64> {
+        let hash = self.hash(target);
+        let mut candidates = self.candidates(hash);
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) if only == target_seq && self.bits == 64 => Some(only),
+            _ => self.find_hashed(hash, target, history).map(|found| found.seq),
+        }
+    }
+
     /// The id of the event that reversed the one at `seq`, if any.
     pub fn reversed_by(&self, seq: u64) -> Option<&EventId> {
         self.reversed.get(&seq)

@@ -236,8 +236,8 @@ impl State {
         let effects = event.effect_refs();
         let stock = self.stock_change(&effects, created_lot(event), at.occurred_at).map_err(violation)?;
         let reversed = match event {
-            Event::Reversed { target, .. } => match self.events.find(target, history) {
-                Some(found) => Some(found.seq),
+            Event::Reversed { target, target_seq, .. } => match self.events.find_target(target, *target_seq, history) {
+                Some(seq) => Some(seq),
                 None => return Err(violation(format!("reverses unknown {target}"))),
             },
             _ => None,
