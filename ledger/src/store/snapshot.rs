@@ -41,7 +41,7 @@ type EncodedTimeline = (PositionKey, u64, Vec<(i64, i64)>);
 /// The state in a stable, serializable shape (maps with composite keys become sorted lists).
 /// Every field is required: a snapshot written before a field existed does not decode, and
 /// opening then replays from the start, which is always correct.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Encoded {
     head: Head,
     ledger: Option<String>,
@@ -62,22 +62,50 @@ struct Encoded {
     reversals: Vec<(u64, EventId)>,
 }
 
+/// [`Encoded`] as written: borrowed from the state, so a snapshot never holds a second copy
+/// of it (it used to, briefly doubling the process at every snapshot).
+#[derive(Serialize)]
+struct EncodedRef<'a> {
+    head: &'a Head,
+    ledger: &'a Option<String>,
+    rules: u32,
+    parties: Vec<&'a Party>,
+    facilities: Vec<&'a Facility>,
+    keys: Vec<&'a KeyEntry>,
+    figures: Vec<(&'a FigureKey, u64)>,
+    lots: Vec<&'a LotState>,
+    positions: Vec<(&'a PositionKey, u64)>,
+    timelines: Vec<(&'a PositionKey, u64, Changes<'a>)>,
+    event_hash_bits: u32,
+    events: Vec<(u64, u64)>,
+    reversals: Vec<(u64, EventId)>,
+}
+
+/// A timeline's non-zero net changes, written as they are walked.
+struct Changes<'a>(&'a Timeline);
+
+impl Serialize for Changes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.entries())
+    }
+}
+
 fn encode(state: &State, out: impl Write) -> std::io::Result<()> {
-    let mut lots: Vec<LotState> = state.lots.values().cloned().collect();
+    let mut lots: Vec<&LotState> = state.lots.values().collect();
     lots.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
-    let mut positions: Vec<(PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let mut positions: Vec<(&PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k, *v)).collect();
     positions.sort();
-    let mut timelines: Vec<EncodedTimeline> =
-        state.timelines.iter().map(|(k, t)| (k.clone(), t.turnover(), t.entries().collect())).collect();
-    timelines.sort_by(|a, b| a.0.cmp(&b.0));
-    let encoded = Encoded {
-        head: state.head.clone(),
-        ledger: state.ledger.clone(),
+    let mut timelines: Vec<(&PositionKey, u64, Changes<'_>)> =
+        state.timelines.iter().map(|(k, t)| (k, t.turnover(), Changes(t))).collect();
+    timelines.sort_by(|a, b| a.0.cmp(b.0));
+    let encoded = EncodedRef {
+        head: &state.head,
+        ledger: &state.ledger,
         rules: state.rules,
-        parties: state.parties.values().cloned().collect(),
-        facilities: state.facilities.values().cloned().collect(),
-        keys: state.keys.values().cloned().collect(),
-        figures: state.figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        parties: state.parties.values().collect(),
+        facilities: state.facilities.values().collect(),
+        keys: state.keys.values().collect(),
+        figures: state.figures.iter().map(|(k, v)| (k, *v)).collect(),
         lots,
         positions,
         timelines,
