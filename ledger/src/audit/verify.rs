@@ -506,7 +506,7 @@ impl Verifier {
         if let Some(previous) = self.last_recorded.filter(|p| *p > body.recorded_at) {
             return Err(Problem::ClockBackwards { previous, found: body.recorded_at });
         }
-        let history = LinesHistory { lines, error: RefCell::new(None) };
+        let history = LinesHistory::new(lines);
         let decision = domain::decide(
             &self.state,
             &body.command.command,
@@ -549,7 +549,7 @@ impl Verifier {
             event_id: &body.event_id,
             digest: body.command_digest,
         };
-        let history = LinesHistory { lines, error: RefCell::new(None) };
+        let history = LinesHistory::new(lines);
         let applied = self.state.apply(&applied, &event, &history);
         if let Some(e) = history.error.into_inner() {
             return Err(e);
@@ -609,10 +609,26 @@ impl Verifier {
 struct LinesHistory<'a> {
     lines: &'a dyn Lines,
     error: RefCell<Option<Problem>>,
+    last: RefCell<Option<(u64, record::RecordBody)>>,
 }
 
 impl LinesHistory<'_> {
+    fn new(lines: &dyn Lines) -> LinesHistory<'_> {
+        LinesHistory { lines, error: RefCell::new(None), last: RefCell::new(None) }
+    }
+
+    /// The record at `seq`, decoded; the last one read is kept (deciding a reversal asks for
+    /// its target's id and event more than once).
     fn body(&self, seq: u64) -> Option<record::RecordBody> {
+        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
+            return Some(body.clone());
+        }
+        let body = self.read(seq)?;
+        *self.last.borrow_mut() = Some((seq, body.clone()));
+        Some(body)
+    }
+
+    fn read(&self, seq: u64) -> Option<record::RecordBody> {
         let found = self.lines.record(seq).map_err(Problem::Read).and_then(|bytes| match bytes {
             Some(b) => record::decode(&b).map(|r| Some(r.body)).map_err(|e| Problem::Malformed(e.to_string())),
             None => Ok(None),

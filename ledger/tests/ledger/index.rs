@@ -81,3 +81,34 @@ fn colliding_event_ids_keep_their_answers_across_reopens() {
         }
     }
 }
+
+/// The snapshot file is checked by its digest before it is trusted: one changed digit (still
+/// valid JSON) in its event index, or a cut file, and opening replays the log instead.
+#[test]
+fn a_damaged_snapshot_file_is_replaced_by_a_replay() {
+    let mut h = Harness::with_options(LedgerOptions { snapshot_every_events: 5, ..LedgerOptions::default() });
+    h.clock.set(at("2026-02-02T00:00:00Z"));
+    let covra = deterministic_key("nl-covra-ops");
+    let commands: Vec<SignedCommand> =
+        (0..12).map(|i| acquire(&covra, &format!("acq-{i}"), &format!("lot-{i}"))).collect();
+    let seqs: Vec<u64> = commands.iter().map(|c| h.submit_one(c.clone()).seq().expect("appended")).collect();
+    let path = h.dir.path().join("state.snapshot");
+    let intact = std::fs::read(&path).expect("a snapshot was written");
+    let at_events = intact.windows(11).position(|w| w == b"\"events\":[[").expect("the index in the snapshot") + 11;
+    let mut changed = intact.clone();
+    changed[at_events] = if changed[at_events] == b'1' { b'2' } else { b'1' };
+    for damaged in [changed, intact[..intact.len() - 7].to_vec()] {
+        drop(h.ledger.take());
+        std::fs::write(&path, &damaged).expect("write");
+        h.reopen();
+        h.check_invariants();
+        for (c, seq) in commands.iter().zip(&seqs) {
+            let id = c.command.id.clone();
+            assert_eq!(h.submit_one(c.clone()), Outcome::Duplicate { seq: *seq, event_id: id.clone() }, "{id}");
+        }
+        let setup = h.world.setup_under(at("2026-01-01T00:00:00Z"), Some(stockpile_ledger::domain::rules::LATEST));
+        for (i, o) in h.submit(setup, false).into_iter().enumerate() {
+            assert_eq!(o.seq(), Some(i as u64 + 1), "setup command {i} resent: {o:?}");
+        }
+    }
+}
