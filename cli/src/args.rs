@@ -893,6 +893,13 @@ pub enum Scenario {
     /// The same with the ledger serving `--replicate` (each answer waits for the stream's ack
     /// of its records; ratios to `append-nats` when both run).
     AppendNatsReplicated,
+    /// Appends over NATS on a three-node JetStream cluster of the bench's own (loopback), the
+    /// ledger's streams with three replicas.
+    AppendNatsCluster,
+    /// The same with the ledger serving `--replicate` (each answer waits for the stream's ack,
+    /// sent once two of the three nodes stored the record; ratios to `append-nats-cluster`
+    /// when both run).
+    AppendNatsClusterReplicated,
     /// Post-to-visible latency in the projector service at `--rate` events/s.
     Visible,
     /// Generating the long history the next four run over (sign + decide + commit).

@@ -7,7 +7,7 @@ partner must check before trusting it (docs/PARTNERS.md):
   * the payload validates against schemas/v1/record.schema.json (offline: every schema file is
     loaded into a `referencing` Registry, so `common.schema.json#/...` references resolve);
   * SHA-256 of the raw `body` bytes equals `hash` and the `Stockpile-Hash` header;
-  * stream seq = `body.seq` = the `Stockpile-Seq` header, and `Nats-Msg-Id` = `body.event_id`;
+  * stream seq = `body.seq` = the `Stockpile-Seq` header, and `Nats-Msg-Id` = `hash`;
   * seqs run on without gaps and `prev_hash` is the previous record's `hash` (64 zeros at
     seq 1). A gap (a subject filter skips other subjects' records, or the consumer starts
     past what this process has verified) is repaired from `stockpile.v1.ledger.range`, and
@@ -169,7 +169,7 @@ def check_message(msg, chain):
         raise Invalid(f"record {body['seq']}: Stockpile-Seq header is {headers.get('Stockpile-Seq')!r}")
     if headers.get("Stockpile-Hash") != digest:
         raise Invalid(f"record {body['seq']}: Stockpile-Hash header is {headers.get('Stockpile-Hash')!r}, hash is {digest}")
-    if headers.get("Nats-Msg-Id") != body["event_id"]:
+    if headers.get("Nats-Msg-Id") != digest:
         raise Invalid(f"record {body['seq']}: Nats-Msg-Id header is {headers.get('Nats-Msg-Id')!r}")
     if msg.subject != expected_subject(body):
         raise Invalid(f"record {body['seq']} arrived on {msg.subject}, expected {expected_subject(body)}")

@@ -3,6 +3,7 @@
 //! fsync and only then reports outcomes. The group-commit writer ([`crate::writer`]) drives it
 //! from one thread; tests and tools drive it directly.
 
+use crate::audit::verify::{self, Problem};
 use crate::canonical::Hash;
 use crate::domain::state::Undo;
 use crate::domain::{self, Applied, Decision, Event, EventId, History, Rejection, State};
@@ -165,6 +166,70 @@ impl Ledger {
         Ok(())
     }
 
+    /// Extends the log with records another ledger sealed — a standby following the active
+    /// ledger's stream (`stockpile-ledger serve --standby`) — each checked as `audit verify`
+    /// checks a record (its canonical bytes and hash, its command's signature, its seq and
+    /// `prev_hash` after the head, ledger time never going back, and `decide` on the state so
+    /// far deciding exactly the recorded event), then all committed byte for byte with one
+    /// fsync. The first record that does not verify refuses the whole call and changes
+    /// nothing, in memory or on disk. Returns the new head.
+    pub fn follow(&mut self, lines: &[Vec<u8>]) -> Result<u64, FollowError> {
+        let mut undo: Vec<Undo> = Vec::new();
+        if let Err(e) = self.follow_into(lines, &mut undo) {
+            self.state.rollback(undo);
+            return Err(e);
+        }
+        self.events_since_snapshot += lines.len() as u64;
+        if self.events_since_snapshot >= self.options.snapshot_every_events {
+            // The records are committed: a snapshot that fails only makes the next open
+            // replay more.
+            if let Err(e) = self.snapshot() {
+                tracing::warn!(error = %e, "could not write a snapshot after following the stream");
+            }
+        }
+        Ok(self.state.head.seq)
+    }
+
+    fn follow_into(&mut self, lines: &[Vec<u8>], undo: &mut Vec<Undo>) -> Result<(), FollowError> {
+        let mut sealed: Vec<Sealed> = Vec::with_capacity(lines.len());
+        let mut pending: Vec<Pending> = Vec::with_capacity(lines.len());
+        for (line, checked) in lines.iter().zip(verify::check_records(lines)) {
+            let seq = self.state.head.seq + 1;
+            let refused = |problem| FollowError::Refused { seq, problem };
+            let (record, verified) = checked.map_err(refused)?;
+            let body = &record.body;
+            if body.seq != seq {
+                return Err(refused(Problem::SeqGap { expected: seq, found: body.seq }));
+            }
+            let prev = if seq == 1 { GENESIS_PREV_HASH } else { self.state.head.hash };
+            if body.prev_hash != prev {
+                return Err(refused(Problem::PrevHash));
+            }
+            if let Some(previous) = self.state.head.recorded_at.filter(|p| *p > body.recorded_at) {
+                return Err(refused(Problem::ClockBackwards { previous, found: body.recorded_at }));
+            }
+            let history = StoreHistory::new(&self.store, &pending);
+            let event = verify::reexecute(&self.state, &record, &verified, &history);
+            history.check()?;
+            let event = event.map_err(refused)?;
+            let applied = Applied {
+                seq,
+                hash: record.hash,
+                occurred_at: body.occurred_at,
+                recorded_at: body.recorded_at,
+                event_id: &body.event_id,
+                digest: body.command_digest,
+            };
+            let history = StoreHistory::new(&self.store, &pending);
+            let folded = self.state.apply_logged(&applied, &event, &history, undo);
+            history.check()?;
+            folded.map_err(|v| refused(Problem::DoesNotApply(v.to_string())))?;
+            pending.push(Pending { seq, event_id: body.event_id.clone(), digest: body.command_digest, event });
+            sealed.push(Sealed { seq, hash: record.hash, bytes: line.clone() });
+        }
+        Ok(self.store.commit(&sealed)?)
+    }
+
     /// Ledger time for a group: the clock, truncated to microseconds, never before the head.
     fn ledger_time(&self) -> DateTime<Utc> {
         let now = self.clock.now().trunc_subsecs(6);
@@ -265,6 +330,17 @@ impl Ledger {
         sealed.push(record);
         Ok(Outcome::Appended { seq, event_id })
     }
+}
+
+/// Why [`Ledger::follow`] refused records; nothing of the call was kept.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// Record `seq` does not verify: the source is not a copy of a valid ledger that extends
+    /// this one.
+    #[error("record {seq} does not verify: {problem}")]
+    Refused { seq: u64, problem: Problem },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// Outcomes of an aborted atomic batch: the culprit's rejection, and `BatchAborted` for all

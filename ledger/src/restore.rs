@@ -17,7 +17,7 @@
 //! 4. the directory is opened as the ledger opens it (replay, chain check), its head must be
 //!    the verified head, and a snapshot is written; then it is renamed to the target.
 
-use crate::audit::checkpoint::{self, Checkpoint, LedgerKey, KEY_FILE};
+use crate::audit::checkpoint::{self, Checkpoint, LedgerKey};
 use crate::audit::export::{FileLines, Lines as _, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::audit::{verify, Options, VerifyError};
 use crate::canonical::Hash;
@@ -231,20 +231,49 @@ pub fn restore(
     })
 }
 
+/// Commits records `1..=through` of the store in `from` to a new store in `to`, byte for byte
+/// (frames of [`RESTORE_FRAME_RECORDS`], one `fdatasync` each): what a standby keeps of a
+/// directory that diverged from the stream after record `through`. The records were verified
+/// when they were written, and their chain is checked again when `to` is opened.
+pub fn copy_prefix(from: &Path, to: &Path, through: u64) -> Result<(), LedgerError> {
+    let old = Store::open(from)?;
+    let new = Store::open(to)?;
+    let mut pending: Vec<Sealed> = Vec::with_capacity(RESTORE_FRAME_RECORDS);
+    let mut failed = None;
+    old.scan(1, |seq, bytes| {
+        if seq > through {
+            return false;
+        }
+        let Some(hash) = checkpoint::record_hash(bytes) else {
+            failed = Some(LedgerError::Corrupt { seq, what: "a stored record without a hash".into() });
+            return false;
+        };
+        pending.push(Sealed { seq, hash, bytes: bytes.to_vec() });
+        if pending.len() == RESTORE_FRAME_RECORDS {
+            if let Err(e) = new.commit(&pending) {
+                failed = Some(e);
+                return false;
+            }
+            pending.clear();
+        }
+        true
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    new.commit(&pending)?;
+    if new.head() != through {
+        return Err(LedgerError::Corrupt {
+            seq: new.head() + 1,
+            what: format!("{} holds fewer than {through} records", from.display()),
+        });
+    }
+    Ok(())
+}
+
 /// Copies the ledger's checkpoint key into `dir` (mode 0600) and loads it from there.
 fn install_key(path: &Path, dir: &Path) -> Result<LedgerKey, RestoreError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let text = std::fs::read_to_string(path).map_err(io("read", path))?;
-    let target = dir.join(KEY_FILE);
-    let mut file = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&target)
-        .map_err(io("create", &target))?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io("write", &target))?;
-    LedgerKey::load_or_create(dir).map_err(|e| RestoreError::Key { path: path.to_path_buf(), what: e.to_string() })
+    LedgerKey::install(path, dir).map_err(|e| RestoreError::Key { path: path.to_path_buf(), what: e.to_string() })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), RestoreError> {

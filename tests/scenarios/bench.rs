@@ -74,7 +74,9 @@ fn bench_refuses_bad_arguments_with_exit_code_2() {
 
 /// The scenarios over NATS, tiny: append-nats on one account, on the accounts configuration
 /// `stockpile nats-config` writes and with `--replicate` (the report sets each beside the
-/// first as ratios at each client count), cosign over a generated history, and the proof flood.
+/// first as ratios at each client count), on a three-node cluster without and with
+/// `--replicate` (the second beside the first), cosign over a generated history, and the
+/// proof flood.
 #[test]
 fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +89,8 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
         "append-nats",
         "append-nats-accounts",
         "append-nats-replicated",
+        "append-nats-cluster",
+        "append-nats-cluster-replicated",
         "cosign",
         "proof-flood",
         "--events",
@@ -123,14 +127,19 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
     assert_eq!(kinds(0), four("append-nats", "append-nats-batched"));
     assert_eq!(kinds(1), four("append-nats-accounts", "append-nats-accounts-batched"));
     assert_eq!(kinds(2), four("append-nats-replicated", "append-nats-replicated-batched"));
-    assert_eq!(kinds(3), ["cosign"]);
+    assert_eq!(kinds(3), four("append-nats-cluster", "append-nats-cluster-batched"));
+    assert_eq!(kinds(4), four("append-nats-cluster-replicated", "append-nats-cluster-replicated-batched"));
+    for f in [&scenarios[3]["figures"][0], &scenarios[4]["figures"][0]] {
+        assert!(f["note"].as_str().unwrap().contains("3-node cluster, streams R3"), "{f}");
+    }
+    assert_eq!(kinds(5), ["cosign"]);
     assert!(
-        scenarios[3]["figures"][0]["note"].as_str().unwrap().contains("generated history of 3"),
+        scenarios[5]["figures"][0]["note"].as_str().unwrap().contains("generated history of 3"),
         "cosign runs over the generated history: {}",
-        scenarios[3]["figures"][0]
+        scenarios[5]["figures"][0]
     );
-    assert_eq!(kinds(4), ["proof-flood-append", "proof-flood-proofs", "proof-flood-recovery"]);
-    // One ratio of accounts over single account per client count and batch size.
+    assert_eq!(kinds(6), ["proof-flood-append", "proof-flood-proofs", "proof-flood-recovery"]);
+    // One ratio of each set-up over its reference per client count and batch size.
     let ratios: Vec<(String, String, u64)> = report["ratios"]
         .as_array()
         .unwrap()
@@ -144,6 +153,8 @@ fn bench_runs_the_nats_scenarios_on_one_account_and_on_accounts() {
         ("append-nats-accounts-batched", "append-nats-batched"),
         ("append-nats-replicated", "append-nats"),
         ("append-nats-replicated-batched", "append-nats-batched"),
+        ("append-nats-cluster-replicated", "append-nats-cluster"),
+        ("append-nats-cluster-replicated-batched", "append-nats-cluster-batched"),
     ] {
         for clients in [1, 4] {
             assert!(

@@ -122,6 +122,22 @@ fn the_readme_services_block_reports_and_the_commissions_intake_run_as_written()
 }
 
 #[test]
+fn the_readme_failover_block_runs_as_written_and_the_standby_takes_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+    let (out, _services) = run_block_with(dir, "failover", &[("REPO", repo.to_str().expect("UTF-8 checkout path"))]);
+    let log = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    // ledger-a served first and died; ledger-b followed, took the lease and appended the key.
+    assert!(log("ledger-a.log").contains("took the lease"), "{}", log("ledger-a.log"));
+    let b = log("ledger-b.log");
+    assert!(b.contains("standby: caught up") && b.contains("took the lease"), "{b}");
+    assert!(out.contains("registered key nl-ops") || out.contains("nl-ops"), "{out}");
+    // One chain under the one key, across the takeover.
+    assert!(out.contains("head        seq "), "{out}");
+}
+
+#[test]
 fn the_readme_multilateral_block_bootstraps_two_partners_on_nats_accounts_as_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -194,32 +194,78 @@ impl LedgerKey {
 
     /// The key in `dir/checkpoint.key`, created (mode 0600, never overwritten) if missing.
     pub fn load_or_create(dir: &Path) -> Result<LedgerKey, LedgerError> {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
+        LedgerKey::load_or_create_from(dir, None)
+    }
+
+    /// [`Self::load_or_create`], creating the file with `key` when given, else a new key.
+    fn load_or_create_from(dir: &Path, key: Option<&LedgerKey>) -> Result<LedgerKey, LedgerError> {
         let path = dir.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let secret = lower_hex::<32>(text.trim()).ok_or_else(|| LedgerError::Unusable {
-                    path: path.clone(),
-                    what: "not a checkpoint key (64 lower-case hex characters)".into(),
-                })?;
-                Ok(LedgerKey::from_secret(secret))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = LedgerKey { signing: SigningKey::generate(&mut rand::rngs::OsRng) };
-                let mut file = std::fs::File::options()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| LedgerError::io("create", &path, e))?;
-                writeln!(file, "{}", hex::encode(key.signing.to_bytes()))
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| LedgerError::io("write", &path, e))?;
+        match LedgerKey::load_file(&path) {
+            Ok(key) => Ok(key),
+            Err(LedgerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let key = match key {
+                    Some(key) => LedgerKey::from_secret(key.signing.to_bytes()),
+                    None => LedgerKey { signing: SigningKey::generate(&mut rand::rngs::OsRng) },
+                };
+                key.write_new(&path)?;
                 Ok(key)
             }
-            Err(e) => Err(LedgerError::io("read", &path, e)),
+            Err(e) => Err(e),
         }
+    }
+
+    /// A new key written to `path` (mode 0600, synced; an existing file is refused):
+    /// `stockpile-ledger new-key`, the one key of a failover group.
+    pub fn create_file(path: &Path) -> Result<LedgerKey, LedgerError> {
+        let key = LedgerKey { signing: SigningKey::generate(&mut rand::rngs::OsRng) };
+        key.write_new(path)?;
+        Ok(key)
+    }
+
+    fn write_new(&self, path: &Path) -> Result<(), LedgerError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| LedgerError::io("create", path, e))?;
+        writeln!(file, "{}", hex::encode(self.signing.to_bytes()))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| LedgerError::io("write", path, e))
+    }
+
+    /// Installs the key kept in `from` (apart from the data directory) as `dir/checkpoint.key`
+    /// (mode 0600, synced) and returns it; when `dir` already holds a key it must be the
+    /// same one, and is left as it is.
+    pub fn install(from: &Path, dir: &Path) -> Result<LedgerKey, LedgerError> {
+        let wanted = LedgerKey::load_file(from)?;
+        let path = dir.join(KEY_FILE);
+        if path.exists() {
+            let present = LedgerKey::load_or_create(dir)?;
+            if present.public_key_hex() != wanted.public_key_hex() {
+                return Err(LedgerError::Unusable {
+                    path,
+                    what: format!(
+                        "holds another checkpoint key than {}: one ledger signs with one key",
+                        from.display()
+                    ),
+                });
+            }
+            return Ok(present);
+        }
+        LedgerKey::load_or_create_from(dir, Some(&wanted))
+    }
+
+    /// The key in the file `path` (64 lower-case hex characters).
+    fn load_file(path: &Path) -> Result<LedgerKey, LedgerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io("read", path, e))?;
+        let secret = lower_hex::<32>(text.trim()).ok_or_else(|| LedgerError::Unusable {
+            path: path.to_path_buf(),
+            what: "not a checkpoint key (64 lower-case hex characters)".into(),
+        })?;
+        Ok(LedgerKey::from_secret(secret))
     }
 
     pub fn public_key_hex(&self) -> String {

@@ -507,40 +507,11 @@ impl Verifier {
             return Err(Problem::ClockBackwards { previous, found: body.recorded_at });
         }
         let history = LinesHistory::new(lines);
-        let decision = domain::decide(
-            &self.state,
-            &body.command.command,
-            &verified.signer,
-            &verified.digest,
-            body.recorded_at,
-            &history,
-        );
+        let event = reexecute(&self.state, &record, &verified, &history);
         if let Some(e) = history.error.into_inner() {
             return Err(e);
         }
-        let event = match decision {
-            Ok(Decision::New(event)) => event,
-            Ok(Decision::Duplicate { seq }) => return Err(Problem::Replayed(seq)),
-            Err(rejection) => return Err(Problem::Rejected(rejection)),
-        };
-        if event != body.event {
-            return Err(Problem::Mismatch("event"));
-        }
-        if body.kind != body.command.command.action.kind() {
-            return Err(Problem::Mismatch("kind"));
-        }
-        if body.key != verified.signer.key {
-            return Err(Problem::Mismatch("key"));
-        }
-        if body.command_digest != verified.digest {
-            return Err(Problem::Mismatch("command_digest"));
-        }
-        if body.actor != self.state.keys.get(&verified.signer.key).and_then(|k| k.party.clone()) {
-            return Err(Problem::Mismatch("actor"));
-        }
-        if body.scope != crate::ledger::scope(&self.state, &event) {
-            return Err(Problem::Mismatch("scope"));
-        }
+        let event = event?;
         let applied = Applied {
             seq: expected,
             hash: record.hash,
@@ -648,6 +619,58 @@ impl History for LinesHistory<'_> {
     fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])> {
         self.body(seq).map(|b| (b.event_id, b.command_digest))
     }
+}
+
+/// Step 4 of the module's checks for one record whose bytes, hash and signature were checked
+/// and which extends `state` (its seq, `prev_hash` and ledger time checked by the caller):
+/// `decide` on `state` at the record's ledger time must accept the signed command and
+/// decide exactly the recorded event, kind, key, digest, actor and scope. Returns the event
+/// to fold. The same rule for an auditor's export and a standby following the stream
+/// ([`crate::Ledger::follow`]).
+pub fn reexecute(state: &State, record: &Record, verified: &Checked, history: &dyn History) -> Result<Event, Problem> {
+    let body = &record.body;
+    let decision =
+        domain::decide(state, &body.command.command, &verified.signer, &verified.digest, body.recorded_at, history);
+    let event = match decision {
+        Ok(Decision::New(event)) => event,
+        Ok(Decision::Duplicate { seq }) => return Err(Problem::Replayed(seq)),
+        Err(rejection) => return Err(Problem::Rejected(rejection)),
+    };
+    if event != body.event {
+        return Err(Problem::Mismatch("event"));
+    }
+    if body.kind != body.command.command.action.kind() {
+        return Err(Problem::Mismatch("kind"));
+    }
+    if body.key != verified.signer.key {
+        return Err(Problem::Mismatch("key"));
+    }
+    if body.command_digest != verified.digest {
+        return Err(Problem::Mismatch("command_digest"));
+    }
+    if body.actor != state.keys.get(&verified.signer.key).and_then(|k| k.party.clone()) {
+        return Err(Problem::Mismatch("actor"));
+    }
+    if body.scope != crate::ledger::scope(state, &event) {
+        return Err(Problem::Mismatch("scope"));
+    }
+    Ok(event)
+}
+
+/// Steps 1 and 3 for record lines (no checkpoints), on every core: each line decoded, its
+/// bytes the canonical sealed record, its command's signature verified.
+pub fn check_records(lines: &[Vec<u8>]) -> Vec<Result<(Record, Checked), Problem>> {
+    parse_chunk(lines)
+        .into_iter()
+        .map(|parsed| match parsed {
+            Parsed::Record(parsed) => {
+                let (record, checked) = *parsed;
+                checked.map(|c| (record, c))
+            }
+            Parsed::Checkpoint(_) => Err(Problem::Malformed("a checkpoint where a record must be".into())),
+            Parsed::Bad(problem) => Err(problem),
+        })
+        .collect()
 }
 
 /// The order-independent work, on every core: decode, canonical form, hash, signatures.

@@ -1,4 +1,5 @@
-//! `stockpile-ledger serve --nats URL --data DIR [--replicas N]`: the ledger service.
+//! `stockpile-ledger serve --nats URL --data DIR [--replicas N] [--replicate] [--standby]`: the
+//! ledger service (with `--standby`, a member of a failover group).
 //! `stockpile-ledger restore (--from-stream URL | --from-export FILE) --data DIR`: rebuilds a
 //! ledger directory from a verified copy of its log.
 //!
@@ -29,6 +30,13 @@ enum Command {
     /// file, verifying every record as `stockpile audit verify` does. DIR must be missing or
     /// empty; nothing is left behind when the source does not verify.
     Restore(RestoreArgs),
+    /// Write a new checkpoint key to FILE (mode 0600; an existing file is refused) and print
+    /// its public key: the one key every ledger of a failover group is given
+    /// (`serve --standby --checkpoint-key FILE`). Keep a copy off the ledgers' machines.
+    NewKey {
+        /// Where to write the key.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +105,17 @@ struct ServeArgs {
     /// `not_replicated` (the commands are committed here; resend them until acknowledged).
     #[arg(long)]
     replicate: bool,
+    /// Failover: follow the STOCKPILE_EVENTS stream into DATA, verifying every record, and
+    /// take over as the active ledger (serving with --replicate) when the active one stops
+    /// renewing its lease (the JetStream KV bucket STOCKPILE_LEDGER_LEASE). Start every
+    /// ledger of a failover group this way; the first finds the lease free and serves.
+    #[arg(long, requires = "checkpoint_key")]
+    standby: bool,
+    /// The ledger's checkpoint key, kept apart from the data directory: installed into DATA
+    /// when it has none, refused when it holds another. Every ledger of a failover group is
+    /// given the same key.
+    #[arg(long, value_name = "FILE")]
+    checkpoint_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -119,10 +138,24 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Serve(args) => args,
         Command::Restore(args) => return restore(&runtime, args),
+        Command::NewKey { file } => {
+            return match stockpile_ledger::audit::LedgerKey::create_file(&file) {
+                Ok(key) => {
+                    println!("{}", key.public_key_hex());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("stockpile-ledger: error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     let mut config = ServiceConfig::new(args.nats, args.data);
     config.stream_replicas = args.replicas;
-    config.replicate = args.replicate;
+    config.replicate = args.replicate || args.standby;
+    config.standby = args.standby;
+    config.checkpoint_key = args.checkpoint_key;
     config.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_every);
     config.partners = args.partners.iter().map(|p| p.trim().to_ascii_uppercase()).filter(|p| !p.is_empty()).collect();
     for entry in &args.witnesses {

@@ -28,7 +28,8 @@
 //! **Witnesses.** A partner's witness (`stockpile witness serve`) runs as the partner's user;
 //! for each [`PartnerWitness`] named to [`render_config`], the partner's account exports the
 //! witness's add-checkpoint subject to `STOCKPILE` alone, `STOCKPILE` imports it, the
-//! `ledger-publisher` user may publish to [`WITNESS_REQUESTS`], and the partner's user may
+//! `ledger-publisher` user may publish to [`WITNESS_REQUESTS`] (and, for failover, to the lease's
+//! `$KV.STOCKPILE_LEDGER_LEASE.>`), and the partner's user may
 //! subscribe to its witness subject and answer it (`allow_responses`).
 //!
 //! **Consumers are pre-created.** A cross-account reader cannot create or change a consumer
@@ -52,7 +53,7 @@
 
 use super::subjects::{
     partner_append_subject, partner_subject, APPEND, CHECKPOINT, CHECKPOINTS, CHECKPOINTS_STREAM, EVENTS_STREAM,
-    EVENTS_SUBJECTS, FEEDS_STREAM, FEEDS_SUBJECTS, HISTORY_QUERY, HOLDINGS_QUERY, PROJECTOR_REPORT,
+    EVENTS_SUBJECTS, FEEDS_STREAM, FEEDS_SUBJECTS, HISTORY_QUERY, HOLDINGS_QUERY, LEASE_SUBJECTS, PROJECTOR_REPORT,
     PROJECTOR_SUBMIT_AS_PARTNER, PROOF, RANGE, REPORTS_STREAM, REPORTS_SUBJECTS,
 };
 use std::fmt::Write as _;
@@ -342,7 +343,14 @@ pub fn permissions(role: &Role, public_nkey: &str) -> Permissions {
             PROJECTOR_SUBMIT_AS_PARTNER,
         ]),
         Role::LedgerPublisher => Permissions {
-            publish_allow: own(&[EVENTS_SUBJECTS, FEEDS_SUBJECTS, CHECKPOINTS, WITNESS_REQUESTS, "$JS.API.>"]),
+            publish_allow: own(&[
+                EVENTS_SUBJECTS,
+                FEEDS_SUBJECTS,
+                CHECKPOINTS,
+                WITNESS_REQUESTS,
+                LEASE_SUBJECTS,
+                "$JS.API.>",
+            ]),
             publish_deny: destructive,
             subscribe_allow: vec![inbox],
             allow_responses: false,

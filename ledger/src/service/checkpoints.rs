@@ -26,11 +26,19 @@ pub(crate) struct Checkpointer {
     busy: tokio::sync::Mutex<()>,
     /// The witnesses to ask for cosignatures; none configured: no cosigning.
     cosigner: Option<Cosigner>,
+    /// How far checkpoints may cover: the committed head, or with replicated commit what the
+    /// stream has stored (a checkpoint never signs a record that a failover could replace).
+    visible: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Checkpointer {
-    pub(crate) fn new(ledger: LedgerHandle, key: LedgerKey, cosigner: Option<Cosigner>) -> Arc<Checkpointer> {
-        Arc::new(Checkpointer { ledger, key, busy: tokio::sync::Mutex::new(()), cosigner })
+    pub(crate) fn new(
+        ledger: LedgerHandle,
+        key: LedgerKey,
+        cosigner: Option<Cosigner>,
+        visible: tokio::sync::watch::Receiver<u64>,
+    ) -> Arc<Checkpointer> {
+        Arc::new(Checkpointer { ledger, key, busy: tokio::sync::Mutex::new(()), cosigner, visible })
     }
 
     /// A checkpoint at the committed head (the stored one when nothing was added since). A
@@ -38,7 +46,7 @@ impl Checkpointer {
     pub(crate) async fn at_head(self: &Arc<Self>) -> Result<Option<Checkpoint>, RequestError> {
         let internal = |reason: String| RequestError::Internal { reason };
         let _busy = self.busy.lock().await;
-        let head = *self.ledger.head().borrow();
+        let head = *self.visible.borrow();
         if head == 0 {
             return Ok(None);
         }
@@ -71,7 +79,7 @@ impl Checkpointer {
                 () = tokio::time::sleep(interval) => {}
                 () = stop.wait() => return,
             }
-            if *self.ledger.head().borrow() == last {
+            if *self.visible.borrow() == last {
                 continue;
             }
             match self.at_head().await {
@@ -109,7 +117,7 @@ pub(crate) async fn handle_checkpoint(
 }
 
 /// `ledger.proof`: an inclusion or consistency proof over the committed log.
-pub(crate) async fn handle_proof(payload: &[u8], ledger: &LedgerHandle) -> Result<Vec<u8>, RequestError> {
+pub(crate) async fn handle_proof(payload: &[u8], ledger: &LedgerHandle, head: u64) -> Result<Vec<u8>, RequestError> {
     if payload.len() > PROOF_REQUEST_BYTES_MAX {
         return Err(RequestError::TooLarge { bytes: payload.len(), max: PROOF_REQUEST_BYTES_MAX });
     }
@@ -121,7 +129,6 @@ pub(crate) async fn handle_proof(payload: &[u8], ledger: &LedgerHandle) -> Resul
     };
     RequestError::check_depth(payload)?;
     let request: ProofRequest = serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
-    let head = *ledger.head().borrow();
     let size = match &request {
         ProofRequest::Inclusion { tree_size, .. } => *tree_size,
         ProofRequest::Consistency { new_size, .. } => *new_size,

@@ -80,6 +80,27 @@ pub const CHECKPOINT_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration
 /// enough for an R3 stream to elect a new leader after losing one (seconds).
 pub const REPLICATE_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often the active ledger of a failover pair renews its lease (a compare-and-set on the
+/// lease's KV entry; [`super::standby`]).
+pub const LEASE_RENEW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// An active ledger that could not renew its lease for this long stops serving at once
+/// (nothing more published or answered): it may have been deposed. Shorter than
+/// [`LEASE_TAKEOVER_AFTER`] by a margin for timers and scheduling.
+pub const LEASE_FENCE_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// A standby takes the lease once the lease's entry has not changed for this long, as its
+/// own monotonic clock measures (no clocks are compared between machines). With the catch-up
+/// and start of serving, an active ledger's death is followed by a new one within the
+/// takeover target of 5 s.
+pub const LEASE_TAKEOVER_AFTER: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// How often a standby looks at the stream and the lease when it has caught up.
+pub const STANDBY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Records a standby reads from the stream, verifies and commits at once.
+pub const STANDBY_BATCH_RECORDS: u64 = 512;
+
 /// Everything [`super::run`] needs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -115,6 +136,14 @@ pub struct ServiceConfig {
     /// answers with is stored in `STOCKPILE_EVENTS` (as well as fsynced locally), or, after
     /// [`REPLICATE_ACK_TIMEOUT`], with `not_replicated` ([`super::RequestError::NotReplicated`]).
     pub replicate: bool,
+    /// A failover member (`--standby`, [`super::standby`]): follows `STOCKPILE_EVENTS` into
+    /// its own directory, verifying every record, and serves (with replicated commit) only
+    /// while it holds the lease.
+    pub standby: bool,
+    /// The ledger's checkpoint key, kept apart from the data directory (`--checkpoint-key`):
+    /// copied into it when the directory has none; refused when it has another. Every
+    /// member of a failover pair signs checkpoints with this one key.
+    pub checkpoint_key: Option<PathBuf>,
 }
 
 impl ServiceConfig {
@@ -132,6 +161,8 @@ impl ServiceConfig {
             witnesses: Vec::new(),
             witness_quorum: 0,
             replicate: false,
+            standby: false,
+            checkpoint_key: None,
         }
     }
 }

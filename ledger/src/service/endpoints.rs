@@ -77,6 +77,18 @@ pub(crate) struct Context {
     pub(crate) replicated: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
+impl Context {
+    /// The last record readers may see (`range`, `proof`): the committed head, or with
+    /// replicated commit the last one the stream stored — a record not yet replicated may
+    /// be replaced by another at its seq if this ledger's machine is lost.
+    fn visible_head(&self) -> u64 {
+        match &self.replicated {
+            Some(stored) => *stored.borrow(),
+            None => *self.ledger.head().borrow(),
+        }
+    }
+}
+
 impl Endpoints {
     /// Serves requests until `stop`; then stops taking new ones, finishes those in flight
     /// and flushes their replies.
@@ -253,9 +265,9 @@ async fn handle(api: Api, request: Request, context: &Context) {
             }
             Err(e) => Err(e),
         },
-        Api::Range => range::handle(payload, &context.ledger, &context.limits, max).await,
+        Api::Range => range::handle(payload, &context.ledger, context.visible_head(), &context.limits, max).await,
         Api::Checkpoint => checkpoints::handle_checkpoint(&context.checkpointer, &context.publisher).await,
-        Api::Proof => checkpoints::handle_proof(payload, &context.ledger).await,
+        Api::Proof => checkpoints::handle_proof(payload, &context.ledger, context.visible_head()).await,
     };
     let body = match result {
         Ok(body) if body.len() <= max => body,

@@ -21,6 +21,12 @@ pub enum ServiceError {
     Ledger(#[from] LedgerError),
     #[error("a service task failed: {0}")]
     Task(String),
+    #[error("the lease of the active ledger was lost ({reason}): stopped serving so that the ledger holding it is the only writer; restart this one with --standby to follow it")]
+    LeaseLost { reason: String },
+    #[error("the standby cannot follow {stream}: {what}")]
+    Follow { stream: &'static str, what: String },
+    #[error("the checkpoint key: {0}")]
+    CheckpointKey(String),
 }
 
 /// A whole request refused: nothing was done, the caller gets a [`crate::wire::ErrorReply`]
@@ -48,7 +54,7 @@ pub enum RequestError {
     #[error("the ledger failed to read its log: {reason}: retry later, and tell the operator")]
     Internal { reason: String },
     #[error(
-        "the commands were committed and fsynced by the ledger (records up to seq {seq}), but STOCKPILE_EVENTS had not stored them after {waited_ms} ms: they are not yet safe against the loss of the ledger's machine; send the same commands again (same event ids) until they are acknowledged — a resend is answered `duplicate` with the same seqs, never recorded twice"
+        "the commands were committed and fsynced by the ledger (records up to seq {seq}), but STOCKPILE_EVENTS had not stored them after {waited_ms} ms: they are not yet safe against the loss of the ledger's machine; send the same commands again (same event ids) until they are acknowledged — a resend is answered `duplicate` with the same seqs, never recorded twice (after a failover to a standby, the new active records them anew, possibly at other seqs)"
     )]
     NotReplicated { seq: u64, waited_ms: u64 },
 }

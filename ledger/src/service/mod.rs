@@ -34,6 +34,7 @@ pub mod outbox;
 mod range;
 pub mod restore;
 mod shutdown;
+pub mod standby;
 pub mod stream;
 pub mod subjects;
 
@@ -63,6 +64,13 @@ pub const NATS_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Opens the ledger in `config.data_dir`, serves it over NATS until `shutdown` completes,
 /// then stops the ledger cleanly (queued work finished, a snapshot written).
 pub async fn run(config: ServiceConfig, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServiceError> {
+    if config.standby {
+        return standby::run(config, shutdown).await;
+    }
+    if let Some(key) = &config.checkpoint_key {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| crate::LedgerError::io("create", &config.data_dir, e))?;
+        LedgerKey::install(key, &config.data_dir).map_err(|e| ServiceError::CheckpointKey(e.to_string()))?;
+    }
     let dir = config.data_dir.clone();
     let ledger =
         tokio::task::spawn_blocking(move || Ledger::open(&dir, Box::new(SystemClock), LedgerOptions::default()))
@@ -91,6 +99,18 @@ pub async fn serve(
     ledger: LedgerHandle,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServiceError> {
+    serve_holding(config, ledger, shutdown, None).await
+}
+
+/// [`serve`], as the active ledger of a failover group while `lease` is held: the lease is
+/// renewed beside serving, and once it is lost everything stops at once — no request is
+/// answered and nothing published after that — and the error says so.
+pub(crate) async fn serve_holding(
+    config: &ServiceConfig,
+    ledger: LedgerHandle,
+    shutdown: impl Future<Output = ()> + Send,
+    mut lease: Option<standby::Holding>,
+) -> Result<(), ServiceError> {
     // Two connections: the responder may publish nothing but responses; the publisher
     // writes the streams and checkpoints. One does both when no publisher user is given.
     let client = connect(&config.nats_url, config.identity.as_ref()).await?;
@@ -117,23 +137,29 @@ pub async fn serve(
         }
         false => (None, None),
     };
+    // What readers may see: with replicated commit, only what the stream has stored. The feeds
+    // carry no record before STOCKPILE_EVENTS holds it, and checkpoints sign no such record.
+    let visible = replicated.clone().unwrap_or_else(|| ledger.head());
     let mut outboxes = Vec::new();
     for target in [outbox::Target::Events, outbox::Target::Feeds] {
-        let outbox = outbox::Outbox::new(
+        let mut outbox = outbox::Outbox::new(
             target,
             publisher.clone(),
             ledger.store().clone(),
-            ledger.head(),
+            if target == outbox::Target::Events { ledger.head() } else { visible.clone() },
             stop.clone(),
             config.stream_replicas,
             if target == outbox::Target::Events { stored.take() } else { None },
         )?;
+        if lease.is_some() {
+            outbox = outbox.stop_on_divergence();
+        }
         outboxes.push(tokio::spawn(outbox.run()));
     }
     let key = LedgerKey::load_or_create(ledger.store().dir())?;
     let cosigner = (!config.witnesses.is_empty())
         .then(|| cosign::Cosigner::new(publisher.clone(), config.witnesses.clone(), config.witness_quorum));
-    let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key, cosigner);
+    let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key, cosigner, visible);
     let periodic = tokio::spawn(checkpointer.clone().run(publisher.clone(), config.checkpoint_interval, stop.clone()));
     let context = endpoints::Context {
         client: client.clone(),
@@ -149,7 +175,19 @@ pub async fn serve(
     let early = tokio::select! {
         () = shutdown => None,
         ended = &mut requests => Some(ended),
+        reason = lost(&mut lease) => {
+            abort_all(&requests, &periodic, &outboxes);
+            tracing::error!(reason, "the lease is lost: stopping at once");
+            return Err(ServiceError::LeaseLost { reason });
+        }
+        _ = &mut outboxes[0], if lease.is_some() => {
+            abort_all(&requests, &periodic, &outboxes);
+            let what = "the stream is not a copy of this log (another ledger wrote to it): stopped so that a standby repairs its directory from the stream and takes over".to_string();
+            tracing::error!(what);
+            return Err(ServiceError::Follow { stream: subjects::EVENTS_STREAM, what });
+        }
     };
+
     tracing::info!("shutting down");
     stop_sender.stop();
     let requests = match early {
@@ -165,11 +203,36 @@ pub async fn serve(
             tracing::warn!(error = %e, "flushing NATS at shutdown");
         }
     }
+    // Nothing more is published: the lease (renewed until now) is given up for the standby.
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     requests.map_err(|e| ServiceError::Task(e.to_string()))??;
     for outbox in outboxes {
         outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Completes when a lease held is lost, with why; never without one.
+async fn lost(lease: &mut Option<standby::Holding>) -> String {
+    match lease {
+        Some(holding) => holding.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stops serving at once: nothing more is answered, published or checkpointed.
+fn abort_all(
+    requests: &tokio::task::JoinHandle<Result<(), ServiceError>>,
+    periodic: &tokio::task::JoinHandle<()>,
+    outboxes: &[tokio::task::JoinHandle<()>],
+) {
+    requests.abort();
+    periodic.abort();
+    for outbox in outboxes {
+        outbox.abort();
+    }
 }
 
 /// Connects to NATS: `url` is one URL or several separated by commas.

@@ -15,10 +15,14 @@
 //! order (for `STOCKPILE_EVENTS`, stream seq `n` = record `n`). Every publish carries
 //! `Nats-Expected-Last-Sequence` = the stream sequence of the copy before it, so a copy whose
 //! predecessor did not land (a dropped connection, a stream leader lost in a cluster) is
-//! refused by JetStream instead of being stored out of order. After any failure the outbox
-//! resyncs: it reads the stream's last message, checks it is this ledger's record (its seq
+//! refused by JetStream instead of being stored out of order; and every publish but the first
+//! after a resync carries `Nats-Expected-Last-Msg-Id` = the id of the copy published before
+//! it (on `STOCKPILE_EVENTS` the record's hash), so a pipelined publish can never land after
+//! another writer's message at the expected sequence (a deposed ledger of a failover group).
+//! After any failure the outbox resyncs: it reads the stream's last message, checks it is this ledger's record (its seq
 //! and hash headers), and resumes with the copy right after it. A copy resent because its
-//! ack was lost carries the same `Nats-Msg-Id` (the event id, and for a feed the partner)
+//! ack was lost carries the same `Nats-Msg-Id` (the record's hash; for a feed the event id
+//! and the partner)
 //! and JetStream's duplicate window drops it.
 //!
 //! The durable cursor ([`Store::outbox_cursor`], events only) records how far publication is
@@ -164,7 +168,7 @@ impl Outgoing {
         let copies = match target {
             Target::Events => vec![Copy {
                 subject: event_subject(fields.scope.partners.first().map(|p| p.as_ref()), material, &fields.kind),
-                msg_id: fields.event_id.to_string(),
+                msg_id: envelope.hash.to_string(),
                 partner: None,
             }],
             Target::Feeds => fields
@@ -211,6 +215,12 @@ pub(crate) struct Outbox {
     /// Where [`Self::acked`] is announced (the events outbox of a `--replicate` ledger: the
     /// appends wait on it).
     stored: Option<watch::Sender<u64>>,
+    /// The `Nats-Msg-Id` of the message this outbox published last since its last resync:
+    /// the next publish expects it as the stream's last (`Nats-Expected-Last-Msg-Id`).
+    published_last: Option<String>,
+    /// Stop for good when the stream is found not to be a copy of this log (the active
+    /// ledger of a failover group: a standby then repairs its directory and takes over).
+    stop_on_divergence: bool,
 }
 
 impl Outbox {
@@ -238,7 +248,15 @@ impl Outbox {
             acked: saved,
             saved,
             stored,
+            published_last: None,
+            stop_on_divergence: false,
         })
+    }
+
+    /// Makes [`Self::run`] end when the stream diverged from the log instead of retrying.
+    pub(crate) fn stop_on_divergence(mut self) -> Outbox {
+        self.stop_on_divergence = true;
+        self
     }
 
     /// Publishes until stop, retrying every failure with a capped backoff; on stop waits for
@@ -252,6 +270,10 @@ impl Outbox {
                 Err(e) => Err(e),
             };
             let Err(e) = result else { break };
+            if self.stop_on_divergence && matches!(e, OutboxError::Diverged { .. }) {
+                tracing::error!(stream, error = %e, "outbox stopped: the stream is not a copy of this log");
+                return;
+            }
             match e {
                 OutboxError::Nats(_) => tracing::warn!(stream, error = %e, retry_in = ?backoff, "outbox paused"),
                 _ => tracing::error!(stream, error = %e, retry_in = ?backoff, "outbox stopped publishing"),
@@ -319,6 +341,7 @@ impl Outbox {
             );
         }
         self.stream_last = last;
+        self.published_last = None;
         self.next = resume;
         self.announce();
         self.save_cursor().await?;
@@ -380,6 +403,7 @@ impl Outbox {
                         }
                     }
                     let ack = self.publish(&record, copy).await?;
+                    self.published_last = Some(copy.msg_id.clone());
                     self.stream_last += 1;
                     let last_copy = index + 1 == copies;
                     in_flight.push_back(InFlight { stream_seq: self.stream_last, seq: record.seq, last_copy, ack });
@@ -401,6 +425,12 @@ impl Outbox {
             // The first message has no predecessor to expect; JetStream before 2.10 reads an
             // expected last sequence of 0 as "no expectation" anyway.
             publish = publish.expected_last_sequence(self.stream_last);
+        }
+        if let Some(previous) = &self.published_last {
+            // Pipelined: the predecessor is not yet acknowledged, so the sequence alone could
+            // match another writer's message there; its id (on STOCKPILE_EVENTS the record's
+            // hash) cannot.
+            publish = publish.expected_last_message_id(previous);
         }
         let publish = publish.payload(record.bytes.clone());
         self.js.send_publish(copy.subject.clone(), publish).await.map_err(nats)

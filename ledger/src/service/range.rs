@@ -22,11 +22,11 @@ pub const RANGE_REPLY_ENVELOPE_BYTES: usize = 1 << 10;
 pub(crate) async fn handle(
     payload: &[u8],
     ledger: &LedgerHandle,
+    head: u64,
     limits: &Limits,
     max_payload: usize,
 ) -> Result<Vec<u8>, RequestError> {
     let request = parse(payload, limits)?;
-    let head = *ledger.head().borrow();
     let to = request.to.map_or(head, |to| to.min(head));
     let records_max = request.limit.map_or(limits.range_page_records_max, |l| l.min(limits.range_page_records_max));
     let (records, next) = if request.from > to {

@@ -65,18 +65,7 @@ pub async fn copy_stream(url: &str, identity: Option<&Identity>, out: &Path) -> 
     let mut copied = Copied { records: 0, checkpoints: 0 };
     while let Some((seq, message)) = messages.next().await {
         let message = message.map_err(|e| events(format!("message {seq} cannot be read: {e}")))?;
-        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
-        let foreign = |what: String| events(format!("message {seq} is not the ledger's record {seq}: {what}"));
-        if header(HEADER_SEQ).as_deref() != Some(seq.to_string().as_str()) {
-            return Err(foreign(format!("its {HEADER_SEQ} header is {:?}", header(HEADER_SEQ))));
-        }
-        if !message.payload.starts_with(RECORD_PREFIX) || message.payload.contains(&b'\n') {
-            return Err(foreign("its payload is not a sealed record".into()));
-        }
-        let hash = checkpoint::record_hash(&message.payload).map(|h| canonical::hex(&h));
-        if hash.is_none() || header(HEADER_HASH) != hash {
-            return Err(foreign(format!("its {HEADER_HASH} header is not the hash of its payload")));
-        }
+        check_record_message(seq, &message).map_err(&events)?;
         writer.write_all(&message.payload).and_then(|()| writer.write_all(b"\n")).map_err(write_err)?;
         copied.records += 1;
         if let Some(c) = checkpoints.get(&seq) {
@@ -95,6 +84,28 @@ pub async fn copy_stream(url: &str, identity: Option<&Identity>, out: &Path) -> 
         )));
     }
     Ok(copied)
+}
+
+/// Message `seq` of `STOCKPILE_EVENTS` must be what the outbox publishes: record `seq` (its
+/// `Stockpile-Seq` header), sealed (one line of a record), with its hash in `Stockpile-Hash`.
+/// Whether the record verifies is the reader's next step.
+pub(crate) fn check_record_message(
+    seq: u64,
+    message: &async_nats::jetstream::message::StreamMessage,
+) -> Result<(), String> {
+    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+    let foreign = |what: String| format!("message {seq} is not the ledger's record {seq}: {what}");
+    if header(HEADER_SEQ).as_deref() != Some(seq.to_string().as_str()) {
+        return Err(foreign(format!("its {HEADER_SEQ} header is {:?}", header(HEADER_SEQ))));
+    }
+    if !message.payload.starts_with(RECORD_PREFIX) || message.payload.contains(&b'\n') {
+        return Err(foreign("its payload is not a sealed record".into()));
+    }
+    let hash = checkpoint::record_hash(&message.payload).map(|h| canonical::hex(&h));
+    if hash.is_none() || header(HEADER_HASH) != hash {
+        return Err(foreign(format!("its {HEADER_HASH} header is not the hash of its payload")));
+    }
+    Ok(())
 }
 
 /// The last checkpoint published for each tree size of at most `up_to`.

@@ -39,6 +39,16 @@ pub const CHECKPOINTS_STREAM: &str = "STOCKPILE_CHECKPOINTS";
 /// The JetStream stream every record is published to.
 pub const EVENTS_STREAM: &str = "STOCKPILE_EVENTS";
 
+/// The JetStream key-value bucket of the failover lease ([`super::standby`]): key
+/// [`LEASE_KEY`] names the active ledger; its revision moves at every renewal.
+pub const LEASE_BUCKET: &str = "STOCKPILE_LEDGER_LEASE";
+
+/// The lease's key in [`LEASE_BUCKET`].
+pub const LEASE_KEY: &str = "active";
+
+/// The subjects a lease write publishes on: `$KV.<bucket>.<key>`.
+pub const LEASE_SUBJECTS: &str = "$KV.STOCKPILE_LEDGER_LEASE.>";
+
 /// The subjects of [`EVENTS_STREAM`]: `stockpile.v1.events.<partner>.<material>.<kind>`.
 pub const EVENTS_SUBJECTS: &str = "stockpile.v1.events.>";
 

@@ -2,7 +2,8 @@
 //! published, acks in flight lost, the durable cursor's last writes lost. After a restart
 //! over the same data directory the outbox publishes the rest; the stream ends holding
 //! exactly the log (message count = head seq). JetStream's dedup absorbs a resent record,
-//! and the expected-last-sequence guard refuses one that would land out of order.
+//! the expected-last-sequence guard refuses one that would land out of order, and the
+//! expected-last-message-id guard one that names another record as the stream's last.
 
 use super::*;
 use async_nats::jetstream::context::{Publish, PublishErrorKind};
@@ -43,11 +44,11 @@ async fn a_killed_service_resumes_and_the_stream_ends_equal_to_the_log() {
     check_stream_mirrors(&client, &records).await;
     wait_for_cursor(&service.ledger, head).await;
 
-    // A record resent with its event id as Nats-Msg-Id is dropped as a duplicate ...
+    // A record resent with its hash as Nats-Msg-Id is dropped as a duplicate ...
     let js = jetstream::new(client.clone());
     let fifth: serde_json::Value = serde_json::from_slice(&records[4]).expect("JSON");
-    let event_id = fifth["body"]["event_id"].as_str().expect("event id");
-    let resend = Publish::build().message_id(event_id).payload(records[4].clone().into());
+    let hash = fifth["hash"].as_str().expect("hash");
+    let resend = Publish::build().message_id(hash).payload(records[4].clone().into());
     let ack = js.send_publish(expected_subject(&records[4]), resend).await.expect("publish").await.expect("ack");
     assert!(ack.duplicate, "JetStream drops the resend");
     assert_eq!(ack.sequence, 5);
@@ -55,6 +56,15 @@ async fn a_killed_service_resumes_and_the_stream_ends_equal_to_the_log() {
     let misplaced = Publish::build().message_id("not-a-record").expected_last_sequence(head - 1).payload("x".into());
     let refused = js.send_publish("stockpile.v1.events._._.misplaced", misplaced).await.expect("publish").await;
     assert_eq!(refused.expect_err("refused").kind(), PublishErrorKind::WrongLastSequence);
+    // ... and so is one at the right sequence that names another record as its predecessor:
+    // what a deposed ledger's pipelined publish looks like once another wrote the last one.
+    let forked = Publish::build()
+        .message_id("not-a-record-either")
+        .expected_last_sequence(head)
+        .expected_last_message_id(hash)
+        .payload("x".into());
+    let refused = js.send_publish("stockpile.v1.events._._.forked", forked).await.expect("publish").await;
+    assert_eq!(refused.expect_err("refused").kind(), PublishErrorKind::WrongLastMessageId);
     let mut stream = js.get_stream(subjects::EVENTS_STREAM).await.expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, head, "stream message count = head seq");
 

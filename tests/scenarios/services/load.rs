@@ -168,9 +168,11 @@ async fn send_until_answered(
                     if let Ok(reply) = serde_json::from_slice::<AppendReply>(&reply.payload) {
                         return (reply.results.iter().map(seq_of).collect(), attempt);
                     }
-                    // Only "unavailable" (a ledger stopping) may be answered instead.
+                    // Only "unavailable" (a ledger stopping) and, with replicated commit,
+                    // "not_replicated" (the stream did not store it in time) may be answered
+                    // instead; both mean: send the same commands again.
                     let error = error_reply(&reply.payload).error;
-                    assert_eq!(error.code, "unavailable", "{}", error.message);
+                    assert!(matches!(error.code.as_str(), "unavailable" | "not_replicated"), "{}", error.message);
                 }
             }
             // The ledger this request went to was killed: no reply will come.

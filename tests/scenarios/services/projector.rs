@@ -324,9 +324,36 @@ pub async fn assert_views_equal_rebuild(client: &async_nats::Client, store: Stor
         as_of("2026-02-01", &[Dimension::Partner, Dimension::Material]),
     ];
     for query in &queries {
-        let served = holdings_at(client, query, head).await;
+        // A large answer is served in pages (each cut to fit NATS's max_payload): gather them.
+        let mut served = holdings_at(client, query, head).await;
+        while let Some(offset) = served.next {
+            let page = holdings_at(client, &HoldingsQuery { offset, ..query.clone() }, head).await;
+            assert!(!page.rows.is_empty() && page.total == served.total, "page at {offset}: {page:?}");
+            served.rows.extend(page.rows);
+            served.next = page.next;
+        }
         let expected = rebuilt.holdings(query).expect("a query");
-        assert_eq!(served, expected, "the followed views differ from a rebuild for {query:?}");
+        if served != expected {
+            // Name what differs: a lot-by-lot answer has thousands of rows.
+            let differing: Vec<String> = served
+                .rows
+                .iter()
+                .zip(&expected.rows)
+                .filter(|(a, b)| a != b)
+                .take(5)
+                .map(|(a, b)| format!("served {a:?}, rebuilt {b:?}"))
+                .collect();
+            panic!(
+                "the followed views differ from a rebuild for {query:?}: {} rows served, {} rebuilt; seq {} / {}, hash equal: {}, totals {:?} / {:?}; first differing rows: {differing:#?}",
+                served.rows.len(),
+                expected.rows.len(),
+                served.seq,
+                expected.seq,
+                served.head_hash == expected.head_hash,
+                served.total,
+                expected.total
+            );
+        }
     }
 }
 

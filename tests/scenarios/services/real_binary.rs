@@ -43,10 +43,16 @@ pub(super) struct LedgerProcess {
 
 impl LedgerProcess {
     pub(super) fn spawn(nats_url: &str, data: &Path, log: &Path) -> LedgerProcess {
+        LedgerProcess::spawn_with(nats_url, data, log, &[])
+    }
+
+    /// [`Self::spawn`] with more arguments to `serve`.
+    pub(super) fn spawn_with(nats_url: &str, data: &Path, log: &Path, more: &[&std::ffi::OsStr]) -> LedgerProcess {
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
         let child = Command::new(ledger_binary())
             .args(["serve", "--nats", nats_url, "--data"])
             .arg(data)
+            .args(more)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -64,6 +70,37 @@ impl LedgerProcess {
 
     pub(super) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` to the process (SIGSTOP, SIGCONT: a paused machine).
+    pub(super) fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: sending a signal to our own child process, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "send signal {signal}");
+    }
+
+    /// The exit status once the process has ended by itself, waiting at most `bound`.
+    pub(super) fn wait_for_exit(&mut self, bound: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Whether the process is still running (not exited by itself or killed).
+    pub(super) fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// What the process has logged so far.
+    pub(super) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then waits (bounded) for the exit.

@@ -38,6 +38,10 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::AppendNats => over_nats::appends(plan, work, over_nats::Accounts::Single)?,
         Scenario::AppendNatsAccounts => over_nats::appends(plan, work, over_nats::Accounts::Partner)?,
         Scenario::AppendNatsReplicated => over_nats::appends(plan, work, over_nats::Accounts::Replicated)?,
+        Scenario::AppendNatsCluster => over_nats::appends(plan, work, over_nats::Accounts::Cluster)?,
+        Scenario::AppendNatsClusterReplicated => {
+            over_nats::appends(plan, work, over_nats::Accounts::ClusterReplicated)?
+        }
         Scenario::Visible => over_nats::visible(plan, work)?,
         Scenario::History => history(plan, work)?,
         Scenario::CatchUp => catch_up(work)?,

@@ -8,12 +8,14 @@
 //! ratios to the baselines and the targets, and prints a table or JSON.
 //!
 //! - [`embedded`]: appends, the history, catch-up, replay, audit, as-of, raw sled;
-//! - [`over_nats`]: appends over NATS (single-account and on `stockpile nats-config`'s
-//!   accounts) and post-to-visible latency, services in-process;
+//! - [`over_nats`]: appends over NATS (single-account, on `stockpile nats-config`'s
+//!   accounts, with `--replicate`, and on a three-node cluster with and without it) and
+//!   post-to-visible latency, services in-process;
 //! - [`cosign`]: checkpoints cosigned by three spawned witnesses, over a generated history;
 //! - [`flood`]: appends while another partner floods `ledger.proof`, over a generated history;
 //! - [`nats_server`]: finds a nats-server binary (≥ 2.10 for `sync_interval: always`) and
-//!   runs one on a free port with its own directory, killed on drop;
+//!   runs one on a free port with its own directory (or three as one JetStream cluster),
+//!   killed on drop;
 //! - [`baselines`]: JetStream publish-with-ack and PostgreSQL;
 //! - [`report`]: figures, ratios, targets, output.
 //!

@@ -2,7 +2,8 @@
 //! with JetStream in its own directory, killed on drop (and with the bench process: the
 //! child is told to die with its parent, so a killed scenario leaves no server behind). Either
 //! a single account without authentication, or the accounts configuration `stockpile
-//! nats-config` writes ([`Server::start_accounts`]).
+//! nats-config` writes ([`Server::start_accounts`]). Or a [`Cluster`] of three such servers
+//! routed into one JetStream cluster on loopback, for streams with three replicas.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -231,6 +232,117 @@ impl Server {
 fn client_url(ports: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(ports).ok()?;
     v["nats"].as_array()?.first()?.as_str().map(str::to_string)
+}
+
+/// Nodes in the bench's cluster: what a stream with three replicas needs.
+pub const CLUSTER_SIZE: usize = 3;
+
+/// The bench cluster's name (`cluster { name }`).
+const CLUSTER_NAME: &str = "stockpile-bench";
+
+/// How long a new cluster may take to elect its JetStream meta leader and place a stream
+/// with a replica on every node.
+pub const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest wait for one attempt to place the probe stream: requests sent before the cluster
+/// has a meta leader are never answered, so try again soon rather than wait them out.
+const PROBE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pause between two attempts to place the probe stream.
+const PROBE_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// The probe stream [`Cluster::wait_for_jetstream`] creates and deletes.
+const PROBE_STREAM: &str = "STOCKPILE_BENCH_PROBE";
+
+/// [`CLUSTER_SIZE`] servers on loopback routed into one JetStream cluster: node `i` is named
+/// `n<i>`, has its own directory and store, picks its own client port and routes to every
+/// other node's route port. Each node is killed on drop (and with the bench process).
+pub struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Starts the nodes; returns when every one accepts clients. JetStream may still be
+    /// electing its meta leader: see [`Cluster::wait_for_jetstream`].
+    pub fn start(bin: &Binary, work: &Path) -> Result<Cluster, String> {
+        let route_ports = free_ports(CLUSTER_SIZE)?;
+        let nodes = (0..CLUSTER_SIZE)
+            .map(|i| {
+                let routes: Vec<String> = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, port)| format!("{:?}", format!("nats://127.0.0.1:{port}")))
+                    .collect();
+                let cluster = format!(
+                    "cluster {{\n  name: {CLUSTER_NAME:?}\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                    route_ports[i],
+                    routes.join(", ")
+                );
+                Server::start_with(bin, work, |store| {
+                    format!(
+                        "server_name: \"n{i}\"\nlisten: {LISTEN:?}\njetstream {{\n  store_dir: {:?}\n}}\n{cluster}",
+                        store.display().to_string()
+                    )
+                })
+            })
+            .collect::<Result<Vec<Server>, String>>()?;
+        Ok(Cluster { nodes })
+    }
+
+    /// Every node's client URL, comma-separated: what a client given the whole cluster
+    /// connects to.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(Server::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// Waits until JetStream places a stream with a replica on every node: creates and
+    /// deletes a small probe stream, retrying while the cluster elects its leaders, for at
+    /// most [`CLUSTER_READY_TIMEOUT`].
+    pub async fn wait_for_jetstream(&self) -> Result<(), String> {
+        use async_nats::jetstream::{self, stream};
+        let urls: Vec<&str> = self.nodes.iter().map(Server::url).collect();
+        let client = async_nats::connect(urls.as_slice())
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", self.urls()))?;
+        let js = jetstream::new(client);
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            let config = stream::Config {
+                name: PROBE_STREAM.into(),
+                subjects: vec!["stockpile-bench.probe".into()],
+                num_replicas: CLUSTER_SIZE,
+                storage: stream::StorageType::Memory,
+                ..Default::default()
+            };
+            match tokio::time::timeout(PROBE_ATTEMPT_TIMEOUT, js.create_stream(config)).await {
+                Err(_) => last_error = format!("no answer within {PROBE_ATTEMPT_TIMEOUT:?}"),
+                Ok(Err(e)) => last_error = e.to_string(),
+                Ok(Ok(mut probe)) => {
+                    let leader = probe.info().await.ok().and_then(|i| i.cluster.clone()).and_then(|c| c.leader);
+                    match js.delete_stream(PROBE_STREAM).await {
+                        Err(e) => last_error = format!("deleting the probe stream: {e}"),
+                        Ok(_) if leader.is_some() => return Ok(()),
+                        Ok(_) => last_error = "the probe stream has no leader yet".into(),
+                    }
+                }
+            }
+            tokio::time::sleep(PROBE_RETRY_PAUSE).await;
+        }
+        Err(format!(
+            "the {CLUSTER_SIZE}-node cluster did not place an R{CLUSTER_SIZE} stream within \
+             {CLUSTER_READY_TIMEOUT:?}: {last_error}"
+        ))
+    }
+}
+
+/// `count` distinct loopback ports that were free a moment ago (the route ports, which every
+/// node must know before any starts).
+fn free_ports(count: usize) -> Result<Vec<u16>, String> {
+    let bind = |_| std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"));
+    let listeners = (0..count).map(bind).collect::<Result<Vec<_>, String>>()?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())).collect()
 }
 
 impl Drop for Server {

@@ -3,10 +3,12 @@
 //! would, against a nats-server the bench starts with its own directory: a single-account
 //! one, or (`append-nats-accounts`) one on the accounts configuration `stockpile nats-config`
 //! writes, the service as its `ledger` and `ledger-publisher` users and the clients as a
-//! partner's user posting on its own channel through the account's service import.
+//! partner's user posting on its own channel through the account's service import. The
+//! cluster variants (`append-nats-cluster`, `append-nats-cluster-replicated`) run on three
+//! nats-servers routed into one JetStream cluster, the streams with three replicas.
 
 use super::embedded::fresh_dir;
-use super::nats_server::{self, Server};
+use super::nats_server::{self, Cluster, Server, CLUSTER_SIZE};
 use super::report::{Figure, Status};
 use super::{join_all, progress, Plan};
 use crate::error::{operational, CliError, Result};
@@ -70,6 +72,12 @@ pub enum Accounts {
     /// One account, the ledger serving with `--replicate`: each answer waits for the
     /// stream's ack of its records (here one server, so the stream has one replica).
     Replicated,
+    /// One account on a [`Cluster`] of [`CLUSTER_SIZE`] servers, the ledger's streams with a
+    /// replica on each node; the ledger connects to every node.
+    Cluster,
+    /// [`Accounts::Cluster`] with the ledger serving `--replicate`: each answer waits for the
+    /// stream's ack, which a stream of three replicas sends once two nodes stored the record.
+    ClusterReplicated,
 }
 
 impl Accounts {
@@ -79,6 +87,40 @@ impl Accounts {
             Accounts::Single => ["append-nats", "append-nats-batched"],
             Accounts::Partner => ["append-nats-accounts", "append-nats-accounts-batched"],
             Accounts::Replicated => ["append-nats-replicated", "append-nats-replicated-batched"],
+            Accounts::Cluster => ["append-nats-cluster", "append-nats-cluster-batched"],
+            Accounts::ClusterReplicated => ["append-nats-cluster-replicated", "append-nats-cluster-replicated-batched"],
+        }
+    }
+
+    /// What a figure's name adds for this set-up.
+    fn label(self) -> &'static str {
+        match self {
+            Accounts::Single => "",
+            Accounts::Partner => ", partner account",
+            Accounts::Replicated => ", --replicate",
+            Accounts::Cluster => ", 3-node cluster",
+            Accounts::ClusterReplicated => ", 3-node cluster, --replicate",
+        }
+    }
+
+    /// Whether the ledger serves with `--replicate`.
+    fn replicate(self) -> bool {
+        matches!(self, Accounts::Replicated | Accounts::ClusterReplicated)
+    }
+}
+
+/// The nats-server(s) of one run, killed on drop.
+enum Nats {
+    One(Server),
+    Cluster(Cluster),
+}
+
+impl Nats {
+    /// The URL the ledger and the clients connect to (every node's, for a cluster).
+    fn url(&self) -> String {
+        match self {
+            Nats::One(server) => server.url().to_string(),
+            Nats::Cluster(cluster) => cluster.urls(),
         }
     }
 }
@@ -87,7 +129,8 @@ impl Accounts {
 /// each, multiplexed on one connection; once with one command per request (`append-nats`)
 /// and once with [`NATS_BATCH_COMMANDS`] per request (`append-nats-batched`). With
 /// [`Accounts::Partner`], the same on the accounts configuration (`append-nats-accounts`,
-/// `append-nats-accounts-batched`); the report sets the two side by side.
+/// `append-nats-accounts-batched`); the report sets the two side by side. Likewise each other
+/// set-up ([`Accounts::kinds`]), each run on fresh servers.
 pub fn appends(plan: &Plan, work: &Path, accounts: Accounts) -> Result<Vec<Figure>> {
     let found = nats_server::candidates();
     let bin = match nats_server::preferred(&found) {
@@ -122,38 +165,45 @@ fn append_run(
     accounts: Accounts,
 ) -> Result<Figure> {
     let [single, batched] = accounts.kinds();
-    let on = match accounts {
-        Accounts::Single => "",
-        Accounts::Partner => ", partner account",
-        Accounts::Replicated => ", --replicate",
-    };
+    let on = accounts.label();
     let (kind, per_request) = match batch {
         1 => (single, on.to_string()),
         n => (batched, format!("{on}, {n} commands per request")),
     };
     let dir = fresh_dir(work, &format!("{kind}-{clients}"))?;
     let workload = bench::prepare_appends(&dir, clients, plan.events as usize);
-    let (server, config, watcher, submitter, subject) = match accounts {
+    let mut note = format!("nats-server v{}.{}.{}", bin.version.0, bin.version.1, bin.version.2);
+    let (nats, mut config, watcher, submitter, subject) = match accounts {
         Accounts::Single | Accounts::Replicated => {
             let server = Server::start(bin, work, false).map_err(operational)?;
-            let mut config = ServiceConfig::new(server.url(), &dir);
-            config.replicate = accounts == Accounts::Replicated;
-            (server, config, None, None, subjects::APPEND.to_string())
+            let config = ServiceConfig::new(server.url(), &dir);
+            (Nats::One(server), config, None, None, subjects::APPEND.to_string())
+        }
+        Accounts::Cluster | Accounts::ClusterReplicated => {
+            let cluster = Cluster::start(bin, work).map_err(operational)?;
+            rt.block_on(cluster.wait_for_jetstream()).map_err(operational)?;
+            let mut config = ServiceConfig::new(cluster.urls(), &dir);
+            config.stream_replicas = CLUSTER_SIZE;
+            note = format!("{note}, {CLUSTER_SIZE}-node cluster, streams R{CLUSTER_SIZE}");
+            (Nats::Cluster(cluster), config, None, None, subjects::APPEND.to_string())
         }
         Accounts::Partner => {
             let (server, users) = Server::start_accounts(bin, work).map_err(operational)?;
             let config = users.ledger_config(server.url(), &dir);
             let admin = users.identity(&Role::Admin);
             let partner = users.identity(&Role::Partner(ACCOUNTS_PARTNER.into()));
-            (server, config, Some(admin), Some(partner), subjects::partner_append_subject(ACCOUNTS_PARTNER))
+            let subject = subjects::partner_append_subject(ACCOUNTS_PARTNER);
+            (Nats::One(server), config, Some(admin), Some(partner), subject)
         }
     };
+    config.replicate = accounts.replicate();
+    let url = nats.url();
     let ledger = bench::start(&dir);
     let bar = progress(plan.events, &format!("append over NATS, {clients} clients{per_request}"));
     let deadline = plan.deadline();
     let subject = subject.as_str();
     let rate = rt.block_on(with_ledger_config(config, watcher, ledger.clone(), async {
-        let client = connect_as(server.url(), submitter.as_ref()).await?;
+        let client = connect_as(&url, submitter.as_ref()).await?;
         let done = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -178,8 +228,7 @@ fn append_run(
     }))?;
     bar.finish_and_clear();
     ledger.shutdown().map_err(operational)?;
-    drop(server);
-    let note = format!("nats-server v{}.{}.{}", bin.version.0, bin.version.1, bin.version.2);
+    drop(nats);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Figure::rate(kind, Some(clients), rate).with_note(note))
 }
@@ -391,10 +440,12 @@ pub async fn connect(url: &str) -> Result<async_nats::Client> {
 }
 
 /// [`connect`] as `identity`'s user (on the accounts configuration), or unauthenticated.
+/// `url` may list several servers, comma-separated (a cluster's nodes).
 pub async fn connect_as(url: &str, identity: Option<&Identity>) -> Result<async_nats::Client> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
     access::authenticate(async_nats::ConnectOptions::new(), identity)
         .request_timeout(Some(SERVICE_READY_TIMEOUT))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(|e| operational(format!("cannot connect to {url}: {e}")))
 }

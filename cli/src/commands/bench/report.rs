@@ -247,12 +247,15 @@ const BASELINES: [&str; 7] = [
 
 /// Appends on the accounts configuration over the same on one account, same clients: what
 /// the accounts (the partner's service import, the user's permissions) cost.
-/// Likewise `--replicate` (the answer waits for the stream's ack) over without.
-const ACCOUNTS_OVER_SINGLE: [(&str, &str); 4] = [
+/// Likewise `--replicate` (the answer waits for the stream's ack) over without, on one
+/// server and on the three-node cluster.
+const ACCOUNTS_OVER_SINGLE: [(&str, &str); 6] = [
     ("append-nats-accounts", "append-nats"),
     ("append-nats-accounts-batched", "append-nats-batched"),
     ("append-nats-replicated", "append-nats"),
     ("append-nats-replicated-batched", "append-nats-batched"),
+    ("append-nats-cluster-replicated", "append-nats-cluster"),
+    ("append-nats-cluster-replicated-batched", "append-nats-cluster-batched"),
 ];
 
 fn ratios(figures: &[&Figure]) -> Vec<Ratio> {

@@ -1,0 +1,268 @@
+//! (i) Failover (`stockpile-ledger serve --standby`, issue #26) on a three-node nats-server
+//! cluster with R3 streams: four clients post continuously while the active ledger is
+//! SIGKILLed [`FAILOVER_KILLS`] times (the standby takes over each time and a new standby is
+//! started on the killed one's directory); then one NATS node is killed and restarted; then
+//! the active is killed and its data directory deleted before it comes back as a standby;
+//! and the active is paused (SIGSTOP) until a standby has taken over, then resumed: it must
+//! stop on its own, having answered and published nothing more.
+//!
+//! Afterwards every acknowledged command is in the log exactly once at the seq it was
+//! acknowledged with, the chain links, `STOCKPILE_EVENTS` equals the log (no fork ever
+//! reached the stream), `audit export` of the log verifies, and a projector that followed the
+//! stream through it all equals a rebuild. Takeover times (kill to the first answered
+//! request) are printed, max and p50; nothing asserts on speed.
+
+use super::load::{check_acked_in_log, Load, Workload};
+use super::projector::{assert_views_equal_rebuild, ProjectorTask};
+use super::real_binary::LedgerProcess;
+use super::*;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+use stockpile_ledger::store::Store;
+use stockpile_tests::bins::binary;
+use stockpile_tests::nats::NatsCluster;
+use tokio::sync::watch;
+
+/// Times the active ledger is SIGKILLed.
+const FAILOVER_KILLS: usize = 20;
+/// Clients appending through every round.
+const FAILOVER_CLIENTS: usize = 4;
+/// Answered requests between a takeover and the next kill: the new active is serving and
+/// loaded when it dies.
+const REPLIES_BETWEEN_KILLS: usize = 5;
+/// Far beyond any takeover: the test fails on a ledger that never takes over, not a slow one.
+const TAKEOVER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// One ledger of the failover group: its directory, and its process while it runs.
+struct Member {
+    name: &'static str,
+    data: PathBuf,
+    process: Option<LedgerProcess>,
+    starts: usize,
+}
+
+struct Group {
+    urls: String,
+    key: PathBuf,
+    logs: PathBuf,
+    members: [Member; 2],
+}
+
+impl Group {
+    /// Starts member `i` as `serve --standby` with a fresh log file.
+    fn start(&mut self, i: usize) {
+        let member = &mut self.members[i];
+        member.starts += 1;
+        let log = self.logs.join(format!("ledger-{}-{}.log", member.name, member.starts));
+        let args: [&OsStr; 7] = [
+            OsStr::new("--standby"),
+            OsStr::new("--replicas"),
+            OsStr::new("3"),
+            OsStr::new("--checkpoint-every"),
+            OsStr::new("1"),
+            OsStr::new("--checkpoint-key"),
+            self.key.as_os_str(),
+        ];
+        member.process = Some(LedgerProcess::spawn_with(&self.urls, &member.data, &log, &args));
+    }
+
+    fn log(&self, i: usize) -> String {
+        self.members[i].process.as_ref().map(LedgerProcess::log_text).unwrap_or_default()
+    }
+
+    /// Waits until member `i` has caught up with the stream as a standby (or serves).
+    async fn wait_until_following(&self, i: usize) {
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        loop {
+            let log = self.log(i);
+            if log.contains("standby: caught up") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} never caught up:\n{log}", self.members[i].name);
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Which member serves now: the running process that took the lease (each process logs
+    /// once when it does).
+    fn active(&mut self) -> usize {
+        let serving: Vec<usize> = (0..2)
+            .filter(|&i| {
+                let running = self.members[i].process.as_mut().is_some_and(LedgerProcess::is_running);
+                running && self.log(i).contains("took the lease")
+            })
+            .collect();
+        assert_eq!(serving.len(), 1, "exactly one running member took the lease: {serving:?}");
+        serving[0]
+    }
+
+    /// Starts again, as a supervisor would, a member that stopped by itself (an active that
+    /// could not renew its lease while the cluster elected a new leader fences itself).
+    async fn restart_stopped(&mut self) {
+        for i in 0..2 {
+            if !self.members[i].process.as_mut().is_some_and(LedgerProcess::is_running) {
+                eprintln!("failover: {} had stopped by itself:\n{}", self.members[i].name, self.log(i));
+                self.start(i);
+                self.wait_until_following(i).await;
+            }
+        }
+    }
+}
+
+/// Sends `ledger.range` for one record until it is answered: the time a client waits for the
+/// group to serve again.
+async fn wait_until_answered(client: &async_nats::Client, since: Instant) -> Duration {
+    let body = serde_json::to_vec(&RangeRequest { from: 1, to: None, limit: Some(1) }).expect("encode");
+    loop {
+        let sent = client.request(subjects::RANGE, body.clone().into());
+        if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_millis(500), sent).await {
+            if serde_json::from_slice::<RangeReply>(&reply.payload).is_ok() {
+                return since.elapsed();
+            }
+        }
+        assert!(since.elapsed() < TAKEOVER_DEADLINE, "no ledger took over within {TAKEOVER_DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills the active member, waits for the standby to serve, and restarts the killed one as a
+/// standby (on an emptied directory when `lose_disk`). Returns the takeover time.
+async fn fail_over(
+    group: &mut Group,
+    client: &async_nats::Client,
+    restarts: &watch::Sender<u64>,
+    lose_disk: bool,
+) -> Duration {
+    let active = group.active();
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| group.members[active].process.as_mut().expect("running").kill());
+    group.members[active].process = None;
+    restarts.send_modify(|n| *n += 1);
+    let took = wait_until_answered(client, killed_at).await;
+    assert_eq!(group.active(), 1 - active, "the standby took over");
+    if lose_disk {
+        std::fs::remove_dir_all(&group.members[active].data).expect("lose the data directory");
+    }
+    let restarted = Instant::now();
+    group.start(active);
+    group.wait_until_following(active).await;
+    eprintln!(
+        "failover: {} took over in {:.2} s; {} restarted as a standby and caught up in {:.2} s{}",
+        group.members[1 - active].name,
+        took.as_secs_f64(),
+        group.members[active].name,
+        restarted.elapsed().as_secs_f64(),
+        if lose_disk { " (from an empty directory)" } else { "" }
+    );
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_ledger_killed_twenty_times_fails_over_and_loses_nothing() {
+    let started = Instant::now();
+    let mut cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    cluster.wait_for_jetstream().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let key = work.path().join("checkpoint.key");
+    std::fs::write(&key, format!("{}\n", hex::encode([7u8; 32]))).expect("write the checkpoint key");
+    let mut group = Group {
+        urls: cluster.urls(),
+        key,
+        logs: work.path().to_path_buf(),
+        members: [
+            Member { name: "a", data: work.path().join("a"), process: None, starts: 0 },
+            Member { name: "b", data: work.path().join("b"), process: None, starts: 0 },
+        ],
+    };
+    // The clients and the projector talk to node 0, which stays up.
+    let url = cluster.nodes[0].url();
+    let client = client(&url).await;
+    group.start(0);
+    wait_until_serving(&client).await;
+    append(&client, setup_commands(&World::new()), true).await;
+    group.start(1);
+    group.wait_until_following(1).await;
+    let projector_dir = tempfile::tempdir().expect("tempdir");
+    let projector = ProjectorTask::run(&url, projector_dir.path());
+
+    let (restarts, restarts_seen) = watch::channel(0u64);
+    let load = Load::start(&client, FAILOVER_CLIENTS, Workload::Acquires, &restarts_seen);
+    let mut takeovers = Vec::new();
+    for round in 0..FAILOVER_KILLS {
+        load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+        // The last round also loses the killed ledger's disk.
+        let lose_disk = round + 1 == FAILOVER_KILLS;
+        takeovers.push(fail_over(&mut group, &client, &restarts, lose_disk).await);
+    }
+
+    // One NATS node dies and comes back; the streams keep their quorum meanwhile.
+    load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+    tokio::task::block_in_place(|| cluster.nodes[2].kill());
+    load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+    tokio::task::block_in_place(|| cluster.nodes[2].restart());
+    load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+    group.restart_stopped().await;
+
+    // A paused active (a machine that stalls): the standby takes over; resumed, the old one
+    // finds its lease gone and stops by itself.
+    let paused = group.active();
+    let paused_at = Instant::now();
+    group.members[paused].process.as_ref().expect("running").signal(libc::SIGSTOP);
+    restarts.send_modify(|n| *n += 1);
+    takeovers.push(wait_until_answered(&client, paused_at).await);
+    load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+    let process = group.members[paused].process.as_mut().expect("running");
+    process.signal(libc::SIGCONT);
+    let status = tokio::task::block_in_place(|| process.wait_for_exit(CATCH_UP_TIMEOUT));
+    let log = process.log_text();
+    assert!(status.is_some_and(|s| !s.success()), "the deposed ledger stops with an error: {status:?}\n{log}");
+    assert!(log.contains("the lease is lost"), "it says why:\n{log}");
+    group.members[paused].process = None;
+    load.wait_for_acked(load.acked() + REPLIES_BETWEEN_KILLS).await;
+
+    let acked = load.finish().await;
+    let commands: usize = acked.iter().map(|a| a.commands.len()).sum();
+    let records = records_via_range(&client).await;
+    check_acked_in_log(&records, &acked);
+    check_stream_mirrors(&client, &records).await;
+
+    // The log as an auditor exports it verifies (every signature, decide re-executed, every
+    // checkpoint under the one key).
+    let export = work.path().join("export.jsonl");
+    let stockpile = |args: &[&OsStr]| {
+        let out = Command::new(binary("stockpile"))
+            .arg("--keys")
+            .arg(work.path().join("keys"))
+            .args(args)
+            .env_remove("STOCKPILE_NATS_URL")
+            .output()
+            .expect("run stockpile");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "stockpile {args:?}: {text}");
+        text
+    };
+    let export_args = ["--nats", &url, "audit", "export", "--output"].map(OsStr::new);
+    stockpile(&[&export_args[..], &[export.as_os_str()]].concat());
+    let verified = stockpile(&[OsStr::new("audit"), OsStr::new("verify"), export.as_os_str()]);
+    assert!(verified.contains(&format!("head        seq {} ", records.len())), "{verified}");
+
+    let active = group.active();
+    let status = tokio::task::block_in_place(|| group.members[active].process.as_mut().expect("running").terminate());
+    assert!(status.success(), "the active ledger exits 0 on SIGTERM: {status}");
+    let store = tokio::task::block_in_place(|| Store::open(&group.members[active].data)).expect("open the store");
+    assert_views_equal_rebuild(&client, store, records.len() as u64).await;
+    projector.stop().await;
+
+    let mut sorted = takeovers.clone();
+    sorted.sort();
+    eprintln!(
+        "failover: {} takeovers ({FAILOVER_KILLS} kills, one pause): max {:.2} s, p50 {:.2} s; {} requests ({commands} commands) acknowledged, {} records, {:.1} s",
+        takeovers.len(),
+        sorted.last().expect("takeovers").as_secs_f64(),
+        sorted[sorted.len() / 2].as_secs_f64(),
+        acked.len(),
+        records.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
