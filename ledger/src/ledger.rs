@@ -38,11 +38,14 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
     pub snapshot_every_events: u64,
+    /// Bits of each event id's hash the state's index keeps (see [`domain::EventIndex`]):
+    /// 64. Tests shrink it so that ids collide, which must change no answer.
+    pub event_hash_bits: u32,
 }
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        LedgerOptions { snapshot_every_events: SNAPSHOT_EVERY_EVENTS }
+        LedgerOptions { snapshot_every_events: SNAPSHOT_EVERY_EVENTS, event_hash_bits: 64 }
     }
 }
 
@@ -98,7 +101,7 @@ impl Ledger {
     /// the log after it, checking the chain of every replayed record.
     pub fn open(dir: &Path, clock: Box<dyn Clock>, options: LedgerOptions) -> Result<Ledger, LedgerError> {
         let store = Store::open(dir)?;
-        let state = recover(&store)?;
+        let state = recover(&store, options.event_hash_bits)?;
         Ok(Ledger { store, state, clock, options, events_since_snapshot: 0 })
     }
 
@@ -110,6 +113,11 @@ impl Ledger {
         &self.store
     }
 
+    /// Where `id` was recorded, if it was: its seq and command digest.
+    pub fn recorded(&self, id: &EventId) -> Result<Option<domain::Recorded>, LedgerError> {
+        recorded(&self.store, &self.state, id)
+    }
+
     /// Decides every submission in order, commits all resulting records with one fsync, and
     /// returns each submission's outcomes. On a storage failure the live state is rolled back
     /// to what is durable and the error is returned for the whole group.
@@ -117,7 +125,7 @@ impl Ledger {
         let now = self.ledger_time();
         let mut undo: Vec<Undo> = Vec::new();
         let mut sealed: Vec<Sealed> = Vec::new();
-        let mut pending: Vec<(u64, Event)> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut failure = None;
         for submission in group {
@@ -184,7 +192,7 @@ impl Ledger {
 
     fn follow_into(&mut self, lines: &[Vec<u8>], undo: &mut Vec<Undo>) -> Result<(), FollowError> {
         let mut sealed: Vec<Sealed> = Vec::with_capacity(lines.len());
-        let mut pending: Vec<(u64, Event)> = Vec::with_capacity(lines.len());
+        let mut pending: Vec<Pending> = Vec::with_capacity(lines.len());
         for (line, checked) in lines.iter().zip(verify::check_records(lines)) {
             let seq = self.state.head.seq + 1;
             let refused = |problem| FollowError::Refused { seq, problem };
@@ -200,11 +208,9 @@ impl Ledger {
             if let Some(previous) = self.state.head.recorded_at.filter(|p| *p > body.recorded_at) {
                 return Err(refused(Problem::ClockBackwards { previous, found: body.recorded_at }));
             }
-            let history = StoreHistory { store: &self.store, pending: &pending, error: RefCell::new(None) };
+            let history = StoreHistory::new(&self.store, &pending);
             let event = verify::reexecute(&self.state, &record, &verified, &history);
-            if let Some(e) = history.error.into_inner() {
-                return Err(e.into());
-            }
+            history.check()?;
             let event = event.map_err(refused)?;
             let applied = Applied {
                 seq,
@@ -214,10 +220,11 @@ impl Ledger {
                 event_id: &body.event_id,
                 digest: body.command_digest,
             };
-            self.state
-                .apply_logged(&applied, &event, undo)
-                .map_err(|v| refused(Problem::DoesNotApply(v.to_string())))?;
-            pending.push((seq, event));
+            let history = StoreHistory::new(&self.store, &pending);
+            let folded = self.state.apply_logged(&applied, &event, &history, undo);
+            history.check()?;
+            folded.map_err(|v| refused(Problem::DoesNotApply(v.to_string())))?;
+            pending.push(Pending { seq, event_id: body.event_id.clone(), digest: body.command_digest, event });
             sealed.push(Sealed { seq, hash: record.hash, bytes: line.clone() });
         }
         Ok(self.store.commit(&sealed)?)
@@ -238,7 +245,7 @@ impl Ledger {
         now: DateTime<Utc>,
         undo: &mut Vec<Undo>,
         sealed: &mut Vec<Sealed>,
-        pending: &mut Vec<(u64, Event)>,
+        pending: &mut Vec<Pending>,
     ) -> Result<Vec<Outcome>, LedgerError> {
         let (undo_mark, sealed_mark, pending_mark) = (undo.len(), sealed.len(), pending.len());
         let total = submission.commands.len();
@@ -274,14 +281,12 @@ impl Ledger {
         now: DateTime<Utc>,
         undo: &mut Vec<Undo>,
         sealed: &mut Vec<Sealed>,
-        pending: &mut Vec<(u64, Event)>,
+        pending: &mut Vec<Pending>,
     ) -> Result<Outcome, LedgerError> {
-        let history = StoreHistory { store: &self.store, pending, error: RefCell::new(None) };
+        let history = StoreHistory::new(&self.store, pending);
         let decision =
             domain::decide(&self.state, &verified.signed.command, &verified.signer, &verified.digest, now, &history);
-        if let Some(e) = history.error.into_inner() {
-            return Err(e);
-        }
+        history.check()?;
         let event = match decision {
             Ok(Decision::New(event)) => event,
             Ok(Decision::Duplicate { seq }) => {
@@ -317,10 +322,11 @@ impl Ledger {
             event_id: &event_id,
             digest: body.command_digest,
         };
-        self.state
-            .apply_logged(&applied, &body.event, undo)
-            .map_err(|v| LedgerError::Corrupt { seq, what: format!("decided event does not apply: {v}") })?;
-        pending.push((seq, body.event));
+        let history = StoreHistory::new(&self.store, pending);
+        let applied = self.state.apply_logged(&applied, &body.event, &history, undo);
+        history.check()?;
+        applied.map_err(|v| LedgerError::Corrupt { seq, what: format!("decided event does not apply: {v}") })?;
+        pending.push(Pending { seq, event_id: body.event_id, digest: body.command_digest, event: body.event });
         sealed.push(record);
         Ok(Outcome::Appended { seq, event_id })
     }
@@ -392,41 +398,103 @@ pub(crate) fn scope(state: &State, event: &Event) -> Scope {
     Scope { partners, material }
 }
 
-/// Earlier events for reversals: from this group's pending records, else from the store.
-struct StoreHistory<'a> {
-    store: &'a Store,
-    pending: &'a [(u64, Event)],
-    error: RefCell<Option<LedgerError>>,
+/// A record of the group being decided, not yet in the store.
+struct Pending {
+    seq: u64,
+    event_id: EventId,
+    digest: [u8; 32],
+    event: Event,
 }
 
-impl History for StoreHistory<'_> {
-    fn event_at(&self, seq: u64) -> Option<Event> {
-        if let Some((_, event)) = self.pending.iter().find(|(s, _)| *s == seq) {
-            return Some(event.clone());
+/// Earlier records, for idempotency and reversals: from this group's pending records, else
+/// from the store. A read that fails is kept, and [`StoreHistory::check`] returns it.
+struct StoreHistory<'a> {
+    store: &'a Store,
+    pending: &'a [Pending],
+    error: RefCell<Option<LedgerError>>,
+    /// The last record read: deciding a reversal asks for its target's id and event more
+    /// than once, and reading one record reads its whole frame.
+    last: RefCell<Option<(u64, record::ReplayBody)>>,
+}
+
+impl<'a> StoreHistory<'a> {
+    fn new(store: &'a Store, pending: &'a [Pending]) -> StoreHistory<'a> {
+        StoreHistory { store, pending, error: RefCell::new(None), last: RefCell::new(None) }
+    }
+
+    /// The first read that failed, if any: a decision made without it must not stand.
+    fn check(self) -> Result<(), LedgerError> {
+        self.error.into_inner().map_or(Ok(()), Err)
+    }
+
+    fn pending(&self, seq: u64) -> Option<&Pending> {
+        self.pending.iter().find(|p| p.seq == seq)
+    }
+
+    /// The record at `seq` in the store, decoded as replay decodes it.
+    fn stored(&self, seq: u64) -> Option<record::ReplayBody> {
+        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
+            return Some(body.clone());
         }
+        let body = self.read(seq)?;
+        *self.last.borrow_mut() = Some((seq, body.clone()));
+        Some(body)
+    }
+
+    fn read(&self, seq: u64) -> Option<record::ReplayBody> {
         let bytes = match self.store.record(seq) {
             Ok(Some(b)) => b,
             Ok(None) => return None,
             Err(e) => {
-                *self.error.borrow_mut() = Some(e);
+                self.error.borrow_mut().get_or_insert(e);
                 return None;
             }
         };
-        match record::decode(&bytes) {
-            Ok(r) => Some(r.body.event),
-            Err(e) => {
-                *self.error.borrow_mut() = Some(LedgerError::Corrupt { seq, what: e.to_string() });
+        match decode_for_replay(&bytes) {
+            Ok(r) if r.seq == seq => Some(r.body),
+            Ok(r) => {
+                let what = format!("the record at seq {seq} says seq {}", r.seq);
+                self.error.borrow_mut().get_or_insert(LedgerError::Corrupt { seq, what });
+                None
+            }
+            Err(what) => {
+                self.error.borrow_mut().get_or_insert(LedgerError::Corrupt { seq, what });
                 None
             }
         }
     }
 }
 
+impl History for StoreHistory<'_> {
+    fn event_at(&self, seq: u64) -> Option<Event> {
+        if let Some(p) = self.pending(seq) {
+            return Some(p.event.clone());
+        }
+        self.stored(seq).map(|body| body.event)
+    }
+
+    fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])> {
+        if let Some(p) = self.pending(seq) {
+            return Some((p.event_id.clone(), p.digest));
+        }
+        self.stored(seq).map(|body| (body.event_id, body.command_digest))
+    }
+}
+
+/// Where `id` was recorded in `store`, if it was, by `state`'s index (the state folded from
+/// that store): its seq and command digest.
+pub fn recorded(store: &Store, state: &State, id: &EventId) -> Result<Option<domain::Recorded>, LedgerError> {
+    let history = StoreHistory::new(store, &[]);
+    let found = state.recorded(id, &history);
+    history.check()?;
+    Ok(found)
+}
+
 /// Rebuilds state: the latest intact snapshot (if its head matches the log) plus the tail.
-fn recover(store: &Store) -> Result<State, LedgerError> {
+fn recover(store: &Store, event_hash_bits: u32) -> Result<State, LedgerError> {
     let mut state = match store.load_snapshot()? {
-        Some(s) if snapshot_matches_log(store, &s)? => s,
-        _ => State::default(),
+        Some(s) if s.events.hash_bits() == event_hash_bits && snapshot_matches_log(store, &s)? => s,
+        _ => State { events: domain::EventIndex::with_hash_bits(event_hash_bits), ..State::default() },
     };
     replay_into(store, &mut state)?;
     Ok(state)
@@ -491,7 +559,7 @@ pub fn replay_into(store: &Store, state: &mut State) -> Result<(), LedgerError> 
     loop {
         let (read, applied) = rayon::join(
             || batch.read(&mut frames).map(|()| batch.decode_into(first, &mut next)),
-            || pending.drain(..).try_for_each(|(seq, rec)| apply_replayed(state, seq, rec)),
+            || pending.drain(..).try_for_each(|(seq, rec)| apply_replayed(store, state, seq, rec)),
         );
         applied?;
         read?;
@@ -539,7 +607,12 @@ impl Batch {
 }
 
 /// Checks that a decoded record is the next link of the chain and folds it into `state`.
-fn apply_replayed(state: &mut State, seq: u64, rec: Result<ReplayRecord, String>) -> Result<(), LedgerError> {
+fn apply_replayed(
+    store: &Store,
+    state: &mut State,
+    seq: u64,
+    rec: Result<ReplayRecord, String>,
+) -> Result<(), LedgerError> {
     let corrupt = |what: String| LedgerError::Corrupt { seq, what };
     let rec = rec.map_err(corrupt)?;
     let expected = state.head.seq + 1;
@@ -559,12 +632,21 @@ fn apply_replayed(state: &mut State, seq: u64, rec: Result<ReplayRecord, String>
         event_id: &b.event_id,
         digest: b.command_digest,
     };
-    state.apply(&applied, &b.event).map_err(|v| corrupt(v.to_string()))
+    let history = StoreHistory::new(store, &[]);
+    let applied = state.apply(&applied, &b.event, &history);
+    history.check()?;
+    applied.map_err(|v| corrupt(v.to_string()))
 }
 
 /// State folded from the log alone, from seq 1: what the live state must always equal.
 pub fn replay(store: &Store) -> Result<State, LedgerError> {
-    let mut state = State::default();
+    replay_with(store, 64)
+}
+
+/// [`replay`] into an index keeping `event_hash_bits` of each id's hash (see
+/// [`LedgerOptions::event_hash_bits`]).
+pub fn replay_with(store: &Store, event_hash_bits: u32) -> Result<State, LedgerError> {
+    let mut state = State { events: domain::EventIndex::with_hash_bits(event_hash_bits), ..State::default() };
     replay_into(store, &mut state)?;
     Ok(state)
 }

@@ -169,7 +169,7 @@ struct ChainFields {
 /// The fields of a record body that replay and the projector's fold read; the rest (the
 /// signed command, scope, …) is skipped by the decoder, which is most of the cost of
 /// decoding a record.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ReplayBody {
     pub seq: u64,
     pub event_id: EventId,

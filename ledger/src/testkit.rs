@@ -196,3 +196,31 @@ impl World {
         out
     }
 }
+
+/// A log in memory for tests of the pure core: what [`crate::domain::History`] reads back.
+/// `push` each event as it is applied, at the next seq.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryHistory {
+    /// Record `seq` at index `seq − 1`: its event id, command digest and event.
+    pub records: Vec<(EventId, [u8; 32], crate::domain::Event)>,
+}
+
+impl MemoryHistory {
+    pub fn push(&mut self, id: &EventId, digest: [u8; 32], event: &crate::domain::Event) {
+        self.records.push((id.clone(), digest, event.clone()));
+    }
+
+    fn at(&self, seq: u64) -> Option<&(EventId, [u8; 32], crate::domain::Event)> {
+        self.records.get(usize::try_from(seq).ok()?.checked_sub(1)?)
+    }
+}
+
+impl crate::domain::History for MemoryHistory {
+    fn event_at(&self, seq: u64) -> Option<crate::domain::Event> {
+        self.at(seq).map(|r| r.2.clone())
+    }
+
+    fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])> {
+        self.at(seq).map(|r| (r.0.clone(), r.1))
+    }
+}

@@ -1015,7 +1015,7 @@ fn generate_examples() {
     let record_at = |seq: u64| record::decode(&run.ledger.store().record(seq).unwrap().unwrap()).expect("record");
     let genesis = record_at(1);
     write_example("record.genesis.json", &genesis);
-    let acquired = record_at(run.ledger.state().events[&EventId::new("acq-pt-001")].seq);
+    let acquired = record_at(run.ledger.recorded(&EventId::new("acq-pt-001")).unwrap().expect("recorded").seq);
     write_example("record.json", &acquired);
     let batch = vec![run.appended("store").clone(), run.appended("transfer").clone()];
     write_example("append-request.json", &AppendRequest { commands: batch, atomic: true });

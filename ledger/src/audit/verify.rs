@@ -24,7 +24,7 @@
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::canonical::{self, Hash};
-use crate::domain::{self, Applied, Decision, Event, History, Rejection, State};
+use crate::domain::{self, Applied, Decision, Event, EventId, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
 use crate::record::{self, RawRecord, Record, GENESIS_PREV_HASH};
 use crate::signing::{self, Checked, VERIFY_BATCH_COMMANDS_MAX};
@@ -506,7 +506,7 @@ impl Verifier {
         if let Some(previous) = self.last_recorded.filter(|p| *p > body.recorded_at) {
             return Err(Problem::ClockBackwards { previous, found: body.recorded_at });
         }
-        let history = LinesHistory { lines, error: RefCell::new(None) };
+        let history = LinesHistory::new(lines);
         let event = reexecute(&self.state, &record, &verified, &history);
         if let Some(e) = history.error.into_inner() {
             return Err(e);
@@ -520,7 +520,12 @@ impl Verifier {
             event_id: &body.event_id,
             digest: body.command_digest,
         };
-        self.state.apply(&applied, &event).map_err(|v| Problem::DoesNotApply(v.to_string()))?;
+        let history = LinesHistory::new(lines);
+        let applied = self.state.apply(&applied, &event, &history);
+        if let Some(e) = history.error.into_inner() {
+            return Err(e);
+        }
+        applied.map_err(|v| Problem::DoesNotApply(v.to_string()))?;
         self.frontier.push(leaf_hash(&record.hash));
         self.head = record.hash;
         self.last_recorded = Some(body.recorded_at);
@@ -575,18 +580,44 @@ impl Verifier {
 struct LinesHistory<'a> {
     lines: &'a dyn Lines,
     error: RefCell<Option<Problem>>,
+    last: RefCell<Option<(u64, record::RecordBody)>>,
+}
+
+impl LinesHistory<'_> {
+    fn new(lines: &dyn Lines) -> LinesHistory<'_> {
+        LinesHistory { lines, error: RefCell::new(None), last: RefCell::new(None) }
+    }
+
+    /// The record at `seq`, decoded; the last one read is kept (deciding a reversal asks for
+    /// its target's id and event more than once).
+    fn body(&self, seq: u64) -> Option<record::RecordBody> {
+        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
+            return Some(body.clone());
+        }
+        let body = self.read(seq)?;
+        *self.last.borrow_mut() = Some((seq, body.clone()));
+        Some(body)
+    }
+
+    fn read(&self, seq: u64) -> Option<record::RecordBody> {
+        let found = self.lines.record(seq).map_err(Problem::Read).and_then(|bytes| match bytes {
+            Some(b) => record::decode(&b).map(|r| Some(r.body)).map_err(|e| Problem::Malformed(e.to_string())),
+            None => Ok(None),
+        });
+        found.unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            None
+        })
+    }
 }
 
 impl History for LinesHistory<'_> {
     fn event_at(&self, seq: u64) -> Option<Event> {
-        let found = self.lines.record(seq).map_err(Problem::Read).and_then(|bytes| match bytes {
-            Some(b) => record::decode(&b).map(|r| Some(r.body.event)).map_err(|e| Problem::Malformed(e.to_string())),
-            None => Ok(None),
-        });
-        found.unwrap_or_else(|e| {
-            *self.error.borrow_mut() = Some(e);
-            None
-        })
+        self.body(seq).map(|b| b.event)
+    }
+
+    fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])> {
+        self.body(seq).map(|b| (b.event_id, b.command_digest))
     }
 }
 

@@ -43,10 +43,14 @@ pub struct Signer {
     pub origin: Option<Country>,
 }
 
-/// Earlier events, for reversals. The store provides it; tests use a map.
+/// Earlier records, for idempotency and reversals: the state keeps only a hash of each event
+/// id and its seq ([`super::index::EventIndex`]), and reads the rest back through this. The
+/// store provides it (and, for a group being decided, its records not yet written).
 pub trait History {
     /// The event recorded at `seq`, if any.
     fn event_at(&self, seq: u64) -> Option<Event>;
+    /// The event id and command digest (SHA-256 of the canonical command) recorded at `seq`.
+    fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])>;
 }
 
 /// What a command comes to. `New` is much larger than `Duplicate`, but a decision is made
@@ -108,7 +112,7 @@ fn decide_unredacted(
         // about commands that are not its own.
         check_origin(state, signer, origin)?;
     }
-    if let Some(entry) = state.events.get(&command.id) {
+    if let Some(entry) = state.events.find(&command.id, history) {
         return if entry.digest == *digest {
             Ok(Decision::Duplicate { seq: entry.seq })
         } else {
@@ -366,7 +370,7 @@ fn movement(state: &State, action: &Action, history: &dyn History) -> Result<(Ev
     let unit = match (&event, action) {
         (Event::Reversed { .. }, Action::Reverse { target, .. }) => state
             .events
-            .get(target)
+            .find(target, history)
             .and_then(|e| history.event_at(e.seq))
             .map_or(Unit::G, |original| stated_unit(&original)),
         _ => stated_unit(&event),
@@ -484,11 +488,14 @@ fn convert(
 fn reverse(state: &State, target: &EventId, reason: &str, history: &dyn History) -> Result<Event, Rejection> {
     target.check()?;
     text("reason", reason)?;
-    let entry = state.events.get(target).ok_or_else(|| Rejection::Unknown { what: "event", id: target.to_string() })?;
-    if let Some(by) = &entry.reversed_by {
+    let entry = state
+        .events
+        .find(target, history)
+        .ok_or_else(|| Rejection::Unknown { what: "event", id: target.to_string() })?;
+    if let Some(by) = state.events.reversed_by(entry.seq) {
         return Err(Rejection::AlreadyReversed { target: target.clone(), by: Some(by.clone()) });
     }
-    let original = history.event_at(entry.seq).filter(|_| entry.movement).ok_or_else(|| {
+    let original = history.event_at(entry.seq).filter(super::index::reversible).ok_or_else(|| {
         let kind = history.event_at(entry.seq).map(|e| event_kind(&e)).unwrap_or("unknown");
         Rejection::NotReversible { target: target.clone(), kind: kind.to_string() }
     })?;

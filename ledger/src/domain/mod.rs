@@ -13,6 +13,7 @@ pub mod decide;
 pub mod event;
 mod event_layout;
 pub mod ids;
+pub mod index;
 pub mod model;
 pub mod quantity;
 pub mod reference;
@@ -25,6 +26,7 @@ pub use command::{Action, AdjustReason, Command, ConvertInto, Direction, FigureK
 pub use decide::{decide, Decision, History, Signer};
 pub use event::{Effects, Event, Flow, FlowKind, Posting};
 pub use ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
+pub use index::{EventIndex, Recorded};
 pub use model::{Facility, Form, HolderType, KeyEntry, KeyRole, Location, LotSpec, Party, PositionKey, Programme};
 pub use quantity::{Amount, Quantity, QuantityError, Unit};
 pub use reference::Reference;

@@ -1,8 +1,10 @@
 //! The ledger's state: everything `decide` needs, derived purely from the log by `apply`.
 
 use super::command::{Direction, FigureKind};
+use super::decide::History;
 use super::event::{EffectRefs, Event, FlowKind};
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
+use super::index::{EventIndex, IndexUndo};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use super::rules;
 use super::timeline::{Timeline, TurnoverOverflow};
@@ -66,18 +68,6 @@ impl<'de> Deserialize<'de> for FlowCounters {
     }
 }
 
-/// What the ledger remembers of each event id: enough for idempotency and reversal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventEntry {
-    pub seq: u64,
-    /// SHA-256 of the canonical command, for "same id, same content?".
-    pub digest: [u8; 32],
-    /// Whether the event moved stock (only those may be reversed).
-    pub movement: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reversed_by: Option<EventId>,
-}
-
 /// The chain head: last sequence number, its hash and its ledger time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
@@ -105,7 +95,9 @@ pub struct State {
     /// Every position ever posted to, with its net changes by business time (kept when the
     /// position is back at zero: a back-dated debit must still find the history it falls in).
     pub timelines: HashMap<PositionKey, Timeline>,
-    pub events: HashMap<EventId, EventEntry>,
+    /// Every event id recorded, by hash, and which events were reversed ([`EventIndex`]):
+    /// the id, digest and kind are read back from the log when a look-up needs them.
+    pub events: EventIndex,
 }
 
 /// One step of undo: the value an entry had before `apply` changed it.
@@ -130,7 +122,7 @@ pub(crate) enum Undo {
         delta: i64,
         created: bool,
     },
-    Event(EventId, Option<EventEntry>),
+    Event(IndexUndo),
 }
 
 /// Where `apply` writes down the previous value of what it changes: a batch's undo log, or
@@ -196,14 +188,21 @@ impl State {
         self.events.reserve(additional);
     }
 
+    /// Where `id` was recorded, if it was: its seq and command digest (read from `history`).
+    pub fn recorded(&self, id: &EventId, history: &dyn History) -> Option<super::index::Recorded> {
+        self.events.find(id, history)
+    }
+
     pub fn position(&self, key: &PositionKey) -> u64 {
         self.positions.get(key).copied().unwrap_or(0)
     }
 
     /// Applies one event. Pure and deterministic; checks every invariant it touches, all
-    /// before it changes anything, so an event that breaks one changes nothing.
-    pub fn apply(&mut self, at: &Applied<'_>, event: &Event) -> Result<(), Violation> {
-        self.apply_journaled(at, event, &mut ())
+    /// before it changes anything, so an event that breaks one changes nothing. `history`
+    /// holds the records before `at.seq`: the index reads an earlier record's id from it
+    /// only when the event's id, or its reversal's target, hashes like one recorded.
+    pub fn apply(&mut self, at: &Applied<'_>, event: &Event, history: &dyn History) -> Result<(), Violation> {
+        self.apply_journaled(at, event, history, &mut ())
     }
 
     /// Applies one event, pushing the previous value of everything it changes onto `undo`,
@@ -212,30 +211,33 @@ impl State {
         &mut self,
         at: &Applied<'_>,
         event: &Event,
+        history: &dyn History,
         undo: &mut Vec<Undo>,
     ) -> Result<(), Violation> {
-        self.apply_journaled(at, event, undo)
+        self.apply_journaled(at, event, history, undo)
     }
 
     fn apply_journaled(
         &mut self,
         at: &Applied<'_>,
         event: &Event,
+        history: &dyn History,
         journal: &mut impl Journal,
     ) -> Result<(), Violation> {
         let violation = |what: String| Violation { seq: at.seq, event_id: at.event_id.clone(), what };
         if at.seq != self.head.seq + 1 {
             return Err(violation(format!("seq follows {} (gap or repeat)", self.head.seq)));
         }
-        if self.events.contains_key(at.event_id) {
+        let hash = self.events.hash(at.event_id);
+        if self.events.find(at.event_id, history).is_some() {
             return Err(violation("event id used twice".into()));
         }
         self.check_registry(event).map_err(violation)?;
         let effects = event.effect_refs();
         let stock = self.stock_change(&effects, created_lot(event), at.occurred_at).map_err(violation)?;
         let reversed = match event {
-            Event::Reversed { target, .. } => match self.events.get(target) {
-                Some(_) => Some(target),
+            Event::Reversed { target, target_seq, .. } => match self.events.find_target(target, *target_seq, history) {
+                Some(seq) => Some(seq),
                 None => return Err(violation(format!("reverses unknown {target}"))),
             },
             _ => None,
@@ -243,14 +245,12 @@ impl State {
         // Every check has passed: from here on nothing fails.
         self.write_registry(event, at.seq, journal);
         self.write_stock(stock, journal);
-        if let Some((target, entry)) = reversed.and_then(|target| self.events.get_mut(target).map(|e| (target, e))) {
-            let prev = entry.reversed_by.replace(at.event_id.clone());
-            journal.note(|| Undo::Event(target.clone(), Some(EventEntry { reversed_by: prev, ..entry.clone() })));
+        if let Some(target_seq) = reversed {
+            let step = self.events.set_reversed(target_seq, at.event_id.clone());
+            journal.note(|| Undo::Event(step));
         }
-        let movement = !effects.postings.is_empty() && reversed.is_none();
-        self.events
-            .insert(at.event_id.clone(), EventEntry { seq: at.seq, digest: at.digest, movement, reversed_by: None });
-        journal.note(|| Undo::Event(at.event_id.clone(), None));
+        let step = self.events.add(hash, at.seq);
+        journal.note(|| Undo::Event(step));
         journal.note(|| Undo::Head(self.head.clone()));
         self.head = Head { seq: at.seq, hash: at.hash, recorded_at: Some(at.recorded_at) };
         Ok(())
@@ -443,7 +443,7 @@ impl State {
                         timeline.undo(at_ns, delta);
                     }
                 }
-                Undo::Event(k, v) => restore_hash(&mut self.events, k, v),
+                Undo::Event(step) => self.events.undo(step),
             }
         }
     }
@@ -499,7 +499,7 @@ mod tests {
     use crate::domain::model::{Location, Programme};
     use crate::domain::quantity::{Amount, Quantity};
     use crate::domain::Form;
-    use crate::testkit::{at, lot};
+    use crate::testkit::{at, lot, MemoryHistory};
 
     fn grams(g: u64) -> Quantity {
         Quantity { grams: g, stated: Amount::grams(g) }
@@ -525,8 +525,9 @@ mod tests {
         }
     }
 
-    /// Applies `event` as the next record, under the event id `id`.
-    fn next(state: &mut State, id: &str, event: &Event) -> Result<(), Violation> {
+    /// Applies `event` as the next record, under the event id `id`, and adds it to `log`
+    /// when it applies.
+    fn next(state: &mut State, log: &mut MemoryHistory, id: &str, event: &Event) -> Result<(), Violation> {
         let event_id = EventId::new(id);
         let at = Applied {
             seq: state.head.seq + 1,
@@ -536,7 +537,9 @@ mod tests {
             event_id: &event_id,
             digest: [7; 32],
         };
-        state.apply(&at, event)
+        state.apply(&at, event, log)?;
+        log.push(&event_id, [7; 32], event);
+        Ok(())
     }
 
     /// Every check of `apply` runs before it writes: an event that breaks an invariant
@@ -545,7 +548,8 @@ mod tests {
     #[test]
     fn an_event_that_breaks_an_invariant_changes_nothing() {
         let mut state = State::default();
-        next(&mut state, "acq-a", &acquired("lot-a", 10)).expect("acquire");
+        let mut log = MemoryHistory::default();
+        next(&mut state, &mut log, "acq-a", &acquired("lot-a", 10)).expect("acquire");
         let before = state.clone();
         let overdrawn = Event::Converted {
             from: pos("lot-a", "nl-vlissingen"),
@@ -576,13 +580,14 @@ mod tests {
             ("acq-a", acquired("lot-c", 1), "event id used twice"),
         ];
         for (id, event, what) in cases {
-            let v = next(&mut state, id, &event).expect_err(what);
+            let v = next(&mut state, &mut log, id, &event).expect_err(what);
             assert!(v.what.contains(what), "{id}: {v}");
             assert_eq!(state, before, "{id} changed the state");
         }
         // And the valid ones still apply, after the failures.
         next(
             &mut state,
+            &mut log,
             "conv-b",
             &Event::Converted {
                 from: pos("lot-a", "nl-vlissingen"),
@@ -604,7 +609,8 @@ mod tests {
     #[test]
     fn a_journal_rolls_a_batch_back_exactly() {
         let mut state = State::default();
-        next(&mut state, "acq-a", &acquired("lot-a", 10)).expect("acquire");
+        let mut log = MemoryHistory::default();
+        next(&mut state, &mut log, "acq-a", &acquired("lot-a", 10)).expect("acquire");
         let before = state.clone();
         let mut undo = Vec::new();
         let events = [
@@ -643,9 +649,12 @@ mod tests {
                 event_id: &event_id,
                 digest: [2; 32],
             };
-            state.apply_logged(&applied, event, &mut undo).expect(id);
+            state.apply_logged(&applied, event, &log, &mut undo).expect(id);
+            log.push(&event_id, [2; 32], event);
         }
-        assert_eq!(state.events[&EventId::new("move-a")].reversed_by, Some(EventId::new("rev-move-a")));
+        let move_a = state.recorded(&EventId::new("move-a"), &log).expect("recorded");
+        assert_eq!(move_a.seq, 3);
+        assert_eq!(state.events.reversed_by(move_a.seq), Some(&EventId::new("rev-move-a")));
         assert_eq!(state.position(&pos("lot-a", "nl-vlissingen")), 10);
         assert_ne!(state, before);
         state.rollback(undo);

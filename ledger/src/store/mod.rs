@@ -7,8 +7,9 @@
 //!
 //! sled trees:
 //! - `meta`: small counters kept beside the log (the outbox cursor).
-//! - `snapshots`: the derived state at some seq, in chunks, so opening a large ledger does
-//!   not replay it from the start.
+//! - `snapshots`: where releases before `state.snapshot` kept snapshots; emptied by the
+//!   first snapshot written ([`snapshot`]: a file of its own, because sled keeps what it
+//!   writes in memory).
 //! - `checkpoints`: key = big-endian tree size, value = a signed checkpoint and the Merkle
 //!   frontier at that size (see [`crate::audit::checkpoint`]).
 //!
@@ -19,7 +20,7 @@
 //! writes that stay in sled: sled 0.34's `flush()` ends in `sync_file_range`, which flushes
 //! neither the device cache nor metadata, so they end in a real `fdatasync` of sled's data
 //! file. sled writes values above a threshold to separate blob files that it
-//! never syncs; the store keeps every value (snapshot chunks, checkpoints) far below that
+//! never syncs; the store keeps every value (checkpoints, counters) far below that
 //! threshold (see [`SEGMENT_BYTES`]) and refuses a directory with blobs.
 
 pub mod log;
@@ -37,10 +38,11 @@ use std::sync::Arc;
 
 /// sled segment size. sled stores a page as a separate, never-synced blob file when it is
 /// larger than a quarter of a segment; a leaf holds at most 17 values (it splits above 16),
-/// so 17 snapshot chunks (see `snapshot::CHUNK_BYTES`) stay well below 8 MiB / 4 = 2 MiB.
+/// so 17 checkpoint entries (a signed note and a frontier, a few KiB) stay well below 8 MiB / 4
+/// = 2 MiB. (Snapshots, far larger, are a file of their own: see [`snapshot`].)
 pub const SEGMENT_BYTES: usize = 8 << 20;
 
-/// sled page cache. Only snapshots, checkpoints and counters live in sled.
+/// sled page cache. Only checkpoints and counters live in sled.
 pub const CACHE_BYTES: u64 = 32 << 20;
 
 const META_OUTBOX_CURSOR: &[u8] = b"outbox_cursor";

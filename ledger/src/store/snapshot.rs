@@ -1,38 +1,38 @@
 //! Snapshots of the derived state, so opening a ledger replays only the log's tail.
 //!
-//! A snapshot is the state encoded as JSON, split into chunks of [`CHUNK_BYTES`] (kept small
-//! for the same blob reason as frames), written with its manifest in one atomic batch. It is
-//! only an accelerator: the log is the truth. On open, a snapshot whose digest or head hash
-//! does not match the log is ignored and the state is replayed from the start.
+//! A snapshot is the state encoded as JSON in a file of its own, `state.snapshot`: a
+//! 48-byte header (magic, body length, SHA-256 of the body), then the body. It is written
+//! streaming to `state.snapshot.tmp` (never whole in memory), synced, and renamed over the
+//! previous one; read streaming too, the digest checked as it is read. Not in sled: sled
+//! 0.34 keeps every page it writes in memory (see the store's documentation), so every
+//! snapshot written used to stay resident. It is only an accelerator: the log is the
+//! truth. On open, a snapshot whose digest or head hash does not match the log is ignored
+//! and the state is replayed from the start (as is one in the sled tree of older releases).
 
 use super::Store;
-use crate::canonical::{self, Hash};
-use crate::domain::state::{EventEntry, FigureKey, Head, LotState, State};
+use crate::canonical::Hash;
+use crate::domain::state::{FigureKey, Head, LotState, State};
 use crate::domain::timeline::Timeline;
-use crate::domain::{EventId, Facility, KeyEntry, Party, PositionKey};
+use crate::domain::{EventId, EventIndex, Facility, KeyEntry, Party, PositionKey};
 use crate::error::LedgerError;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
 
-/// Snapshot chunk size, in bytes: well below sled's blob threshold (see `SEGMENT_BYTES`).
-pub const CHUNK_BYTES: usize = 32 << 10;
-
-const MANIFEST: &[u8] = b"manifest";
+/// The snapshot file, in the store's directory.
+pub const SNAPSHOT_FILE: &str = "state.snapshot";
+const SNAPSHOT_TMP: &str = "state.snapshot.tmp";
+const MAGIC: &[u8; 8] = b"stksnap2";
+const HEADER_BYTES: usize = 48;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("snapshot digest does not match its chunks")]
+    #[error("snapshot digest does not match its body")]
     Digest,
     #[error("snapshot does not decode: {0}")]
     Decode(String),
-}
-
-#[derive(Serialize, Deserialize)]
-struct Manifest {
-    seq: u64,
-    chunks: u32,
-    bytes: u64,
-    #[serde(with = "canonical::hex_hash")]
-    sha256: Hash,
 }
 
 /// A position, its timeline's turnover and its non-zero net changes `(instant ns, grams)`.
@@ -41,7 +41,7 @@ type EncodedTimeline = (PositionKey, u64, Vec<(i64, i64)>);
 /// The state in a stable, serializable shape (maps with composite keys become sorted lists).
 /// Every field is required: a snapshot written before a field existed does not decode, and
 /// opening then replays from the start, which is always correct.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Encoded {
     head: Head,
     ledger: Option<String>,
@@ -54,37 +54,73 @@ struct Encoded {
     positions: Vec<(PositionKey, u64)>,
     /// Each position's turnover and its non-zero net changes `(instant ns, grams)` in order.
     timelines: Vec<EncodedTimeline>,
-    events: Vec<(EventId, EventEntry)>,
+    /// Bits of each event id's hash the index keeps (64 but in tests).
+    event_hash_bits: u32,
+    /// The event index: `(hash of the id, seq)` in seq order.
+    events: Vec<(u64, u64)>,
+    /// `(seq of a reversed event, id of its reversal)`, in seq order.
+    reversals: Vec<(u64, EventId)>,
 }
 
-fn encode(state: &State) -> Vec<u8> {
-    let mut lots: Vec<LotState> = state.lots.values().cloned().collect();
+/// [`Encoded`] as written: borrowed from the state, so a snapshot never holds a second copy
+/// of it (it used to, briefly doubling the process at every snapshot).
+#[derive(Serialize)]
+struct EncodedRef<'a> {
+    head: &'a Head,
+    ledger: &'a Option<String>,
+    rules: u32,
+    parties: Vec<&'a Party>,
+    facilities: Vec<&'a Facility>,
+    keys: Vec<&'a KeyEntry>,
+    figures: Vec<(&'a FigureKey, u64)>,
+    lots: Vec<&'a LotState>,
+    positions: Vec<(&'a PositionKey, u64)>,
+    timelines: Vec<(&'a PositionKey, u64, Changes<'a>)>,
+    event_hash_bits: u32,
+    events: Vec<(u64, u64)>,
+    reversals: Vec<(u64, EventId)>,
+}
+
+/// A timeline's non-zero net changes, written as they are walked.
+struct Changes<'a>(&'a Timeline);
+
+impl Serialize for Changes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.entries())
+    }
+}
+
+fn encode(state: &State, out: impl Write) -> std::io::Result<()> {
+    let mut lots: Vec<&LotState> = state.lots.values().collect();
     lots.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
-    let mut positions: Vec<(PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let mut positions: Vec<(&PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k, *v)).collect();
     positions.sort();
-    let mut timelines: Vec<EncodedTimeline> =
-        state.timelines.iter().map(|(k, t)| (k.clone(), t.turnover(), t.entries().collect())).collect();
-    timelines.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut events: Vec<(EventId, EventEntry)> = state.events.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    events.sort_by_key(|(_, e)| e.seq);
-    let encoded = Encoded {
-        head: state.head.clone(),
-        ledger: state.ledger.clone(),
+    let mut timelines: Vec<(&PositionKey, u64, Changes<'_>)> =
+        state.timelines.iter().map(|(k, t)| (k, t.turnover(), Changes(t))).collect();
+    timelines.sort_by(|a, b| a.0.cmp(b.0));
+    let encoded = EncodedRef {
+        head: &state.head,
+        ledger: &state.ledger,
         rules: state.rules,
-        parties: state.parties.values().cloned().collect(),
-        facilities: state.facilities.values().cloned().collect(),
-        keys: state.keys.values().cloned().collect(),
-        figures: state.figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        parties: state.parties.values().collect(),
+        facilities: state.facilities.values().collect(),
+        keys: state.keys.values().collect(),
+        figures: state.figures.iter().map(|(k, v)| (k, *v)).collect(),
         lots,
         positions,
         timelines,
-        events,
+        event_hash_bits: state.events.hash_bits(),
+        events: state.events.entries(),
+        reversals: state.events.reversals(),
     };
-    serde_json::to_vec(&encoded).expect("state encodes")
+    serde_json::to_writer(out, &encoded).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
-    let e: Encoded = serde_json::from_slice(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+fn decode(input: impl Read) -> Result<State, SnapshotError> {
+    let e: Encoded = serde_json::from_reader(input).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    if !(1..=64).contains(&e.event_hash_bits) {
+        return Err(SnapshotError::Decode(format!("event hash bits {}", e.event_hash_bits)));
+    }
     Ok(State {
         head: e.head,
         ledger: e.ledger,
@@ -104,61 +140,108 @@ fn decode(bytes: &[u8]) -> Result<State, SnapshotError> {
                     .map_err(|e| SnapshotError::Decode(e.to_string()))
             })
             .collect::<Result<_, _>>()?,
-        events: e.events.into_iter().collect(),
+        events: EventIndex::from_parts(e.event_hash_bits, e.events, e.reversals),
     })
 }
 
-fn chunk_key(seq: u64, index: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(13);
-    key.extend_from_slice(b"c");
-    key.extend_from_slice(&seq.to_be_bytes());
-    key.extend_from_slice(&index.to_be_bytes());
-    key
+/// Writes what it is given to `inner` and hashes it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+fn write_file(state: &State, path: &Path) -> std::io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(&[0u8; HEADER_BYTES])?;
+    let mut out = Hashing { inner: BufWriter::with_capacity(1 << 20, file.try_clone()?), sha: Sha256::new(), bytes: 0 };
+    encode(state, &mut out)?;
+    out.flush()?;
+    let (sha, bytes) = (out.sha.finalize(), out.bytes);
+    let mut header = Vec::with_capacity(HEADER_BYTES);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&bytes.to_le_bytes());
+    header.extend_from_slice(&sha);
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&header)?;
+    file.sync_data()
+}
+
+/// The state in the snapshot file at `path`: `Ok(None)` when there is none or it is damaged.
+fn read_file(path: &Path) -> std::io::Result<Option<State>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut header = [0u8; HEADER_BYTES];
+    if file.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
+        return Ok(None);
+    }
+    let bytes = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let claimed: Hash = header[16..48].try_into().expect("32 bytes");
+    if file.metadata()?.len() != HEADER_BYTES as u64 + bytes {
+        return Ok(None);
+    }
+    let mut input =
+        Hashing { inner: BufReader::with_capacity(1 << 20, file.take(bytes)), sha: Sha256::new(), bytes: 0 };
+    let decoded = decode(&mut input);
+    // Whatever the decoder left unread counts too: the digest covers the whole body.
+    std::io::copy(&mut input, &mut std::io::sink())?;
+    if <[u8; 32]>::from(input.sha.finalize()) != claimed {
+        tracing::warn!(path = %path.display(), "{}; replaying from the start", SnapshotError::Digest);
+        return Ok(None);
+    }
+    match decoded {
+        Ok(state) => Ok(Some(state)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "replaying from the start");
+            Ok(None)
+        }
+    }
 }
 
 impl Store {
-    /// Writes a snapshot of `state` (at `state.head.seq`) and drops the previous one.
+    /// Writes a snapshot of `state` (at `state.head.seq`) in place of the previous one.
     pub fn save_snapshot(&self, state: &State) -> Result<(), LedgerError> {
-        let bytes = encode(state);
-        let seq = state.head.seq;
-        let previous: Vec<sled::IVec> = self.snapshots.iter().keys().collect::<Result<_, _>>()?;
-        let mut batch = sled::Batch::default();
-        for key in previous {
-            batch.remove(key);
+        let (tmp, path) = (self.dir.join(SNAPSHOT_TMP), self.dir.join(SNAPSHOT_FILE));
+        write_file(state, &tmp).map_err(|e| LedgerError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LedgerError::io("rename", &tmp, e))?;
+        super::sync_dir(&self.dir)?;
+        // Snapshots of older releases lived in sled: drop them once.
+        if !self.snapshots.is_empty() {
+            self.snapshots.clear()?;
+            self.sync()?;
         }
-        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            batch.insert(chunk_key(seq, i as u32), *chunk);
-        }
-        let manifest =
-            Manifest { seq, chunks: chunks.len() as u32, bytes: bytes.len() as u64, sha256: canonical::sha256(&bytes) };
-        batch.insert(MANIFEST, serde_json::to_vec(&manifest).expect("manifest encodes"));
-        self.snapshots.apply_batch(batch)?;
-        self.sync()
+        Ok(())
     }
 
     /// The latest snapshot, if one exists and is intact. `Ok(None)` also when it is damaged:
     /// the caller then replays from the start, which is always correct.
     pub fn load_snapshot(&self) -> Result<Option<State>, LedgerError> {
-        let Some(raw) = self.snapshots.get(MANIFEST)? else { return Ok(None) };
-        let Ok(manifest) = serde_json::from_slice::<Manifest>(&raw) else { return Ok(None) };
-        let mut bytes = Vec::with_capacity(manifest.bytes as usize);
-        for i in 0..manifest.chunks {
-            match self.snapshots.get(chunk_key(manifest.seq, i))? {
-                Some(chunk) => bytes.extend_from_slice(&chunk),
-                None => return Ok(None),
-            }
-        }
-        if canonical::sha256(&bytes) != manifest.sha256 {
-            tracing::warn!(seq = manifest.seq, "snapshot digest mismatch; replaying from the start");
-            return Ok(None);
-        }
-        match decode(&bytes) {
-            Ok(state) if state.head.seq == manifest.seq => Ok(Some(state)),
-            Ok(_) | Err(_) => {
-                tracing::warn!(seq = manifest.seq, "snapshot does not decode; replaying from the start");
-                Ok(None)
-            }
-        }
+        let path = self.dir.join(SNAPSHOT_FILE);
+        read_file(&path).map_err(|e| LedgerError::io("read", &path, e))
     }
 }

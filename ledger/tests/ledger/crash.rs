@@ -23,7 +23,12 @@ const SNAPSHOT_EVERY_EVENTS: u64 = 300;
 
 fn open(dir: &std::path::Path) -> Ledger {
     let clock = ManualClock::new(at("2026-06-01T00:00:00Z"));
-    Ledger::open(dir, Box::new(clock), LedgerOptions { snapshot_every_events: SNAPSHOT_EVERY_EVENTS }).expect("open")
+    Ledger::open(
+        dir,
+        Box::new(clock),
+        LedgerOptions { snapshot_every_events: SNAPSHOT_EVERY_EVENTS, ..LedgerOptions::default() },
+    )
+    .expect("open")
 }
 
 #[test]
@@ -134,7 +139,7 @@ fn kill_during_concurrent_appends_loses_nothing_acknowledged() {
         let ledger = open(dir.path());
         let state = ledger.state();
         for (id, seq) in &acked {
-            let entry = state.events.get(&EventId::new(id.as_str()));
+            let entry = ledger.recorded(&EventId::new(id.as_str())).expect("the log reads");
             assert_eq!(entry.map(|e| e.seq), Some(*seq), "round {round}: acknowledged {id} lost (seed {seed})");
         }
         let replayed = replay(ledger.store()).expect("chain verifies from seq 1");

@@ -1,7 +1,7 @@
 //! A ledger in a temporary directory, driven synchronously.
 
 use stockpile_ledger::domain::State;
-use stockpile_ledger::ledger::replay;
+use stockpile_ledger::ledger::replay_with;
 use stockpile_ledger::signing::{verify_all, SignedCommand};
 use stockpile_ledger::testkit::{at, ManualClock, World};
 use stockpile_ledger::{Ledger, LedgerOptions, Outcome, Submission};
@@ -68,7 +68,8 @@ impl Harness {
     pub fn check_invariants(&self) {
         let live = self.state();
         live.check_conservation().expect("conservation");
-        let replayed = replay(self.ledger.as_ref().unwrap().store()).expect("replay");
+        let replayed =
+            replay_with(self.ledger.as_ref().unwrap().store(), self.options.event_hash_bits).expect("replay");
         assert_eq!(&replayed, live, "replay from the log differs from live state");
     }
 }

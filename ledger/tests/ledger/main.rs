@@ -6,6 +6,7 @@ mod crash;
 mod decoding;
 mod follow;
 mod harness;
+mod index;
 mod model;
 mod rejections;
 mod scenario;

@@ -301,7 +301,8 @@ pub fn ledger_key() -> LedgerKey {
 fn run_seed(seed: u64) -> Harness {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Snapshots every few events, so reopenings exercise snapshot + tail recovery.
-    let mut h = Harness::with_options(LedgerOptions { snapshot_every_events: 1 + seed % 9 });
+    let mut h =
+        Harness::with_options(LedgerOptions { snapshot_every_events: 1 + seed % 9, ..LedgerOptions::default() });
     h.clock.set(at("2026-06-01T00:00:00Z"));
     let mut model = Model { head: h.state().head.seq, ..Model::default() };
     let mut history: Vec<(SignedCommand, String)> = Vec::new();
