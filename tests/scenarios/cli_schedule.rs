@@ -135,6 +135,8 @@ fn the_projector_pushes_scheduled_reports_and_revisions_once_across_crashes() {
     });
     let client = runtime.block_on(async_nats::connect(url.clone())).expect("connect");
     let js = jetstream::new(client.clone());
+    // The CLI does not wait for the service to come up (a loaded machine may take a while).
+    runtime.block_on(crate::services::wait_until_serving(&client));
 
     // This quarter, scheduled for NL, DE and FR with a 30-day deadline.
     let period: Period = format!("{}-Q{}", now.year(), now.month0() / 3 + 1).parse().unwrap();
