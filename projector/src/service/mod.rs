@@ -277,8 +277,24 @@ async fn consumer(
         max_batch: FETCH_MESSAGES_MAX as i64,
         ..Default::default()
     };
-    stream.get_or_create_consumer(&config.durable_name.clone().unwrap_or_default(), config).await.map_err(js_err)
+    // On a busy cluster the consumer's creation (a raft proposal on an R3 stream) can time
+    // out: tried again for a while before the projector gives up.
+    let deadline = tokio::time::Instant::now() + CONSUMER_CREATE_WAIT;
+    loop {
+        let name = config.durable_name.clone().unwrap_or_default();
+        match stream.get_or_create_consumer(&name, config.clone()).await {
+            Ok(consumer) => return Ok(consumer),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "cannot create or find the consumer yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(js_err(e)),
+        }
+    }
 }
+
+/// How long the projector keeps trying to create (or find) its durable consumer.
+pub const CONSUMER_CREATE_WAIT: Duration = Duration::from_secs(60);
 
 /// The fetched records not yet folded (after `head`), in seq order, with every hole before
 /// or among them filled from the ledger — never from trust.
