@@ -23,11 +23,6 @@ use error::{operational, usage, Result};
 use keystore::Keystore;
 use stockpile_ledger::service::access::Identity;
 
-/// mimalloc instead of glibc's malloc: replay and audit allocate and free millions of small
-/// strings on every core (PERFORMANCE.md, "mimalloc").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // Rust ignores SIGPIPE, so printing to a closed pipe (`stockpile … | head`) would panic;
     // a command-line tool should end quietly there, as every Unix tool does.

@@ -32,6 +32,11 @@ pub const SLED_BATCH_RECORDS: usize = 256;
 
 /// Runs `scenario` in this process and reports its figures and peak RSS.
 pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<ScenarioReport> {
+    if hosts_the_service(scenario) {
+        // The service runs in this process: with the allocator policy `stockpile-ledger`
+        // sets, so its memory and speed are the binary's.
+        stockpile_ledger::malloc::return_large_frees_to_os();
+    }
     let figures = match scenario {
         Scenario::Machine => machine(work)?,
         Scenario::Append => appends(plan, work)?,
@@ -56,6 +61,21 @@ pub fn run_child(scenario: Scenario, plan: &Plan, work: &Path) -> Result<Scenari
         Scenario::Postgres => baselines::postgres(plan, work)?,
     };
     Ok(finish(scenario, figures))
+}
+
+/// Whether a scenario runs the ledger service (`service::serve`) in the child's process.
+fn hosts_the_service(scenario: Scenario) -> bool {
+    matches!(
+        scenario,
+        Scenario::AppendNats
+            | Scenario::AppendNatsAccounts
+            | Scenario::AppendNatsReplicated
+            | Scenario::AppendNatsCluster
+            | Scenario::AppendNatsClusterReplicated
+            | Scenario::Visible
+            | Scenario::Cosign
+            | Scenario::ProofFlood
+    )
 }
 
 /// A fresh directory for one run under the work directory.
