@@ -16,7 +16,7 @@ use crate::error::LedgerError;
 use crate::ledger::{Ledger, Outcome, Submission};
 use crate::signing::{self, SignedCommand};
 use crate::store::Store;
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
 
@@ -118,11 +118,21 @@ impl LedgerHandle {
     ) -> Result<Vec<Outcome>, AppendError> {
         let (reply, answer) = oneshot::channel();
         let job = Job { commands, atomic, origin, reply };
-        // A full queue blocks briefly; do that off the async worker threads.
-        let submit = self.submit.clone();
-        let sent = tokio::task::spawn_blocking(move || submit.send(job).is_ok()).await.unwrap_or(false);
-        if !sent {
-            return Err(stopped());
+        // Queued at once when there is room, as it nearly always is. Only a full queue, which
+        // blocks briefly, is waited on off the async worker threads: a blocking-pool thread
+        // woken for every request cost two context switches per append (PERFORMANCE.md,
+        // "Over NATS: where one command per request goes"). A job that had to wait may be
+        // overtaken by requests sent after it; requests in flight together have no order.
+        match self.submit.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+            Err(TrySendError::Full(job)) => {
+                let submit = self.submit.clone();
+                let sent = tokio::task::spawn_blocking(move || submit.send(job).is_ok()).await.unwrap_or(false);
+                if !sent {
+                    return Err(stopped());
+                }
+            }
         }
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
