@@ -5,6 +5,7 @@
 
 use crate::audit::verify::{self, Problem};
 use crate::canonical::Hash;
+use crate::domain::decide::LastRead;
 use crate::domain::state::Undo;
 use crate::domain::{self, Applied, Decision, Event, EventId, History, Rejection, State};
 use crate::error::LedgerError;
@@ -412,14 +413,12 @@ struct StoreHistory<'a> {
     store: &'a Store,
     pending: &'a [Pending],
     error: RefCell<Option<LedgerError>>,
-    /// The last record read: deciding a reversal asks for its target's id and event more
-    /// than once, and reading one record reads its whole frame.
-    last: RefCell<Option<(u64, record::ReplayBody)>>,
+    last: LastRead<record::ReplayBody>,
 }
 
 impl<'a> StoreHistory<'a> {
     fn new(store: &'a Store, pending: &'a [Pending]) -> StoreHistory<'a> {
-        StoreHistory { store, pending, error: RefCell::new(None), last: RefCell::new(None) }
+        StoreHistory { store, pending, error: RefCell::new(None), last: LastRead::new() }
     }
 
     /// The first read that failed, if any: a decision made without it must not stand.
@@ -433,12 +432,7 @@ impl<'a> StoreHistory<'a> {
 
     /// The record at `seq` in the store, decoded as replay decodes it.
     fn stored(&self, seq: u64) -> Option<record::ReplayBody> {
-        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
-            return Some(body.clone());
-        }
-        let body = self.read(seq)?;
-        *self.last.borrow_mut() = Some((seq, body.clone()));
-        Some(body)
+        self.last.get_or_read(seq, || self.read(seq))
     }
 
     fn read(&self, seq: u64) -> Option<record::ReplayBody> {

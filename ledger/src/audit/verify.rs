@@ -24,6 +24,7 @@
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::export::{Lines, LinesError, CHUNK_LINES, RECORD_PREFIX};
 use crate::canonical::{self, Hash};
+use crate::domain::decide::LastRead;
 use crate::domain::{self, Applied, Decision, Event, EventId, History, Rejection, State};
 use crate::merkle::{leaf_hash, Digest, Frontier};
 use crate::record::{self, RawRecord, Record, GENESIS_PREV_HASH};
@@ -580,23 +581,18 @@ impl Verifier {
 struct LinesHistory<'a> {
     lines: &'a dyn Lines,
     error: RefCell<Option<Problem>>,
-    last: RefCell<Option<(u64, record::RecordBody)>>,
+    last: LastRead<record::RecordBody>,
 }
 
 impl LinesHistory<'_> {
     fn new(lines: &dyn Lines) -> LinesHistory<'_> {
-        LinesHistory { lines, error: RefCell::new(None), last: RefCell::new(None) }
+        LinesHistory { lines, error: RefCell::new(None), last: LastRead::new() }
     }
 
     /// The record at `seq`, decoded; the last one read is kept (deciding a reversal asks for
     /// its target's id and event more than once).
     fn body(&self, seq: u64) -> Option<record::RecordBody> {
-        if let Some((_, body)) = self.last.borrow().as_ref().filter(|(s, _)| *s == seq) {
-            return Some(body.clone());
-        }
-        let body = self.read(seq)?;
-        *self.last.borrow_mut() = Some((seq, body.clone()));
-        Some(body)
+        self.last.get_or_read(seq, || self.read(seq))
     }
 
     fn read(&self, seq: u64) -> Option<record::RecordBody> {

@@ -53,6 +53,27 @@ pub trait History {
     fn recorded_id(&self, seq: u64) -> Option<(EventId, [u8; 32])>;
 }
 
+/// The last record a [`History`] read, kept for the next ask: deciding a reversal asks for
+/// its target's id and event more than once, and reading one record can cost a whole frame.
+#[derive(Debug)]
+pub(crate) struct LastRead<T>(std::cell::RefCell<Option<(u64, T)>>);
+
+impl<T: Clone> LastRead<T> {
+    pub(crate) fn new() -> LastRead<T> {
+        LastRead(std::cell::RefCell::new(None))
+    }
+
+    /// The record at `seq`: the one kept if it is that one, else `read()`'s (then kept).
+    pub(crate) fn get_or_read(&self, seq: u64, read: impl FnOnce() -> Option<T>) -> Option<T> {
+        if let Some((_, kept)) = self.0.borrow().as_ref().filter(|(s, _)| *s == seq) {
+            return Some(kept.clone());
+        }
+        let body = read()?;
+        *self.0.borrow_mut() = Some((seq, body.clone()));
+        Some(body)
+    }
+}
+
 /// What a command comes to. `New` is much larger than `Duplicate`, but a decision is made
 /// and consumed at once, never stored in bulk, so boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
