@@ -501,6 +501,16 @@ impl Remote {
         Ok(checkpoint)
     }
 
+    /// A signed checkpoint whose tree holds record `seq`: the latest one the ledger published,
+    /// when it does and its signature verifies, so that a reader's every look (`reports
+    /// list`) does not make the ledger sign one more; else [`Remote::checkpoint`].
+    pub fn checkpoint_covering(&self, seq: u64) -> Result<Checkpoint> {
+        match self.latest_checkpoint() {
+            Ok(latest) if latest.tree_size >= seq && latest.verify_signature().is_ok() => Ok(latest),
+            _ => self.checkpoint(),
+        }
+    }
+
     /// The latest checkpoint on `STOCKPILE_CHECKPOINTS`, by a direct get of the stream's last
     /// message: under the accounts' import prefix first, then, only when nothing answers
     /// there (a single-account server), as the JetStream API itself.
@@ -548,7 +558,8 @@ impl Remote {
     }
 
     /// Every report on `STOCKPILE_REPORTS`, each checked on arrival: its record `cut_seq`
-    /// proved against the ledger's latest signed checkpoint (`ledger.proof`, one request per
+    /// proved against a signed checkpoint that covers the newest cut
+    /// ([`Remote::checkpoint_covering`]; `ledger.proof`, one request per
     /// distinct cut; [`intake::cut_proof`]).
     pub fn arrivals(&self) -> Result<Vec<Arrival>> {
         let js = self.jetstream(stockpile_projector::submit::REPORTS_STREAM)?;
@@ -559,7 +570,8 @@ impl Remote {
         if arrivals.is_empty() {
             return Ok(arrivals);
         }
-        let checkpoint = self.checkpoint().map_err(|e| format!("no signed checkpoint: {e}"));
+        let newest_cut = arrivals.iter().map(|a| a.cut_seq).max().unwrap_or(0);
+        let checkpoint = self.checkpoint_covering(newest_cut).map_err(|e| format!("no signed checkpoint: {e}"));
         let mut proofs: std::collections::BTreeMap<u64, intake::CutProof> = std::collections::BTreeMap::new();
         for arrival in &mut arrivals {
             let seq = arrival.cut_seq;

@@ -177,8 +177,19 @@ fn partners_submit_through_the_service_and_the_commission_lists_checks_and_sums_
     assert!(list.iter().all(|a| a["check"]["status"] == "accepted"), "{list:?}");
     let nl1 = list.iter().find(|a| a["partner"] == "NL" && a["revision"] == 1).unwrap();
     let nl1_id = nl1["report_id"].as_str().unwrap();
+    // A second look checks against the checkpoint the first one got: the ledger signs no more.
+    let checkpoints = || {
+        runtime.block_on(async {
+            let js = async_nats::jetstream::new(client.clone());
+            let mut stream = js.get_stream(ledger_service::subjects::CHECKPOINTS_STREAM).await.unwrap();
+            stream.info().await.unwrap().state.messages
+        })
+    };
+    let signed = checkpoints();
     let only_nl = json(dir, &url, &["reports", "list", "--partner", "NL"]);
     assert_eq!(only_nl.as_array().unwrap().len(), 2);
+    assert!(only_nl.as_array().unwrap().iter().all(|a| a["check"]["status"] == "accepted"), "{only_nl}");
+    assert_eq!(checkpoints(), signed, "reports list made the ledger sign another checkpoint");
 
     let shown = json(dir, &url, &["reports", "show", nl1_id, "--revision", "2"]);
     assert_eq!(cobalt(&shown)["stock"]["gross_g"], 15 * T);
