@@ -268,14 +268,21 @@ pub const CLUSTER_NAME: &str = "stockpile-test";
 /// `n<i>`, has its own directory and store, and routes to every other node.
 pub struct NatsCluster {
     pub nodes: Vec<NatsServer>,
+    /// Each node's monitoring port (`--http_port`), kept across restarts.
+    monitor_ports: Vec<u16>,
 }
+
+/// How long a node's monitoring endpoint may take to answer.
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl NatsCluster {
     /// Starts `size` nodes (3 for replicated streams). Returns when every node is ready;
     /// JetStream may still be electing its meta leader — see [`NatsCluster::wait_for_jetstream`].
     pub fn start(size: usize) -> NatsCluster {
         assert!(size >= 1, "a cluster has at least one node");
-        let route_ports = free_ports(size);
+        // One call, so that no port is handed out twice.
+        let mut route_ports = free_ports(2 * size);
+        let monitor_ports = route_ports.split_off(size);
         let routes = |me: usize| -> String {
             route_ports
                 .iter()
@@ -296,11 +303,33 @@ impl NatsCluster {
                     format!("nats://127.0.0.1:{}", route_ports[i]),
                     "--routes".to_string(),
                     routes(i),
+                    "--http_port".to_string(),
+                    monitor_ports[i].to_string(),
                 ];
                 NatsServer::spawn_new(format!("nats-n{i}"), args)
             })
             .collect();
-        NatsCluster { nodes }
+        NatsCluster { nodes, monitor_ports }
+    }
+
+    /// The last sequence of `stream` in node `i`'s own store (its replica, which need not be
+    /// the leader), from the node's monitoring endpoint `/jsz`: what a client, always served
+    /// by the leader, cannot see. `None` when the node does not answer or holds no replica.
+    pub fn replica_last_sequence(&self, i: usize, stream: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut connection = TcpStream::connect(("127.0.0.1", self.monitor_ports[i])).ok()?;
+        connection.set_read_timeout(Some(MONITOR_TIMEOUT)).ok()?;
+        let request = "GET /jsz?streams=true HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        connection.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        connection.read_to_string(&mut response).ok()?;
+        let body = &response[response.find("\r\n\r\n")? + 4..];
+        let jsz: serde_json::Value = serde_json::from_str(body).ok()?;
+        jsz["account_details"].as_array()?.iter().find_map(|account| {
+            let streams = account["stream_detail"].as_array()?;
+            let found = streams.iter().find(|s| s["name"] == stream)?;
+            found["state"]["last_seq"].as_u64()
+        })
     }
 
     /// Every node's URL, comma-separated: what a client given the whole cluster connects to.

@@ -15,9 +15,9 @@
 //! order (for `STOCKPILE_EVENTS`, stream seq `n` = record `n`). Every publish carries
 //! `Nats-Expected-Last-Sequence` = the stream sequence of the copy before it, so a copy whose
 //! predecessor did not land (a dropped connection, a stream leader lost in a cluster) is
-//! refused by JetStream instead of being stored out of order; and every publish but the first
-//! after a resync carries `Nats-Expected-Last-Msg-Id` = the id of the copy published before
-//! it (on `STOCKPILE_EVENTS` the record's hash), so a pipelined publish can never land after
+//! refused by JetStream instead of being stored out of order; and every publish made while the
+//! one before it is unacknowledged carries `Nats-Expected-Last-Msg-Id` = the id of that copy
+//! (on `STOCKPILE_EVENTS` the record's hash), so a pipelined publish can never land after
 //! another writer's message at the expected sequence (a deposed ledger of a failover group).
 //! After any failure the outbox resyncs: it reads the stream's last message, checks it is this ledger's record (its seq
 //! and hash headers), and resumes with the copy right after it. A copy resent because its
@@ -402,7 +402,7 @@ impl Outbox {
                             self.save_cursor().await?;
                         }
                     }
-                    let ack = self.publish(&record, copy).await?;
+                    let ack = self.publish(&record, copy, !in_flight.is_empty()).await?;
                     self.published_last = Some(copy.msg_id.clone());
                     self.stream_last += 1;
                     let last_copy = index + 1 == copies;
@@ -413,7 +413,8 @@ impl Outbox {
         }
     }
 
-    async fn publish(&self, record: &Outgoing, copy: &Copy) -> Result<PublishAckFuture, OutboxError> {
+    /// Publishes one copy; `pipelined`: the publish before it is not yet acknowledged.
+    async fn publish(&self, record: &Outgoing, copy: &Copy, pipelined: bool) -> Result<PublishAckFuture, OutboxError> {
         let mut publish = Publish::build()
             .message_id(&copy.msg_id)
             .header(HEADER_SEQ, record.seq.to_string())
@@ -426,10 +427,15 @@ impl Outbox {
             // expected last sequence of 0 as "no expectation" anyway.
             publish = publish.expected_last_sequence(self.stream_last);
         }
-        if let Some(previous) = &self.published_last {
-            // Pipelined: the predecessor is not yet acknowledged, so the sequence alone could
-            // match another writer's message there; its id (on STOCKPILE_EVENTS the record's
-            // hash) cannot.
+        if let (true, Some(previous)) = (pipelined, &self.published_last) {
+            // The predecessor is not yet acknowledged, so the sequence alone could match
+            // another writer's message there; its id (on STOCKPILE_EVENTS the record's hash)
+            // cannot. Only then: once every publish is acknowledged (each ack checked to have
+            // stored its copy at the expected sequence), the sequence names this outbox's own
+            // message, and a replica that forgot the last message id (nats-server before 2.15
+            // forgets it on restart when the stream was idle for its duplicate window, and
+            // then refuses every later message, silently: ARCHITECTURE.md, "Failover") is
+            // not asked to check one.
             publish = publish.expected_last_message_id(previous);
         }
         let publish = publish.payload(record.bytes.clone());
