@@ -11,12 +11,12 @@ use stockpile_tests::nats::NatsCluster;
 /// Beyond the bound: the request's own path and the writer's fsync on a loaded machine.
 const SLACK: Duration = Duration::from_secs(10);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_replicate_an_append_is_acknowledged_only_once_the_r3_stream_stored_it() {
-    let mut cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+/// A three-node cluster and a ledger serving `--replicate` with R3 streams, in process,
+/// connected to node 0 (as is the returned client): the cluster, the ledger's directory,
+/// the service and the client.
+async fn replicating_ledger() -> (NatsCluster, tempfile::TempDir, InProcess, async_nats::Client) {
+    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
     cluster.wait_for_jetstream().await;
-    // The ledger and the client talk to node 0, which stays up: core NATS keeps working
-    // there while JetStream, without a quorum, cannot store anything.
     let url = cluster.nodes[0].url();
     let data = tempfile::tempdir().expect("tempdir");
     let mut config = config(&url);
@@ -25,6 +25,14 @@ async fn with_replicate_an_append_is_acknowledged_only_once_the_r3_stream_stored
     let service = InProcess::serve(config, open_ledger(data.path()));
     let client = client(&url).await;
     wait_until_serving(&client).await;
+    (cluster, data, service, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicate_an_append_is_acknowledged_only_once_the_r3_stream_stored_it() {
+    // The ledger and the client talk to node 0, which stays up: core NATS keeps working
+    // there while JetStream, without a quorum, cannot store anything.
+    let (mut cluster, _data, service, client) = replicating_ledger().await;
     let world = World::new();
 
     // Answered means stored: the stream's last sequence covers every answered seq at once.
@@ -102,16 +110,7 @@ const PIPELINED_RECORDS: usize = 20;
 /// endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_restarted_after_a_quiet_spell_keeps_storing_what_follows() {
-    let mut cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
-    cluster.wait_for_jetstream().await;
-    let url = cluster.nodes[0].url();
-    let data = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&url);
-    config.stream_replicas = 3;
-    config.replicate = true;
-    let service = InProcess::serve(config, open_ledger(data.path()));
-    let client = client(&url).await;
-    wait_until_serving(&client).await;
+    let (mut cluster, _data, service, client) = replicating_ledger().await;
     let world = World::new();
     append(&client, setup_commands(&world), true).await;
 
