@@ -134,18 +134,14 @@ impl Group {
                 "--- ledger {} ({running}, start {}): last warnings and errors:\n{}\n--- its last lines:\n{}\n",
                 member.name,
                 member.starts,
-                troubles[troubles.len().saturating_sub(STALL_REPORT_LINES)..].join("\n"),
-                lines[lines.len().saturating_sub(STALL_REPORT_LINES)..].join("\n"),
+                last_lines(&troubles),
+                last_lines(&lines),
             );
         }
         for (i, path) in self.nats_logs.iter().enumerate() {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            report += &format!(
-                "--- nats node {i} ({}): last lines:\n{}\n",
-                path.display(),
-                lines[lines.len().saturating_sub(STALL_REPORT_LINES)..].join("\n")
-            );
+            report += &format!("--- nats node {i} ({}): last lines:\n{}\n", path.display(), last_lines(&lines));
         }
         report
     }
@@ -183,6 +179,11 @@ impl Group {
         self.start(i);
         true
     }
+}
+
+/// The last [`STALL_REPORT_LINES`] of `lines`, joined.
+fn last_lines(lines: &[&str]) -> String {
+    lines[lines.len().saturating_sub(STALL_REPORT_LINES)..].join("\n")
 }
 
 /// Sends `ledger.range` for one record until it is answered, supervising the group meanwhile
