@@ -217,6 +217,14 @@ struct SetUp {
 /// the micro service.
 async fn set_up(config: &ServiceConfig) -> Result<SetUp, ServiceError> {
     let client = connect(&config.nats_url, config.identity.as_ref()).await?;
+    let version = client.server_info().version;
+    if config.stream_replicas > 1 && older_than(&version, NATS_SERVER_REPLICAS_MIN) {
+        let (major, minor) = NATS_SERVER_REPLICAS_MIN;
+        tracing::warn!(
+            server = %version,
+            "replicated streams on a nats-server older than {major}.{minor}: a node restarted while a pipelined run was published may stop storing its replica (ARCHITECTURE.md, Failover, \"Fencing\"); run every node on {major}.{minor} or newer"
+        );
+    }
     let publisher = match &config.publisher_identity {
         Some(identity) => connect(&config.nats_url, Some(identity)).await?,
         None => client.clone(),
@@ -230,6 +238,21 @@ async fn set_up(config: &ServiceConfig) -> Result<SetUp, ServiceError> {
     }
     let endpoints = endpoints::register(&client).await?;
     Ok(SetUp { client, publisher, endpoints })
+}
+
+/// The oldest nats-server release trusted with replicated streams the outbox publishes
+/// pipelined to (ARCHITECTURE.md, Failover, "Fencing"): older ones may silently freeze a
+/// restarted node's replica. Only the node the ledger is connected to is visible to it.
+pub const NATS_SERVER_REPLICAS_MIN: (u64, u64) = (2, 15);
+
+/// Whether a server's `major.minor.patch[-pre]` version is older than `min` (major, minor);
+/// a version that does not parse is not called old.
+fn older_than(version: &str, min: (u64, u64)) -> bool {
+    let mut parts = version.split(['.', '-']).map(str::parse::<u64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) < min,
+        _ => false,
+    }
 }
 
 /// [`set_up`] for the active ledger of a failover group, which has often just taken over
@@ -299,4 +322,19 @@ async fn connect(url: &str, identity: Option<&access::Identity>) -> Result<async
     access::connect_patiently(&servers, options)
         .await
         .map_err(|e| ServiceError::Connect { url: url.to_string(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{older_than, NATS_SERVER_REPLICAS_MIN};
+
+    #[test]
+    fn servers_before_the_replica_fix_are_told_apart_from_later_ones() {
+        for old in ["2.9.10", "2.10.25", "2.11.0", "2.14.9", "1.99.0", "2.14.0-beta.1"] {
+            assert!(older_than(old, NATS_SERVER_REPLICAS_MIN), "{old}");
+        }
+        for new in ["2.15.0", "2.15.1", "2.16.0-RC.2", "3.0.0", "", "dev", "2"] {
+            assert!(!older_than(new, NATS_SERVER_REPLICAS_MIN), "{new}");
+        }
+    }
 }
