@@ -89,6 +89,21 @@ pub struct Ledger {
     clock: Box<dyn Clock>,
     options: LedgerOptions,
     events_since_snapshot: u64,
+    /// Records decided into `state` whose commit may not be visible in the store yet (the
+    /// pipelined writer decides a group while the one before is being synced): `decide`
+    /// reads them here, as it reads the group being decided. Ascending by seq; those the store
+    /// shows are dropped at the start of every group.
+    unsynced: Vec<Pending>,
+}
+
+/// A group decided into the live state whose records are not committed yet
+/// ([`Ledger::decide_group`]). Its outcomes may be told only once its records are durable.
+#[derive(Debug)]
+pub struct Decided {
+    /// The sealed records, in seq order; commit them with [`Store::commit`].
+    pub records: Vec<Sealed>,
+    /// Every submission's outcomes, in order.
+    pub outcomes: Vec<Vec<Outcome>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -103,7 +118,7 @@ impl Ledger {
     pub fn open(dir: &Path, clock: Box<dyn Clock>, options: LedgerOptions) -> Result<Ledger, LedgerError> {
         let store = Store::open(dir)?;
         let state = recover(&store, options.event_hash_bits)?;
-        Ok(Ledger { store, state, clock, options, events_since_snapshot: 0 })
+        Ok(Ledger { store, state, clock, options, events_since_snapshot: 0, unsynced: Vec::new() })
     }
 
     pub fn state(&self) -> &State {
@@ -123,36 +138,60 @@ impl Ledger {
     /// returns each submission's outcomes. On a storage failure the live state is rolled back
     /// to what is durable and the error is returned for the whole group.
     pub fn commit_group(&mut self, group: Vec<Submission>) -> Result<Vec<Vec<Outcome>>, LedgerError> {
+        let (decided, undo) = self.decide(group)?;
+        if let Err(e) = self.store.commit(&decided.records) {
+            self.state.rollback(undo);
+            self.unsynced.clear();
+            self.events_since_snapshot -= decided.records.len() as u64;
+            return Err(e);
+        }
+        self.unsynced.clear();
+        if self.snapshot_due() {
+            self.snapshot()?;
+        }
+        Ok(decided.outcomes)
+    }
+
+    /// Decides every submission in order into the live state and seals the records, without
+    /// committing them: the pipelined writer ([`crate::writer`]) commits them on another
+    /// thread while it decides the next group. Later groups see these records (idempotency,
+    /// reversals) before the store does. There is no way back: if their commit fails, this
+    /// ledger's state is ahead of the log and must be dropped (the writer stops; the next open
+    /// rebuilds the state from the log). A failure while deciding rolls this group back and
+    /// leaves the state as it was.
+    pub fn decide_group(&mut self, group: Vec<Submission>) -> Result<Decided, LedgerError> {
+        self.decide(group).map(|(decided, _undo)| decided)
+    }
+
+    fn decide(&mut self, group: Vec<Submission>) -> Result<(Decided, Vec<Undo>), LedgerError> {
+        let visible = self.store.head();
+        let shown = self.unsynced.partition_point(|p| p.seq <= visible);
+        self.unsynced.drain(..shown);
+        let before = self.unsynced.len();
         let now = self.ledger_time();
         let mut undo: Vec<Undo> = Vec::new();
-        let mut sealed: Vec<Sealed> = Vec::new();
-        let mut pending: Vec<Pending> = Vec::new();
+        let mut records: Vec<Sealed> = Vec::new();
+        let mut pending = std::mem::take(&mut self.unsynced);
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut failure = None;
         for submission in group {
-            let result = self.decide_submission(submission, now, &mut undo, &mut sealed, &mut pending);
-            match result {
+            match self.decide_submission(submission, now, &mut undo, &mut records, &mut pending) {
                 Ok(o) => outcomes.push(o),
                 Err(e) => {
-                    failure = Some(e);
-                    break;
+                    self.state.rollback(undo);
+                    pending.truncate(before);
+                    self.unsynced = pending;
+                    return Err(e);
                 }
             }
         }
-        if failure.is_none() {
-            if let Err(e) = self.store.commit(&sealed) {
-                failure = Some(e);
-            }
-        }
-        if let Some(e) = failure {
-            self.state.rollback(undo);
-            return Err(e);
-        }
-        self.events_since_snapshot += sealed.len() as u64;
-        if self.events_since_snapshot >= self.options.snapshot_every_events {
-            self.snapshot()?;
-        }
-        Ok(outcomes)
+        self.unsynced = pending;
+        self.events_since_snapshot += records.len() as u64;
+        Ok((Decided { records, outcomes }, undo))
+    }
+
+    /// Whether enough events were committed since the last snapshot to write a new one.
+    pub fn snapshot_due(&self) -> bool {
+        self.events_since_snapshot >= self.options.snapshot_every_events
     }
 
     /// Events committed since the last snapshot (or since open).
@@ -161,7 +200,12 @@ impl Ledger {
     }
 
     /// Writes a snapshot of the current state now.
+    /// Every record decided must be durable first: a snapshot ahead of the log would not open.
     pub fn snapshot(&mut self) -> Result<(), LedgerError> {
+        let durable = self.store.head();
+        if durable != self.state.head.seq {
+            return Err(LedgerError::SnapshotAhead { state: self.state.head.seq, log: durable });
+        }
         self.store.save_snapshot(&self.state)?;
         self.events_since_snapshot = 0;
         Ok(())
@@ -427,7 +471,8 @@ impl<'a> StoreHistory<'a> {
     }
 
     fn pending(&self, seq: u64) -> Option<&Pending> {
-        self.pending.iter().find(|p| p.seq == seq)
+        let at = self.pending.partition_point(|p| p.seq < seq);
+        self.pending.get(at).filter(|p| p.seq == seq)
     }
 
     /// The record at `seq` in the store, decoded as replay decodes it.

@@ -36,5 +36,5 @@ pub mod wire;
 pub mod writer;
 
 pub use error::LedgerError;
-pub use ledger::{Clock, FollowError, Ledger, LedgerOptions, Outcome, Submission, SystemClock};
+pub use ledger::{Clock, Decided, FollowError, Ledger, LedgerOptions, Outcome, Submission, SystemClock};
 pub use writer::{AppendError, LedgerHandle};

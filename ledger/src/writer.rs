@@ -1,22 +1,36 @@
 //! The group-commit write path: the only way records reach the log.
 //!
 //! ```text
-//! append() ─▶ [submit queue] ─▶ verifier thread ─▶ [verified queue] ─▶ writer thread ─▶ reply
-//!                               (Ed25519 batches       (decide in order, commit the
-//!                                on every core)         whole group, one fsync)
+//! append() ─▶ [submit queue] ─▶ verifier ─▶ [verified queue] ─▶ writer ─▶ [hand-over] ─▶ committer ─▶ reply
+//!                               (Ed25519 batches   (decide a whole group    (one frame, one
+//!                                on every core)     in order, seal it)       fdatasync, head)
 //! ```
 //!
 //! Signature checks are CPU-bound, so they run before the writer, batched and spread over
-//! rayon's pool; while the writer waits on `fdatasync` the verifier prepares the next group.
-//! The writer drains everything pending into one group, so under load one fsync covers
-//! thousands of commands; under no load a single command commits alone at once.
+//! rayon's pool. The writer drains everything verified into one group, decides and seals it
+//! and hands it to the committer, which writes it as one frame, syncs it, moves the head and
+//! only then answers the group's callers. The writer decides the next group while the
+//! committer syncs the one before (a pipelined group commit): under load one fsync covers
+//! thousands of commands and the writer's CPU work overlaps the fsync; under no load a single
+//! command commits alone at once.
+//!
+//! The hand-over holds nothing (a rendezvous): the writer gives group *n + 1* over only when
+//! the committer has finished group *n*, so the live state is at most two groups ahead of the
+//! log (the one syncing and the one just decided) and a frame is written only after the one
+//! before it is synced — what recovery relies on (only the last frame can be torn). Groups
+//! are committed and answered in order, so an answer that names an earlier record's seq
+//! (a duplicate) comes only after that record is durable.
+//!
+//! A failed commit stops the ledger: its callers get the error, the group decided behind it
+//! gets [`AppendError::Stopped`], and the live state, which holds that group, is dropped with
+//! the writer (the next open rebuilds it from the log).
 
 use crate::domain::Country;
 use crate::error::LedgerError;
-use crate::ledger::{Ledger, Outcome, Submission};
+use crate::ledger::{Decided, Ledger, Outcome, Submission};
 use crate::signing::{self, SignedCommand};
 use crate::store::Store;
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, Receiver, SendError, Sender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
 
@@ -213,11 +227,53 @@ fn verify_loop(submitted: Receiver<Job>, verified: Sender<Vec<VerifiedJob>>) {
     }
 }
 
+/// What the writer hands the committer.
+enum ToCommit {
+    /// A decided group: commit its records, then answer its callers.
+    Group { decided: Decided, replies: Vec<Reply> },
+    /// Answer once every group handed over before it is committed (before a snapshot).
+    Drained(Sender<()>),
+}
+
 fn write_loop(
     mut ledger: Ledger,
     verified: Receiver<Vec<VerifiedJob>>,
     head: watch::Sender<u64>,
 ) -> Result<(), LedgerError> {
+    let (to_commit, committing) = bounded::<ToCommit>(0);
+    let store = ledger.store().clone();
+    let committer = std::thread::Builder::new()
+        .name("ledger-committer".into())
+        .spawn(move || commit_loop(&store, &committing, &head))
+        .expect("spawn committer thread");
+    let (decided, refused) = decide_loop(&mut ledger, &verified, &to_commit);
+    drop(to_commit);
+    let committed = committer.join().unwrap_or(Err(LedgerError::Stopped));
+    let reason = match (&committed, &decided) {
+        (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
+        (Ok(()), Ok(())) => String::new(),
+    };
+    for reply in refused {
+        let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
+    }
+    committed?;
+    decided?;
+    // A clean stop snapshots only a sizeable tail: a CLI that appends one command per run
+    // should not rewrite the whole state each time; the tail replays quickly on open anyway.
+    if ledger.events_since_snapshot() >= SHUTDOWN_SNAPSHOT_EVENTS_MIN {
+        ledger.snapshot()?;
+    }
+    Ok(())
+}
+
+/// Decides groups and hands them to the committer until the verified queue closes or
+/// something fails. Returns why it stopped, and the replies of a group decided but never
+/// committed (the committer had stopped), to be answered with the committer's error.
+fn decide_loop(
+    ledger: &mut Ledger,
+    verified: &Receiver<Vec<VerifiedJob>>,
+    to_commit: &Sender<ToCommit>,
+) -> (Result<(), LedgerError>, Vec<Reply>) {
     while let Ok(first) = verified.recv() {
         let mut jobs = first;
         let mut commands: usize = jobs.iter().map(|j| j.submission.commands.len()).sum();
@@ -232,27 +288,55 @@ fn write_loop(
         }
         let (submissions, replies): (Vec<Submission>, Vec<Reply>) =
             jobs.into_iter().map(|j| (j.submission, j.reply)).unzip();
-        match ledger.commit_group(submissions) {
-            Ok(outcomes) => {
-                head.send_replace(ledger.state().head.seq);
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome)); // a caller that went away loses nothing
-                }
-            }
+        let decided = match ledger.decide_group(submissions) {
+            Ok(decided) => decided,
             Err(e) => {
-                tracing::error!(error = %e, "group commit failed; the ledger stops");
-                let reason = e.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
-                }
-                return Err(e);
+                tracing::error!(error = %e, "deciding a group failed; the ledger stops");
+                return (Err(e), replies);
+            }
+        };
+        if let Err(SendError(ToCommit::Group { replies, .. })) = to_commit.send(ToCommit::Group { decided, replies }) {
+            return (Err(LedgerError::Stopped), replies);
+        }
+        if ledger.snapshot_due() {
+            let (done, drained) = bounded(1);
+            if to_commit.send(ToCommit::Drained(done)).is_err() || drained.recv().is_err() {
+                return (Err(LedgerError::Stopped), Vec::new());
+            }
+            if let Err(e) = ledger.snapshot() {
+                tracing::error!(error = %e, "writing a snapshot failed; the ledger stops");
+                return (Err(e), Vec::new());
             }
         }
     }
-    // A clean stop snapshots only a sizeable tail: a CLI that appends one command per run
-    // should not rewrite the whole state each time; the tail replays quickly on open anyway.
-    if ledger.events_since_snapshot() >= SHUTDOWN_SNAPSHOT_EVENTS_MIN {
-        ledger.snapshot()?;
+    (Ok(()), Vec::new())
+}
+
+/// Commits each group handed over, in order: one frame and one `fdatasync`, then the head,
+/// then the group's answers. Stops at the first failure, after telling that group's callers.
+fn commit_loop(store: &Store, committing: &Receiver<ToCommit>, head: &watch::Sender<u64>) -> Result<(), LedgerError> {
+    for job in committing {
+        let (decided, replies) = match job {
+            ToCommit::Group { decided, replies } => (decided, replies),
+            ToCommit::Drained(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        if let Err(e) = store.commit(&decided.records) {
+            tracing::error!(error = %e, "group commit failed; the ledger stops");
+            let reason = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
+            }
+            return Err(e);
+        }
+        if let Some(last) = decided.records.last() {
+            head.send_replace(last.seq);
+        }
+        for (reply, outcome) in replies.into_iter().zip(decided.outcomes) {
+            let _ = reply.send(Ok(outcome)); // a caller that went away loses nothing
+        }
     }
     Ok(())
 }

@@ -8,5 +8,6 @@ mod follow;
 mod harness;
 mod index;
 mod model;
+mod pipeline;
 mod rejections;
 mod scenario;
