@@ -1,9 +1,9 @@
 //! A ledger in a temporary directory, driven synchronously.
 
-use stockpile_ledger::domain::State;
+use stockpile_ledger::domain::{Action, EventId, Form, Programme, State, Unit};
 use stockpile_ledger::ledger::replay_with;
-use stockpile_ledger::signing::{verify_all, SignedCommand};
-use stockpile_ledger::testkit::{at, ManualClock, World};
+use stockpile_ledger::signing::{verify_all, OperatorKey, SignedCommand};
+use stockpile_ledger::testkit::{amount, at, command, holding, lot, ManualClock, World};
 use stockpile_ledger::{Ledger, LedgerOptions, Outcome, Submission};
 
 pub struct Harness {
@@ -72,4 +72,29 @@ impl Harness {
             replay_with(self.ledger.as_ref().unwrap().store(), self.options.event_hash_bits).expect("replay");
         assert_eq!(&replayed, live, "replay from the log differs from live state");
     }
+}
+
+/// A signed acquire of one tonne of gallium metal into NL COVRA's stock in transit, new lot `lot_id`.
+pub fn acquire_tonne(key: &OperatorKey, id: &str, lot_id: &str) -> SignedCommand {
+    key.sign(command(
+        id,
+        at("2026-02-01T10:00:00Z"),
+        Action::Acquire {
+            lot: lot(lot_id, "gallium", Form::Metal, 999_990, "JP"),
+            to: holding("nl-covra", "in_transit", Programme::National),
+            quantity: amount("1", Unit::T),
+            supplier: None,
+            contract: None,
+            price: None,
+        },
+    ))
+}
+
+/// A signed reversal of event `target`, "entered twice".
+pub fn reverse_as_entered_twice(key: &OperatorKey, id: &str, target: &str) -> SignedCommand {
+    key.sign(command(
+        id,
+        at("2026-02-01T12:00:00Z"),
+        Action::Reverse { target: EventId::new(target), reason: "entered twice".into() },
+    ))
 }

@@ -3,34 +3,11 @@
 //! dozens of others; duplicates, conflicts, new ids and reversals must answer exactly as
 //! with distinct hashes, before and after a reopen (from a snapshot, and from the log alone).
 
-use super::harness::Harness;
-use stockpile_ledger::domain::{Action, EventId, Form, Programme, Rejection, Unit};
-use stockpile_ledger::signing::{OperatorKey, SignedCommand};
-use stockpile_ledger::testkit::{amount, at, command, deterministic_key, holding, lot};
+use super::harness::{acquire_tonne, reverse_as_entered_twice, Harness};
+use stockpile_ledger::domain::{EventId, Rejection};
+use stockpile_ledger::signing::SignedCommand;
+use stockpile_ledger::testkit::{at, deterministic_key};
 use stockpile_ledger::{LedgerOptions, Outcome};
-
-fn acquire(key: &OperatorKey, id: &str, lot_id: &str) -> SignedCommand {
-    key.sign(command(
-        id,
-        at("2026-02-01T10:00:00Z"),
-        Action::Acquire {
-            lot: lot(lot_id, "gallium", Form::Metal, 999_990, "JP"),
-            to: holding("nl-covra", "in_transit", Programme::National),
-            quantity: amount("1", Unit::T),
-            supplier: None,
-            contract: None,
-            price: None,
-        },
-    ))
-}
-
-fn reverse(key: &OperatorKey, id: &str, target: &str) -> SignedCommand {
-    key.sign(command(
-        id,
-        at("2026-02-01T12:00:00Z"),
-        Action::Reverse { target: EventId::new(target), reason: "entered twice".into() },
-    ))
-}
 
 #[test]
 fn colliding_event_ids_keep_their_answers_across_reopens() {
@@ -40,7 +17,7 @@ fn colliding_event_ids_keep_their_answers_across_reopens() {
         h.clock.set(at("2026-02-02T00:00:00Z"));
         let covra = deterministic_key("nl-covra-ops");
         let commands: Vec<SignedCommand> =
-            (0..24).map(|i| acquire(&covra, &format!("acq-{i}"), &format!("lot-{i}"))).collect();
+            (0..24).map(|i| acquire_tonne(&covra, &format!("acq-{i}"), &format!("lot-{i}"))).collect();
         let seqs: Vec<u64> = commands.iter().map(|c| h.submit_one(c.clone()).seq().expect("appended")).collect();
         for round in 0..3 {
             for (c, seq) in commands.iter().zip(&seqs) {
@@ -55,19 +32,25 @@ fn colliding_event_ids_keep_their_answers_across_reopens() {
                 );
             }
             // A new id (colliding with many) is new.
-            let fresh = acquire(&covra, &format!("acq-new-{round}"), &format!("lot-new-{round}"));
+            let fresh = acquire_tonne(&covra, &format!("acq-new-{round}"), &format!("lot-new-{round}"));
             let fresh_seq = h.submit_one(fresh.clone()).seq().expect("appended");
             assert_eq!(fresh_seq, h.state().head.seq);
             // A reversal finds its own target among the colliding ones, once.
             let (target, by) = (format!("acq-{round}"), format!("rev-{round}"));
-            assert!(matches!(h.submit_one(reverse(&covra, &by, &target)), Outcome::Appended { .. }), "{by}");
+            assert!(
+                matches!(h.submit_one(reverse_as_entered_twice(&covra, &by, &target)), Outcome::Appended { .. }),
+                "{by}"
+            );
             assert_eq!(h.state().events.reversed_by(seqs[round]), Some(&EventId::new(by.as_str())));
             for (i, seq) in seqs.iter().enumerate().filter(|(i, _)| *i > round) {
                 assert_eq!(h.state().events.reversed_by(*seq), None, "acq-{i} was not reversed");
             }
             for earlier in 0..=round {
-                let again =
-                    h.submit_one(reverse(&covra, &format!("rev-again-{round}-{earlier}"), &format!("acq-{earlier}")));
+                let again = h.submit_one(reverse_as_entered_twice(
+                    &covra,
+                    &format!("rev-again-{round}-{earlier}"),
+                    &format!("acq-{earlier}"),
+                ));
                 assert_eq!(
                     again,
                     Outcome::Rejected(Rejection::AlreadyReversed {
@@ -90,7 +73,7 @@ fn a_damaged_snapshot_file_is_replaced_by_a_replay() {
     h.clock.set(at("2026-02-02T00:00:00Z"));
     let covra = deterministic_key("nl-covra-ops");
     let commands: Vec<SignedCommand> =
-        (0..12).map(|i| acquire(&covra, &format!("acq-{i}"), &format!("lot-{i}"))).collect();
+        (0..12).map(|i| acquire_tonne(&covra, &format!("acq-{i}"), &format!("lot-{i}"))).collect();
     let seqs: Vec<u64> = commands.iter().map(|c| h.submit_one(c.clone()).seq().expect("appended")).collect();
     let path = h.dir.path().join("state.snapshot");
     let intact = std::fs::read(&path).expect("a snapshot was written");

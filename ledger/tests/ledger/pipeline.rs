@@ -3,26 +3,11 @@
 //! duplicates, conflicts and reversals of records only the live state knows — and nothing
 //! may snapshot a state ahead of the log.
 
-use super::harness::Harness;
-use stockpile_ledger::domain::{Action, EventId, Form, Programme, Rejection, Unit};
-use stockpile_ledger::signing::{verify_all, OperatorKey, SignedCommand};
-use stockpile_ledger::testkit::{amount, at, command, deterministic_key, holding, lot};
+use super::harness::{acquire_tonne, reverse_as_entered_twice, Harness};
+use stockpile_ledger::domain::{EventId, Rejection};
+use stockpile_ledger::signing::{verify_all, SignedCommand};
+use stockpile_ledger::testkit::{at, deterministic_key};
 use stockpile_ledger::{LedgerError, LedgerOptions, Outcome, Submission};
-
-fn acquire(key: &OperatorKey, id: &str, lot_id: &str) -> SignedCommand {
-    key.sign(command(
-        id,
-        at("2026-02-01T10:00:00Z"),
-        Action::Acquire {
-            lot: lot(lot_id, "gallium", Form::Metal, 999_990, "JP"),
-            to: holding("nl-covra", "in_transit", Programme::National),
-            quantity: amount("1", Unit::T),
-            supplier: None,
-            contract: None,
-            price: None,
-        },
-    ))
-}
 
 fn alone(command: SignedCommand) -> Submission {
     Submission { commands: verify_all(vec![command]), atomic: false }
@@ -35,7 +20,7 @@ fn a_group_decided_behind_an_uncommitted_one_answers_as_if_it_were_in_the_log() 
     h.clock.set(at("2026-02-02T00:00:00Z"));
     let covra = deterministic_key("nl-covra-ops");
     let durable = h.state().head.seq;
-    let (a, b) = (acquire(&covra, "acq-a", "lot-a"), acquire(&covra, "acq-b", "lot-b"));
+    let (a, b) = (acquire_tonne(&covra, "acq-a", "lot-a"), acquire_tonne(&covra, "acq-b", "lot-b"));
     let first = h.ledger().decide_group(vec![alone(a.clone()), alone(b.clone())]).expect("decide the first group");
     let (sa, sb) = (durable + 1, durable + 2);
     assert_eq!(
@@ -54,18 +39,14 @@ fn a_group_decided_behind_an_uncommitted_one_answers_as_if_it_were_in_the_log() 
 
     let mut changed = a.command.clone();
     changed.occurred_at = at("2026-02-01T11:00:00Z");
-    let reverse_b = covra.sign(command(
-        "rev-b",
-        at("2026-02-01T12:00:00Z"),
-        Action::Reverse { target: EventId::new("acq-b"), reason: "entered twice".into() },
-    ));
+    let reverse_b = reverse_as_entered_twice(&covra, "rev-b", "acq-b");
     let second = h
         .ledger()
         .decide_group(vec![
             alone(a.clone()),
             alone(covra.sign(changed)),
             alone(reverse_b),
-            alone(acquire(&covra, "acq-c", "lot-c")),
+            alone(acquire_tonne(&covra, "acq-c", "lot-c")),
         ])
         .expect("decide the second group");
     assert_eq!(
