@@ -13,7 +13,7 @@ pub enum LedgerError {
     Corrupt { seq: u64, what: String },
     #[error("the data directory {path} is not usable: {what}")]
     Unusable { path: PathBuf, what: String },
-    #[error("a snapshot of the state at seq {state} was asked for while the log is durable up to seq {log}; none was written (a snapshot ahead of the log could not be opened)")]
+    #[error("a snapshot of the state at seq {state} was asked for while the log is durable up to seq {log}; none was written (a snapshot of records that never became durable would not match the log at the next open)")]
     SnapshotAhead { state: u64, log: u64 },
     #[error("the ledger writer has stopped after an earlier failure; restart the ledger")]
     Stopped,

@@ -129,9 +129,13 @@ impl Ledger {
         &self.store
     }
 
-    /// Where `id` was recorded, if it was: its seq and command digest.
+    /// Where `id` was recorded, if it was: its seq and command digest (also for a record
+    /// decided and not yet committed).
     pub fn recorded(&self, id: &EventId) -> Result<Option<domain::Recorded>, LedgerError> {
-        recorded(&self.store, &self.state, id)
+        let history = StoreHistory::new(&self.store, &self.unsynced);
+        let found = self.state.recorded(id, &history);
+        history.check()?;
+        Ok(found)
     }
 
     /// Decides every submission in order, commits all resulting records with one fsync, and
@@ -141,11 +145,11 @@ impl Ledger {
         let (decided, undo) = self.decide(group)?;
         if let Err(e) = self.store.commit(&decided.records) {
             self.state.rollback(undo);
-            self.unsynced.clear();
+            let kept = self.unsynced.len() - decided.records.len();
+            self.unsynced.truncate(kept);
             self.events_since_snapshot -= decided.records.len() as u64;
             return Err(e);
         }
-        self.unsynced.clear();
         if self.snapshot_due() {
             self.snapshot()?;
         }
@@ -194,7 +198,8 @@ impl Ledger {
         self.events_since_snapshot >= self.options.snapshot_every_events
     }
 
-    /// Events committed since the last snapshot (or since open).
+    /// Events decided since the last snapshot (or since open); with the pipelined writer the
+    /// last group's may still be syncing.
     pub fn events_since_snapshot(&self) -> u64 {
         self.events_since_snapshot
     }
@@ -518,15 +523,6 @@ impl History for StoreHistory<'_> {
         }
         self.stored(seq).map(|body| (body.event_id, body.command_digest))
     }
-}
-
-/// Where `id` was recorded in `store`, if it was, by `state`'s index (the state folded from
-/// that store): its seq and command digest.
-pub fn recorded(store: &Store, state: &State, id: &EventId) -> Result<Option<domain::Recorded>, LedgerError> {
-    let history = StoreHistory::new(store, &[]);
-    let found = state.recorded(id, &history);
-    history.check()?;
-    Ok(found)
 }
 
 /// Rebuilds state: the latest intact snapshot (if its head matches the log) plus the tail.

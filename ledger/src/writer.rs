@@ -100,13 +100,25 @@ impl LedgerHandle {
         let (verified_tx, verified_rx) = bounded::<Vec<VerifiedJob>>(VERIFIED_QUEUE_GROUPS_MAX);
         let (head_tx, head) = watch::channel(ledger.state().head.seq);
         let store = ledger.store().clone();
+        // Closed when the writer returns; `why` says why it stopped, if it failed.
+        let (writer_alive, writer_gone) = bounded::<()>(0);
+        let why = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let stopped_because = why.clone();
         let verifier = std::thread::Builder::new()
             .name("ledger-verifier".into())
-            .spawn(move || verify_loop(submitted, verified_tx))
+            .spawn(move || verify_loop(submitted, verified_tx, &writer_gone, &stopped_because))
             .expect("spawn verifier thread");
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || write_loop(ledger, verified_rx, head_tx))
+            .spawn(move || {
+                let written = write_loop(ledger, &verified_rx, head_tx);
+                if let Err(e) = &written {
+                    let _ = why.set(e.to_string());
+                }
+                drop(verified_rx);
+                drop(writer_alive);
+                written
+            })
             .expect("spawn writer thread");
         LedgerHandle {
             submit,
@@ -183,8 +195,26 @@ fn stopped() -> AppendError {
     AppendError::Stopped { reason: "the writer is not running (shut down or failed); see the ledger's log".into() }
 }
 
-fn verify_loop(submitted: Receiver<Job>, verified: Sender<Vec<VerifiedJob>>) {
-    while let Ok(first) = submitted.recv() {
+/// Verifies what is submitted in groups and hands them to the writer. Once the writer has
+/// stopped, answers every job still queued, and every job submitted after, with the writer's
+/// reason, until every handle is dropped: a queued job is never left waiting for an answer.
+fn verify_loop(
+    submitted: Receiver<Job>,
+    verified: Sender<Vec<VerifiedJob>>,
+    writer_gone: &Receiver<()>,
+    why: &std::sync::OnceLock<String>,
+) {
+    let reason = || AppendError::Stopped {
+        reason: why.get().cloned().unwrap_or_else(|| "the ledger's writer has stopped".into()),
+    };
+    loop {
+        let first = crossbeam_channel::select! {
+            recv(submitted) -> job => match job {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            recv(writer_gone) -> _ => break,
+        };
         let mut jobs = vec![first];
         let mut commands = jobs[0].commands.len();
         while commands < VERIFY_GROUP_COMMANDS_MAX {
@@ -221,9 +251,18 @@ fn verify_loop(submitted: Receiver<Job>, verified: Sender<Vec<VerifiedJob>>) {
                 VerifiedJob { submission: Submission { commands, atomic }, reply }
             })
             .collect();
-        if verified.send(group).is_err() {
-            return; // the writer stopped; dropping the replies tells the callers
+        if let Err(SendError(group)) = verified.send(group) {
+            for job in group {
+                let _ = job.reply.send(Err(reason()));
+            }
+            break;
         }
+    }
+    // The writer has stopped. Groups it never took are dropped with the channel, which
+    // tells their callers; queued and later jobs get the reason.
+    drop(verified);
+    for job in submitted {
+        let _ = job.reply.send(Err(reason()));
     }
 }
 
@@ -237,18 +276,29 @@ enum ToCommit {
 
 fn write_loop(
     mut ledger: Ledger,
-    verified: Receiver<Vec<VerifiedJob>>,
+    verified: &Receiver<Vec<VerifiedJob>>,
     head: watch::Sender<u64>,
 ) -> Result<(), LedgerError> {
     let (to_commit, committing) = bounded::<ToCommit>(0);
+    // Closed when the committer returns: a writer waiting for work hears of a failed commit
+    // at once, and the ledger stops taking appends.
+    let (alive, committer_gone) = bounded::<()>(0);
     let store = ledger.store().clone();
     let committer = std::thread::Builder::new()
         .name("ledger-committer".into())
-        .spawn(move || commit_loop(&store, &committing, &head))
+        .spawn(move || {
+            let _alive = alive;
+            commit_loop(&store, &committing, &head)
+        })
         .expect("spawn committer thread");
-    let (decided, refused) = decide_loop(&mut ledger, &verified, &to_commit);
+    // A panic while deciding still lets the committer finish the group it holds and is joined
+    // before the panic goes on: no thread is left writing to the store behind a stopped ledger.
+    let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide_loop(&mut ledger, verified, &to_commit, &committer_gone)
+    }));
     drop(to_commit);
     let committed = committer.join().unwrap_or(Err(LedgerError::Stopped));
+    let (decided, refused) = decided.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let reason = match (&committed, &decided) {
         (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
         (Ok(()), Ok(())) => String::new(),
@@ -273,9 +323,16 @@ fn decide_loop(
     ledger: &mut Ledger,
     verified: &Receiver<Vec<VerifiedJob>>,
     to_commit: &Sender<ToCommit>,
+    committer_gone: &Receiver<()>,
 ) -> (Result<(), LedgerError>, Vec<Reply>) {
-    while let Ok(first) = verified.recv() {
-        let mut jobs = first;
+    loop {
+        let mut jobs = crossbeam_channel::select! {
+            recv(verified) -> group => match group {
+                Ok(group) => group,
+                Err(_) => return (Ok(()), Vec::new()),
+            },
+            recv(committer_gone) -> _ => return (Err(LedgerError::Stopped), Vec::new()),
+        };
         let mut commands: usize = jobs.iter().map(|j| j.submission.commands.len()).sum();
         while commands < GROUP_COMMANDS_MAX {
             match verified.try_recv() {
@@ -309,7 +366,6 @@ fn decide_loop(
             }
         }
     }
-    (Ok(()), Vec::new())
 }
 
 /// Commits each group handed over, in order: one frame and one `fdatasync`, then the head,

@@ -4,6 +4,7 @@ mod audit;
 mod audit_positions;
 mod crash;
 mod decoding;
+mod failure;
 mod follow;
 mod harness;
 mod index;
