@@ -5,7 +5,9 @@
 //!
 //! Parses arguments, logs to stderr (`RUST_LOG`, default `info`), and runs
 //! [`stockpile_ledger::service::run`] until ctrl-c or SIGTERM. Exit code 0 after a clean
-//! shutdown, 1 when the service could not start or failed, 2 for bad arguments (clap).
+//! shutdown, 1 when the service could not start or failed (a commit that failed stops it:
+//! run it under a supervisor, and the restart recovers from the log), 2 for bad arguments
+//! (clap).
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
@@ -120,6 +122,13 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     stockpile_ledger::malloc::return_large_frees_to_os();
+    // A file-size limit (`ulimit -f`) reached while writing the log is then an `EFBIG` error
+    // the writer handles — the frame cut back, the service stopped, exit 1 — instead of a
+    // core dump in the middle of a frame.
+    // SAFETY: ignoring a signal at start, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

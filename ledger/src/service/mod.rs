@@ -81,8 +81,9 @@ pub async fn run(config: ServiceConfig, shutdown: impl Future<Output = ()> + Sen
     let served = serve(&config, handle.clone(), shutdown).await;
     let stopped =
         tokio::task::spawn_blocking(move || handle.shutdown()).await.map_err(|e| ServiceError::Task(e.to_string()))?;
-    served?;
+    // A ledger that failed is why serving stopped: its error comes first.
     stopped?;
+    served?;
     tracing::info!("ledger stopped");
     Ok(())
 }
@@ -151,6 +152,7 @@ pub(crate) async fn serve_holding(
         .then(|| cosign::Cosigner::new(publisher.clone(), config.witnesses.clone(), config.witness_quorum));
     let checkpointer = checkpoints::Checkpointer::new(ledger.clone(), key, cosigner, visible);
     let periodic = tokio::spawn(checkpointer.clone().run(publisher.clone(), config.checkpoint_interval, stop.clone()));
+    let mut writer = ledger.head();
     let context = endpoints::Context {
         client: client.clone(),
         publisher: publisher.clone(),
@@ -169,6 +171,13 @@ pub(crate) async fn serve_holding(
             abort_all(&requests, &periodic, &outboxes);
             tracing::error!(reason, "the lease is lost: stopping at once");
             return Err(ServiceError::LeaseLost { reason });
+        }
+        () = writer_stops(&mut writer) => {
+            // The ledger cannot write (a failed commit): nothing more can be appended. Stop
+            // serving, so that the process exits for its supervisor to restart it: a reopen
+            // cuts the failed frame off and recovers from the log (ARCHITECTURE, Durability).
+            tracing::error!("the ledger's writer has stopped after a failed commit: stopping the service");
+            None
         }
         _ = &mut outboxes[0], if lease.is_some() => {
             abort_all(&requests, &periodic, &outboxes);
@@ -202,6 +211,12 @@ pub(crate) async fn serve_holding(
         outbox.map_err(|e| ServiceError::Task(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Completes when the ledger's writer has stopped (its head channel closed) — while serving,
+/// only after a failed commit.
+async fn writer_stops(head: &mut tokio::sync::watch::Receiver<u64>) {
+    while head.changed().await.is_ok() {}
 }
 
 /// What serving needs from NATS before it takes the first request.

@@ -366,8 +366,9 @@ pub async fn run(config: ServiceConfig, shutdown: impl Future<Output = ()> + Sen
     let served = super::serve_holding(&config, handle.clone(), shutdown, Some(holding)).await;
     let stopped =
         tokio::task::spawn_blocking(move || handle.shutdown()).await.map_err(|e| ServiceError::Task(e.to_string()))?;
-    served?;
+    // A ledger that failed is why serving stopped: its error comes first.
     stopped?;
+    served?;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! The real `stockpile-ledger` binary: killed with SIGKILL in the middle of a stream of
 //! appends, restarted over the same data directory. Every acknowledged command survived
 //! (resending it returns its seq), the stream ends equal to the log read back through
-//! `ledger.range`, and SIGTERM stops the binary cleanly.
+//! `ledger.range`, and SIGTERM stops the binary cleanly. And a binary whose log cannot grow
+//! (a file-size limit) answers the failed request with the cause, exits 1 by itself, and
+//! restarts with everything it acknowledged and nothing else.
 
 use super::*;
 use std::path::PathBuf;
@@ -59,6 +61,34 @@ impl LedgerProcess {
             .stderr(stderr)
             .spawn()
             .expect("run stockpile-ledger");
+        LedgerProcess { child, log: log.to_path_buf() }
+    }
+
+    /// [`Self::spawn`] with every file the process writes limited to `bytes` (`RLIMIT_FSIZE`,
+    /// what `ulimit -f` sets): a write past it fails with `EFBIG`, as a full disk fails one.
+    pub(super) fn spawn_with_file_size_limit(nats_url: &str, data: &Path, log: &Path, bytes: u64) -> LedgerProcess {
+        use std::os::unix::process::CommandExt;
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
+        let mut command = Command::new(ledger_binary());
+        command
+            .args(["serve", "--nats", nats_url, "--data"])
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // SAFETY: between fork and exec the closure only calls setrlimit, which is
+        // async-signal-safe, and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                match libc::setrlimit(libc::RLIMIT_FSIZE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let child = command.spawn().expect("run stockpile-ledger");
         LedgerProcess { child, log: log.to_path_buf() }
     }
 
@@ -210,4 +240,73 @@ async fn the_binary_killed_mid_stream_restarts_and_the_stream_equals_the_log() {
     assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
     let text = std::fs::read_to_string(&ledger.log).expect("the log");
     assert!(text.contains("ledger stopped"), "a clean shutdown is logged");
+}
+
+/// Bytes any file of the ledger may grow to in the next test: the record log reaches it
+/// after some 1,500 records; sled's and the Merkle nodes' files stay far below.
+const FILE_SIZE_LIMIT_BYTES: u64 = 2 << 20;
+/// Commands per request in the next test.
+const PER_FILLING_REQUEST: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_whose_log_cannot_grow_stops_and_exits_and_its_restart_holds_all_it_acknowledged() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, log) = (dir.path().join("data"), dir.path().join("stockpile-ledger.log"));
+    let mut process = LedgerProcess::spawn_with_file_size_limit(&nats.url(), &data, &log, FILE_SIZE_LIMIT_BYTES);
+    let client = client(&nats.url()).await;
+    wait_until_serving(&client).await;
+    let world = World::new();
+    append(&client, setup_commands(&world), true).await;
+
+    // Requests until one is not acknowledged: the commit that meets the limit fails.
+    let mut done: Vec<(usize, Vec<u64>)> = Vec::new();
+    let mut refused = None;
+    for i in 0.. {
+        assert!(i < 1_000, "the log never met its size limit");
+        let body =
+            AppendRequest { commands: acquires(&world, i * PER_FILLING_REQUEST, PER_FILLING_REQUEST), atomic: false };
+        let sent = client.request(subjects::APPEND, serde_json::to_vec(&body).expect("encode").into());
+        let reply = match tokio::time::timeout(REPLY_TIMEOUT, sent).await {
+            Ok(Ok(reply)) => reply.payload.to_vec(),
+            other => {
+                refused = Some((i, format!("no reply: {other:?}")));
+                break;
+            }
+        };
+        match serde_json::from_slice::<AppendReply>(&reply) {
+            Ok(reply) => done.push((i, reply.results.iter().map(seq_of).collect())),
+            Err(_) => {
+                refused = Some((i, String::from_utf8_lossy(&reply).into_owned()));
+                break;
+            }
+        }
+    }
+    let (failed, answer) = refused.expect("a request was refused");
+    assert!(done.len() > 10, "too few requests before the limit to prove anything: {}", done.len());
+    assert!(answer.contains("File too large"), "the failed request is told why: {answer}");
+
+    // The service stops by itself, with the cause, for its supervisor to restart it.
+    let status = tokio::task::block_in_place(|| process.wait_for_exit(CATCH_UP_TIMEOUT))
+        .unwrap_or_else(|| panic!("the ledger kept running after a failed commit: {}", process.log_text()));
+    assert!(!status.success(), "a failed ledger exits non-zero: {status}");
+    assert!(process.log_text().contains("File too large"), "the exit names the cause: {}", process.log_text());
+
+    // Restarted without the limit: everything acknowledged is there at its seqs, the failed
+    // request goes through, and the stream is a copy of the log.
+    process = LedgerProcess::spawn(&nats.url(), &data, &log);
+    wait_until_serving(&client).await;
+    for (i, seqs) in &done {
+        let again = append(&client, acquires(&world, i * PER_FILLING_REQUEST, PER_FILLING_REQUEST), false).await;
+        assert!(again.iter().all(|r| matches!(r, AppendResult::Duplicate { .. })), "request {i}: {again:?}");
+        assert_eq!(&again.iter().map(seq_of).collect::<Vec<_>>(), seqs, "request {i} kept its seqs");
+    }
+    let last = done.last().and_then(|(_, seqs)| seqs.last().copied()).expect("acknowledged seqs");
+    let retried = append(&client, acquires(&world, failed * PER_FILLING_REQUEST, PER_FILLING_REQUEST), false).await;
+    assert!(retried.iter().all(|r| matches!(r, AppendResult::Appended { .. })), "the failed request: {retried:?}");
+    assert_eq!(seq_of(&retried[0]), last + 1, "nothing of the failed commit stayed in the log");
+    let records = records_via_range(&client).await;
+    check_stream_mirrors(&client, &records).await;
+    let status = tokio::task::block_in_place(|| process.terminate());
+    assert!(status.success(), "stockpile-ledger exits 0 on SIGTERM: {status}");
 }
