@@ -193,7 +193,8 @@ impl Ledger {
         Ok((Decided { records, outcomes }, undo))
     }
 
-    /// Whether enough events were committed since the last snapshot to write a new one.
+    /// Whether enough events were decided since the last snapshot to write a new one (once
+    /// they are durable: [`Ledger::snapshot`]).
     pub fn snapshot_due(&self) -> bool {
         self.events_since_snapshot >= self.options.snapshot_every_events
     }
@@ -204,8 +205,9 @@ impl Ledger {
         self.events_since_snapshot
     }
 
-    /// Writes a snapshot of the current state now.
-    /// Every record decided must be durable first: a snapshot ahead of the log would not open.
+    /// Writes a snapshot of the current state now. Every record decided must be durable first
+    /// (else [`LedgerError::SnapshotAhead`]): a snapshot of records that never became durable
+    /// would not match the log at the next open, which would discard it and replay everything.
     pub fn snapshot(&mut self) -> Result<(), LedgerError> {
         let durable = self.store.head();
         if durable != self.state.head.seq {

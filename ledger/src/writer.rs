@@ -204,9 +204,7 @@ fn verify_loop(
     writer_gone: &Receiver<()>,
     why: &std::sync::OnceLock<String>,
 ) {
-    let reason = || AppendError::Stopped {
-        reason: why.get().cloned().unwrap_or_else(|| "the ledger's writer has stopped".into()),
-    };
+    let reason = || why.get().cloned().unwrap_or_else(|| "the ledger's writer has stopped".into());
     loop {
         let first = crossbeam_channel::select! {
             recv(submitted) -> job => match job {
@@ -252,9 +250,7 @@ fn verify_loop(
             })
             .collect();
         if let Err(SendError(group)) = verified.send(group) {
-            for job in group {
-                let _ = job.reply.send(Err(reason()));
-            }
+            answer_stopped(group.into_iter().map(|job| job.reply), &reason());
             break;
         }
     }
@@ -262,7 +258,15 @@ fn verify_loop(
     // tells their callers; queued and later jobs get the reason.
     drop(verified);
     for job in submitted {
-        let _ = job.reply.send(Err(reason()));
+        answer_stopped([job.reply], &reason());
+    }
+}
+
+/// Tells each caller that its commands were not appended because the ledger stopped, and why.
+fn answer_stopped(replies: impl IntoIterator<Item = Reply>, reason: &str) {
+    for reply in replies {
+        // A caller that went away loses nothing.
+        let _ = reply.send(Err(AppendError::Stopped { reason: reason.to_string() }));
     }
 }
 
@@ -303,9 +307,7 @@ fn write_loop(
         (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
         (Ok(()), Ok(())) => String::new(),
     };
-    for reply in refused {
-        let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
-    }
+    answer_stopped(refused, &reason);
     committed?;
     decided?;
     // A clean stop snapshots only a sizeable tail: a CLI that appends one command per run
@@ -381,10 +383,7 @@ fn commit_loop(store: &Store, committing: &Receiver<ToCommit>, head: &watch::Sen
         };
         if let Err(e) = store.commit(&decided.records) {
             tracing::error!(error = %e, "group commit failed; the ledger stops");
-            let reason = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(AppendError::Stopped { reason: reason.clone() }));
-            }
+            answer_stopped(replies, &e.to_string());
             return Err(e);
         }
         if let Some(last) = decided.records.last() {
