@@ -36,8 +36,23 @@ impl serde::ser::Error for CanonicalError {
 /// The canonical JSON bytes of `value`, written directly (no `serde_json::Value` in between).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(512);
-    value.serialize(writer::Writer { out: &mut out })?;
+    append(&mut out, value)?;
     Ok(out)
+}
+
+/// [`to_vec`] written at the end of `out`, for a caller that builds a larger message around
+/// the value. On an error `out` may hold part of the value.
+pub fn append<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), CanonicalError> {
+    value.serialize(writer::Writer { out })
+}
+
+/// Appends the lower-case hex of `bytes` to `out`, as [`hex`] spells it.
+pub fn append_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+    }
 }
 
 /// [`to_vec`] through a `serde_json::Value`: the writer this module had first, kept as the

@@ -47,6 +47,8 @@ pub struct RecordBody {
     /// SHA-256 of the canonical command: the idempotency fingerprint.
     #[serde(with = "hex_hash")]
     pub command_digest: Hash,
+    /// Decoded by kind (`domain::tagged`), not through serde's buffer of the whole object.
+    #[serde(deserialize_with = "crate::domain::tagged::by_kind")]
     pub event: Event,
     #[serde(with = "hex_hash")]
     pub prev_hash: Hash,
@@ -80,9 +82,17 @@ impl RecordBody {
     /// command, and encoding it twice was the writer's largest cost. Debug builds check the
     /// result against the generic encoder.
     pub fn seal_with_command(&self, command_canonical: &[u8]) -> Sealed {
-        let mut b: Vec<u8> = Vec::with_capacity(command_canonical.len() * 2 + 512);
+        // The sealed record is written in one buffer: its prefix, the body, then the hash of
+        // the body's bytes where they stand.
+        let mut b: Vec<u8> = Vec::with_capacity(command_canonical.len() * 2 + 600);
+        b.extend_from_slice(RECORD_PREFIX);
         let s = |b: &mut Vec<u8>, v: &str| serde_json::to_writer(&mut *b, v).expect("string encodes");
-        let c = |b: &mut Vec<u8>, v: &dyn erased::Canonical| b.extend_from_slice(&v.canonical());
+        let c = |b: &mut Vec<u8>, v: &dyn erased::Canonical| v.append_to(b);
+        let h = |b: &mut Vec<u8>, v: &Hash| {
+            b.push(b'"');
+            canonical::append_hex(b, v);
+            b.push(b'"');
+        };
         b.push(b'{');
         if let Some(actor) = &self.actor {
             b.extend_from_slice(b"\"actor\":");
@@ -98,7 +108,7 @@ impl RecordBody {
         b.extend_from_slice(b",\"signature\":");
         s(&mut b, &self.command.signature);
         b.extend_from_slice(b"},\"command_digest\":");
-        s(&mut b, &canonical::hex(&self.command_digest));
+        h(&mut b, &self.command_digest);
         b.extend_from_slice(b",\"event\":");
         c(&mut b, &self.event);
         b.extend_from_slice(b",\"event_id\":");
@@ -110,43 +120,52 @@ impl RecordBody {
         b.extend_from_slice(b",\"occurred_at\":");
         c(&mut b, &self.occurred_at);
         b.extend_from_slice(b",\"prev_hash\":");
-        s(&mut b, &canonical::hex(&self.prev_hash));
+        h(&mut b, &self.prev_hash);
         b.extend_from_slice(b",\"recorded_at\":");
         c(&mut b, &self.recorded_at);
         b.extend_from_slice(b",\"scope\":");
         c(&mut b, &self.scope);
         b.extend_from_slice(b",\"seq\":");
-        b.extend_from_slice(self.seq.to_string().as_bytes());
+        b.extend_from_slice(itoa::Buffer::new().format(self.seq).as_bytes());
         b.push(b'}');
+        let body = &b[RECORD_PREFIX.len()..];
         debug_assert_eq!(
-            String::from_utf8_lossy(&b),
+            String::from_utf8_lossy(body),
             String::from_utf8_lossy(&canonical::to_vec(self).expect("records hold no floats")),
             "hand-written record encoding drifted from canonical JSON"
         );
-        Self::sealed(self.seq, b)
+        let hash = canonical::sha256(body);
+        b.extend_from_slice(SEALED_HASH_KEY);
+        canonical::append_hex(&mut b, &hash);
+        b.extend_from_slice(b"\"}");
+        Sealed { seq: self.seq, hash, bytes: b }
     }
 
     fn sealed(seq: u64, body: Vec<u8>) -> Sealed {
         let hash = canonical::sha256(&body);
         let mut bytes = Vec::with_capacity(body.len() + 84);
-        bytes.extend_from_slice(b"{\"body\":");
+        bytes.extend_from_slice(RECORD_PREFIX);
         bytes.extend_from_slice(&body);
-        bytes.extend_from_slice(b",\"hash\":\"");
-        bytes.extend_from_slice(canonical::hex(&hash).as_bytes());
+        bytes.extend_from_slice(SEALED_HASH_KEY);
+        canonical::append_hex(&mut bytes, &hash);
         bytes.extend_from_slice(b"\"}");
         Sealed { seq, hash, bytes }
     }
 }
 
+/// What follows the body in a sealed record ([`RECORD_PREFIX`], the body, this, the body's
+/// SHA-256 in lower-case hex, `"}`).
+const SEALED_HASH_KEY: &[u8] = b",\"hash\":\"";
+
 mod erased {
     /// Anything with a canonical encoding (a local trait so the writer above stays short).
     pub trait Canonical {
-        fn canonical(&self) -> Vec<u8>;
+        fn append_to(&self, out: &mut Vec<u8>);
     }
 
     impl<T: serde::Serialize> Canonical for T {
-        fn canonical(&self) -> Vec<u8> {
-            crate::canonical::to_vec(self).expect("records hold no floats")
+        fn append_to(&self, out: &mut Vec<u8>) {
+            crate::canonical::append(out, self).expect("records hold no floats")
         }
     }
 }
@@ -414,10 +433,9 @@ pub const RECORD_PREFIX: &[u8] = b"{\"body\":";
 /// `{"body":BODY,"hash":"HEX"}`, HEX 64 lower-case hex digits. `None` for anything else
 /// (the caller decodes it as JSON and says what is wrong).
 pub fn split_sealed(line: &[u8]) -> Option<(&[u8], Hash)> {
-    const HASH_KEY: &[u8] = b",\"hash\":\"";
     let rest = line.strip_prefix(RECORD_PREFIX)?.strip_suffix(b"\"}")?;
     let (body_and_key, hex) = rest.split_at(rest.len().checked_sub(64)?);
-    Some((body_and_key.strip_suffix(HASH_KEY)?, canonical::parse_lower_hex(hex)?))
+    Some((body_and_key.strip_suffix(SEALED_HASH_KEY)?, canonical::parse_lower_hex(hex)?))
 }
 
 /// Why stored bytes are not a valid record in the chain.

@@ -110,10 +110,9 @@ impl OperatorKey {
 }
 
 pub(crate) fn signing_message(command: &Command) -> Vec<u8> {
-    let body = canonical::to_vec(command).expect("commands hold no floats");
-    let mut message = Vec::with_capacity(SIGNING_DOMAIN.len() + body.len());
+    let mut message = Vec::with_capacity(SIGNING_DOMAIN.len() + 512);
     message.extend_from_slice(SIGNING_DOMAIN);
-    message.extend_from_slice(&body);
+    canonical::append(&mut message, command).expect("commands hold no floats");
     message
 }
 
@@ -129,9 +128,11 @@ struct Prepared {
 fn prepare(signed: &SignedCommand) -> Result<Prepared, Rejection> {
     let bad = || Rejection::BadSignature { key: signed.key.clone() };
     signed.key.check()?;
-    let key_bytes: [u8; 32] = hex::decode(&signed.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+    let mut key_bytes = [0u8; 32];
+    hex::decode_to_slice(&signed.public_key, &mut key_bytes).map_err(|_| bad())?;
     let key = decompressed(&key_bytes).ok_or_else(bad)?;
-    let sig_bytes: [u8; 64] = hex::decode(&signed.signature).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+    let mut sig_bytes = [0u8; 64];
+    hex::decode_to_slice(&signed.signature, &mut sig_bytes).map_err(|_| bad())?;
     let message = signing_message(&signed.command);
     let digest = canonical::sha256(&message[SIGNING_DOMAIN.len()..]);
     Ok(Prepared { message, digest, key, signature: Signature::from_bytes(&sig_bytes) })

@@ -379,13 +379,15 @@ pub fn verify_in_chunks(
     let chunk_lines = chunk_lines.max(1);
     let mut v = Verifier::new(options);
     // A two-stage pipeline: while this thread re-executes one chunk in order, the other
-    // cores decode and verify the signatures of the next.
+    // cores decode and verify the signatures of the next. The lines are read as a block
+    // (`Lines::next_block`: a file's lines are ranges of its map, not a copy each), handed
+    // back once decoded: what the fold needs is in the decoded records.
     let mut pending: Option<Vec<Parsed>> = None;
     loop {
-        let next = lines.next_chunk(chunk_lines);
+        let next = lines.next_block(chunk_lines);
         let history: &dyn Lines = &*lines;
         let (parsed, done) = rayon::join(
-            || next.as_ref().ok().map(|chunk| parse_chunk(chunk)),
+            || next.as_ref().ok().map(|block| parse_chunk(&block.iter().collect::<Vec<_>>())),
             || match pending.take() {
                 Some(items) => items.into_iter().try_for_each(|item| {
                     v.line += 1;
@@ -396,10 +398,11 @@ pub fn verify_in_chunks(
         );
         done?;
         progress(v.records);
-        let chunk = next.map_err(|e| v.fail_at_end(Problem::Read(e)))?;
-        if chunk.is_empty() {
+        let block = next.map_err(|e| v.fail_at_end(Problem::Read(e)))?;
+        if block.is_empty() {
             break;
         }
+        lines.give_back(block);
         pending = parsed;
     }
     v.finish()
@@ -656,7 +659,7 @@ pub fn reexecute(state: &State, record: &Record, verified: &Checked, history: &d
 /// Steps 1 and 3 for record lines (no checkpoints), on every core: each line decoded, its
 /// bytes the canonical sealed record, its command's signature verified.
 pub fn check_records(lines: &[Vec<u8>]) -> Vec<Result<(Record, Checked), Problem>> {
-    parse_chunk(lines)
+    parse_chunk(&lines.iter().map(Vec::as_slice).collect::<Vec<_>>())
         .into_iter()
         .map(|parsed| match parsed {
             Parsed::Record(parsed) => {
@@ -670,11 +673,11 @@ pub fn check_records(lines: &[Vec<u8>]) -> Vec<Result<(Record, Checked), Problem
 }
 
 /// The order-independent work, on every core: decode, canonical form, hash, signatures.
-fn parse_chunk(chunk: &[Vec<u8>]) -> Vec<Parsed> {
+fn parse_chunk(chunk: &[&[u8]]) -> Vec<Parsed> {
     chunk.par_chunks(VERIFY_BATCH_COMMANDS_MAX).flat_map_iter(parse_batch).collect()
 }
 
-fn parse_batch(lines: &[Vec<u8>]) -> Vec<Parsed> {
+fn parse_batch(lines: &[&[u8]]) -> Vec<Parsed> {
     let decoded: Vec<Decoded> = lines.iter().map(|l| decode_line(l)).collect();
     let commands: Vec<_> = decoded
         .iter()

@@ -228,12 +228,48 @@ forward_compound!(Array, SerializeTuple, serialize_element, () => element);
 forward_compound!(Array, SerializeTupleStruct, serialize_field, () => element);
 forward_compound!(Array, SerializeTupleVariant, serialize_field, () => element);
 
-/// An object being written: each member's raw key and canonical value in `scratch`, emitted
-/// sorted at the end.
+/// Members an object keeps inline before its list of members goes to the heap: more than
+/// any object of ours has but the record body, which the ledger writes by hand.
+const MEMBERS_INLINE: usize = 8;
+/// Scratch buffers kept per thread for the objects being written: one per level of nesting
+/// in use at once, so a few; more are allocated and dropped.
+const SCRATCH_POOL_MAX: usize = 16;
+/// A scratch buffer larger than this is dropped, not kept: a large object does not pin its
+/// memory in the pool.
+const SCRATCH_KEPT_BYTES_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// Cleared scratch buffers, reused by the next objects written on this thread: an object
+    /// used to allocate its scratch and its member list, and a record's command and event
+    /// hold several objects each (the allocator was a tenth of `audit verify`'s time).
+    static SCRATCH_POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn scratch_taken(capacity: usize) -> Vec<u8> {
+    let pooled = SCRATCH_POOL.with(|pool| pool.borrow_mut().pop());
+    pooled.unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
+fn scratch_given_back(mut scratch: Vec<u8>) {
+    if scratch.capacity() > SCRATCH_KEPT_BYTES_MAX {
+        return;
+    }
+    scratch.clear();
+    SCRATCH_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < SCRATCH_POOL_MAX {
+            pool.push(scratch);
+        }
+    });
+}
+
+/// An object being written: each member's raw key and canonical value in `scratch` (a
+/// buffer from this thread's pool, given back when the object is dropped), emitted sorted at
+/// the end.
 pub(super) struct Object<'a> {
     out: &'a mut Vec<u8>,
     scratch: Vec<u8>,
-    members: Vec<(Range<usize>, Range<usize>)>,
+    members: smallvec::SmallVec<[(Range<usize>, Range<usize>); MEMBERS_INLINE]>,
     key: Range<usize>,
     /// A struct variant: `{"variant":{…}}` needs one more brace.
     variant: bool,
@@ -243,7 +279,7 @@ pub(super) struct Object<'a> {
 
 impl<'a> Object<'a> {
     fn new(out: &'a mut Vec<u8>, members: usize, variant: bool) -> Self {
-        let (scratch, members) = (Vec::with_capacity(members * 32), Vec::with_capacity(members));
+        let (scratch, members) = (scratch_taken(members * 32), smallvec::SmallVec::with_capacity(members));
         Object { out, scratch, members, key: 0..0, variant, raw: false }
     }
 
@@ -267,7 +303,7 @@ impl<'a> Object<'a> {
     fn close(mut self) -> Result<(), CanonicalError> {
         if self.raw {
             let value: serde_json::Value = serde_json::from_slice(&self.scratch)?;
-            return value.serialize(Writer { out: self.out });
+            return value.serialize(Writer { out: &mut *self.out });
         }
         let scratch = &self.scratch;
         // Stable, so among equal keys the last written stays last; it is the one kept.
@@ -288,6 +324,12 @@ impl<'a> Object<'a> {
         }
         self.out.extend_from_slice(if self.variant { b"}}" } else { b"}" });
         Ok(())
+    }
+}
+
+impl Drop for Object<'_> {
+    fn drop(&mut self) {
+        scratch_given_back(std::mem::take(&mut self.scratch));
     }
 }
 

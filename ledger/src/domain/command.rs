@@ -3,6 +3,7 @@
 use super::ids::{Country, EventId, FacilityId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Form, HolderType, KeyRole, Location, LotSpec, PositionKey, Programme};
 use super::quantity::Amount;
+use super::tagged::tagged_enum;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,8 @@ pub struct Command {
     pub id: EventId,
     /// When it happened in the world (business time), given by the operator.
     pub occurred_at: DateTime<Utc>,
+    /// Decoded by kind (`domain::tagged`), not through serde's buffer of the whole object.
+    #[serde(deserialize_with = "super::tagged::by_kind")]
     pub action: Action,
 }
 
@@ -84,13 +87,12 @@ pub enum FigureKind {
     NetImports,
 }
 
-/// The action of a command. `kind` names it on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
+tagged_enum! {
+    /// The action of a command. `kind` names it on the wire.
+    enum Action, variants in action_by_kind, layout |_, _| None;
     /// The first record of every ledger: names the ledger, its first admin key and the
     /// decision rules it starts under (absent: rules 1, as every ledger before rules existed).
-    Genesis {
+    Genesis = "genesis" {
         ledger: String,
         admin_key: KeyId,
         public_key: String,
@@ -98,32 +100,32 @@ pub enum Action {
         rules: Option<u32>,
     },
     /// Raises the decision rules in force from the next record on (see `domain::rules`).
-    RaiseRules {
+    RaiseRules = "raise_rules" {
         rules: u32,
     },
-    RegisterParty {
+    RegisterParty = "register_party" {
         party: PartyId,
         partner: Country,
         name: String,
         holder_type: HolderType,
     },
-    RegisterFacility {
+    RegisterFacility = "register_facility" {
         facility: FacilityId,
         name: String,
         country: Country,
     },
-    RegisterKey {
+    RegisterKey = "register_key" {
         key: KeyId,
         public_key: String,
         role: KeyRole,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         party: Option<PartyId>,
     },
-    RevokeKey {
+    RevokeKey = "revoke_key" {
         key: KeyId,
         reason: String,
     },
-    RegisterFigure {
+    RegisterFigure = "register_figure" {
         figure: FigureKind,
         partner: Country,
         material: MaterialId,
@@ -133,7 +135,7 @@ pub enum Action {
     /// The release, allocation and distribution rules of a partner's stock of a material
     /// (CRMA Art. 22(2)(c)). `confidential` rules are kept in the log but reports show only a
     /// confidentiality note. A later registration replaces an earlier one.
-    RegisterReleaseRules {
+    RegisterReleaseRules = "register_release_rules" {
         partner: Country,
         material: MaterialId,
         text: String,
@@ -141,19 +143,19 @@ pub enum Action {
     },
     /// From `occurred_at` on, a party's stock of a lot is withheld from reports on national-
     /// security grounds (CRMA Art. 22(1)); reports carry a reasoned notification instead.
-    Withhold {
+    Withhold = "withhold" {
         party: PartyId,
         lot: LotId,
         reason: String,
     },
     /// From `occurred_at` on, a withheld position is reported again.
-    Unwithhold {
+    Unwithhold = "unwithhold" {
         party: PartyId,
         lot: LotId,
         reason: String,
     },
     /// A party buys a new lot from outside the stockpile.
-    Acquire {
+    Acquire = "acquire" {
         lot: LotSpec,
         to: Holding,
         quantity: Amount,
@@ -165,7 +167,7 @@ pub enum Action {
         price: Option<Price>,
     },
     /// Stock of one party moves from in-transit or one facility into a facility.
-    Store {
+    Store = "store" {
         lot: LotId,
         party: PartyId,
         programme: Programme,
@@ -174,14 +176,14 @@ pub enum Action {
         quantity: Amount,
     },
     /// Stock moves from one party to another, optionally to another facility or programme.
-    Transfer {
+    Transfer = "transfer" {
         lot: LotId,
         from: Holding,
         to: Holding,
         quantity: Amount,
     },
     /// Stock leaves the stockpile.
-    Release {
+    Release = "release" {
         lot: LotId,
         from: Holding,
         quantity: Amount,
@@ -189,7 +191,7 @@ pub enum Action {
         recipient: String,
     },
     /// A lot is upgraded or refined into a new lot, consuming the old one.
-    Convert {
+    Convert = "convert" {
         lot: LotId,
         from: Holding,
         consumed: Amount,
@@ -197,7 +199,7 @@ pub enum Action {
         produced: Amount,
     },
     /// A stock-take or re-grade corrects a position.
-    Adjust {
+    Adjust = "adjust" {
         lot: LotId,
         at: Holding,
         direction: Direction,
@@ -206,7 +208,7 @@ pub enum Action {
         note: String,
     },
     /// Compensates a named earlier event; nothing is ever deleted.
-    Reverse {
+    Reverse = "reverse" {
         target: EventId,
         reason: String,
     },
@@ -225,29 +227,6 @@ pub struct ConvertInto {
 }
 
 impl Action {
-    /// The wire name of this action's kind.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::Genesis { .. } => "genesis",
-            Action::RaiseRules { .. } => "raise_rules",
-            Action::RegisterParty { .. } => "register_party",
-            Action::RegisterFacility { .. } => "register_facility",
-            Action::RegisterKey { .. } => "register_key",
-            Action::RevokeKey { .. } => "revoke_key",
-            Action::RegisterFigure { .. } => "register_figure",
-            Action::RegisterReleaseRules { .. } => "register_release_rules",
-            Action::Withhold { .. } => "withhold",
-            Action::Unwithhold { .. } => "unwithhold",
-            Action::Acquire { .. } => "acquire",
-            Action::Store { .. } => "store",
-            Action::Transfer { .. } => "transfer",
-            Action::Release { .. } => "release",
-            Action::Convert { .. } => "convert",
-            Action::Adjust { .. } => "adjust",
-            Action::Reverse { .. } => "reverse",
-        }
-    }
-
     /// Registrations need an admin key; movements need the key of the party they debit.
     pub fn is_registration(&self) -> bool {
         matches!(

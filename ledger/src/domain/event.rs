@@ -5,116 +5,13 @@ use super::command::{AdjustReason, Direction, FigureKind, Price, ReleaseReason};
 use super::ids::{Country, EventId, KeyId, LotId, MaterialId, PartyId};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use super::quantity::Quantity;
+use super::tagged::tagged_enum;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-/// Defines [`Event`] from its variants and, beside it, each variant's fields as a struct of
-/// its own (module `by_kind`), so that [`Event::from_json`] decodes an event straight into its
-/// variant once its `kind` is known. serde's derive for an internally tagged enum first
-/// buffers the whole object (every key and value) to find the tag; replay decodes millions.
-macro_rules! events {
-    ($(
-        $(#[$vmeta:meta])*
-        $variant:ident = $tag:literal {
-            $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
-        }
-    ),* $(,)?) => {
-        /// A fact the ledger decided, tagged on the wire by `kind`.
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(tag = "kind", deny_unknown_fields)]
-        pub enum Event {
-            $(
-                $(#[$vmeta])*
-                #[serde(rename = $tag)]
-                $variant { $( $(#[$fmeta])* $field: $ty ),* },
-            )*
-        }
-
-        /// Each variant's fields, with the `kind` tag accepted and skipped.
-        mod by_kind {
-            use super::*;
-            $(
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                pub(super) struct $variant {
-                    #[allow(dead_code)]
-                    kind: serde::de::IgnoredAny,
-                    $( $(#[$fmeta])* pub(super) $field: $ty ),*
-                }
-            )*
-        }
-
-        impl Event {
-            /// Decodes one event from JSON: its `kind` first ([`top_level_kind`], or serde
-            /// with the other members skipped, not buffered); then, for the commonest kinds
-            /// in the canonical layout, straight off the text (`event_layout`), and otherwise
-            /// the object again straight into that variant. Accepts and rejects exactly what
-            /// the derived `Deserialize` does; an unknown `kind` is decoded by it, so its
-            /// error names the kinds there are.
-            pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
-                #[derive(Deserialize)]
-                struct Kind<'a> {
-                    #[serde(borrow)]
-                    kind: std::borrow::Cow<'a, str>,
-                }
-                let kind = match top_level_kind(json) {
-                    Some(kind) => std::borrow::Cow::Borrowed(kind),
-                    None => serde_json::from_str::<Kind<'_>>(json)?.kind,
-                };
-                // The commonest kinds in the ledger's own layout, read without serde.
-                if let Some(event) = super::event_layout::decode(&kind, json) {
-                    return Ok(event);
-                }
-                Ok(match kind.as_ref() {
-                    $($tag => {
-                        let v: by_kind::$variant = serde_json::from_str(json)?;
-                        Event::$variant { $( $field: v.$field ),* }
-                    })*
-                    _ => return serde_json::from_str(json),
-                })
-            }
-        }
-    };
-}
-
-/// The value of an object's own `"kind":"…"` member, found by one scan that skips strings and
-/// tracks nesting, so a `kind` inside a member is not taken for it. `None` when it is not in
-/// that exact spelling (spaces around the colon, an escape in the value); the caller then asks
-/// serde. Only a valid object's member can be found here, and on anything else the strict
-/// decode that follows fails, so a wrong answer cannot turn into a wrong event.
-fn top_level_kind(json: &str) -> Option<&str> {
-    const KEY: &[u8] = b"\"kind\":\"";
-    let b = json.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'"' => {
-                if depth == 1 && b[i..].starts_with(KEY) {
-                    let start = i + KEY.len();
-                    let end = start + memchr::memchr2(b'"', b'\\', &b[start..])?;
-                    return (b[end] == b'"').then(|| json.get(start..end)).flatten();
-                }
-                // Past the string: to its closing quote, stepping over escapes.
-                i += 1;
-                loop {
-                    i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-                    if b[i] == b'"' {
-                        break;
-                    }
-                    i += 2;
-                }
-            }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.checked_sub(1)?,
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-events! {
+tagged_enum! {
+    /// A fact the ledger decided, tagged on the wire by `kind`.
+    enum Event, variants in by_kind, layout super::event_layout::decode;
     Genesis = "genesis" {
         ledger: String,
         admin_key: KeyEntry,
@@ -401,26 +298,5 @@ impl Event {
             | Event::Unwithheld { .. } => {}
         }
         e
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::top_level_kind;
-
-    #[test]
-    fn the_kind_found_is_the_objects_own() {
-        let nested = r#"{"effects":{"flows":[{"kind":"acquired"}],"postings":[]},"kind":"reversed","reason":"x"}"#;
-        assert_eq!(top_level_kind(nested), Some("reversed"));
-        let in_a_string = r#"{"note":"\"kind\":\"stored\"","kind":"adjusted"}"#;
-        assert_eq!(top_level_kind(in_a_string), Some("adjusted"));
-        let escaped_quote_before = r#"{"a":"x\\","kind":"stored"}"#;
-        assert_eq!(top_level_kind(escaped_quote_before), Some("stored"));
-        // Spellings the scan does not take are left to serde.
-        assert_eq!(top_level_kind(r#"{"kind" : "stored"}"#), None);
-        assert_eq!(top_level_kind(r#"{"kind":"st\u006fred"}"#), None);
-        assert_eq!(top_level_kind(r#"{"flows":[{"kind":"acquired"}]}"#), None);
-        assert_eq!(top_level_kind(r#"{"a":"unterminated"#), None);
-        assert_eq!(top_level_kind(r#"{"a":"x\"#), None);
     }
 }

@@ -20,6 +20,7 @@ pub mod reference;
 pub mod rejection;
 pub mod rules;
 pub mod state;
+pub(crate) mod tagged;
 pub mod timeline;
 
 pub use command::{Action, AdjustReason, Command, ConvertInto, Direction, FigureKind, Holding, Price, ReleaseReason};
