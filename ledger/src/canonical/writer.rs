@@ -233,10 +233,10 @@ forward_compound!(Array, SerializeTupleVariant, serialize_field, () => element);
 const MEMBERS_INLINE: usize = 8;
 /// Scratch buffers kept per thread for the objects being written: one per level of nesting
 /// in use at once, so a few; more are allocated and dropped.
-const SCRATCH_POOL_MAX: usize = 16;
+const SCRATCH_POOL_MAX: usize = 8;
 /// A scratch buffer larger than this is dropped, not kept: a large object does not pin its
 /// memory in the pool.
-const SCRATCH_KEPT_BYTES_MAX: usize = 64 << 10;
+const SCRATCH_KEPT_BYTES_MAX: usize = 16 << 10;
 
 thread_local! {
     /// Cleared scratch buffers, reused by the next objects written on this thread: an object
