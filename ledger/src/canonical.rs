@@ -197,6 +197,33 @@ pub fn parse_canonical_utc(text: &str) -> Option<chrono::DateTime<chrono::Utc>> 
     Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
 }
 
+/// Serde helper (`deserialize_with`): an instant as chrono's `Deserialize` reads it, through
+/// [`parse_canonical_utc`] first — records and commands carry an instant or two each, and
+/// chrono's general parser was a visible share of decoding them. Any other spelling goes to
+/// chrono's parser, so what is accepted, its value and the error are chrono's.
+pub mod utc {
+    use chrono::{DateTime, FixedOffset, Utc};
+    use serde::de::{Deserializer, Error, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        struct InstantVisitor;
+        impl Visitor<'_> for InstantVisitor {
+            type Value = DateTime<Utc>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // chrono's words, so a wrong type is refused as it was.
+                f.write_str("an RFC 3339 formatted date and time string")
+            }
+            fn visit_str<E: Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
+                if let Some(instant) = super::parse_canonical_utc(text) {
+                    return Ok(instant);
+                }
+                text.parse::<DateTime<FixedOffset>>().map(|t| t.with_timezone(&Utc)).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(InstantVisitor)
+    }
+}
+
 /// Serde helper: a hash as lower-case hex text.
 pub mod hex_hash {
     use serde::{de::Error, Deserializer, Serializer};
@@ -475,6 +502,40 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_canonical_utc(text), None, "{text}");
+        }
+    }
+
+    /// `utc::deserialize` (the records' and commands' instants) decodes, refuses and words its
+    /// errors exactly as chrono's `Deserialize` does, whichever path a spelling takes.
+    #[test]
+    fn instants_decode_as_chrono_decodes_them() {
+        use chrono::{DateTime, Utc};
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Ours(#[serde(deserialize_with = "super::utc::deserialize")] DateTime<Utc>);
+        for json in [
+            r#""2026-02-02T09:30:00Z""#,
+            r#""2026-02-02T09:30:00.250Z""#,
+            r#""2026-02-02T09:30:00.25Z""#,
+            r#""2026-02-02T10:30:00+01:00""#,
+            r#""2026-02-02 09:30:00Z""#,
+            r#""2026-02-02T09:30:60Z""#,
+            r#""2026-02-29T09:30:00Z""#,
+            r#""2026-02-02T09:30:00""#,
+            r#""2026-02-02T09:30:00Z""#,
+            r#""""#,
+            "17",
+            "null",
+            "{}",
+        ] {
+            let ours = serde_json::from_str::<Ours>(json).map(|o| o.0).map_err(|e| e.to_string());
+            let chrono = serde_json::from_str::<DateTime<Utc>>(json).map_err(|e| e.to_string());
+            assert_eq!(ours, chrono, "{json}");
+            let value: Result<Value, _> = serde_json::from_str(json);
+            if let Ok(value) = value {
+                let ours = serde_json::from_value::<Ours>(value.clone()).map(|o| o.0).map_err(|e| e.to_string());
+                let chrono = serde_json::from_value::<DateTime<Utc>>(value).map_err(|e| e.to_string());
+                assert_eq!(ours, chrono, "from a Value: {json}");
+            }
         }
     }
 

@@ -35,8 +35,10 @@ pub struct RecordBody {
     /// The command's kind (`acquire`, `store`, …, `register_party`, `genesis`).
     pub kind: String,
     /// Business time, from the operator.
+    #[serde(deserialize_with = "canonical::utc::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// Ledger time, non-decreasing along the log.
+    #[serde(deserialize_with = "canonical::utc::deserialize")]
     pub recorded_at: DateTime<Utc>,
     pub key: KeyId,
     /// The party the signing key acts for; none for admin keys.

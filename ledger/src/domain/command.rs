@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct Command {
     pub id: EventId,
     /// When it happened in the world (business time), given by the operator.
+    #[serde(deserialize_with = "crate::canonical::utc::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// Decoded by kind (`domain::tagged`), not through serde's buffer of the whole object.
     #[serde(deserialize_with = "super::tagged::by_kind")]
