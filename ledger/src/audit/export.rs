@@ -54,6 +54,11 @@ pub trait Lines: Send + Sync {
     fn give_back(&mut self, block: Block) {
         drop(block);
     }
+    /// From here on, blocks are read into buffers and never memory-mapped. Full verification
+    /// (and the restore and replay built on it) asks for this: a read error or a file cut
+    /// short while it is read is then a typed problem, not `SIGBUS`. Only the chain check
+    /// takes the map's hazard (see [`FileLines`]). A no-op for inputs that are never mapped.
+    fn read_blocks_unmapped(&mut self) {}
 }
 
 /// Lines in one buffer: `bytes[lines[i]]` is line `i`, without its `\n`.
@@ -400,6 +405,15 @@ impl Lines for FileLines {
 
     fn give_back(&mut self, block: Block) {
         self.spare = Some(block);
+    }
+
+    fn read_blocks_unmapped(&mut self) {
+        // Once a block came from the map the reader's position is not the lines'; callers
+        // ask before reading anything.
+        debug_assert!(!self.mapped_blocks, "read_blocks_unmapped after a mapped block");
+        if !self.mapped_blocks {
+            self.map_len = None;
+        }
     }
 
     fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, LinesError> {

@@ -380,8 +380,10 @@ pub fn verify_in_chunks(
     let mut v = Verifier::new(options);
     // A two-stage pipeline: while this thread re-executes one chunk in order, the other
     // cores decode and verify the signatures of the next. The lines are read as a block
-    // (`Lines::next_block`: a file's lines are ranges of its map, not a copy each), handed
-    // back once decoded: what the fold needs is in the decoded records.
+    // (`Lines::next_block`: one buffer, not a copy per line; read, never mapped, so a read
+    // error is a problem named at its line), handed back once decoded: what the fold needs
+    // is in the decoded records.
+    lines.read_blocks_unmapped();
     let mut pending: Option<Vec<Parsed>> = None;
     loop {
         let next = lines.next_block(chunk_lines);

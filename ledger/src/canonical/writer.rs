@@ -246,7 +246,8 @@ thread_local! {
 }
 
 fn scratch_taken(capacity: usize) -> Vec<u8> {
-    let pooled = SCRATCH_POOL.with(|pool| pool.borrow_mut().pop());
+    // `try_with`: a value encoded while this thread's locals are torn down gets a fresh buffer.
+    let pooled = SCRATCH_POOL.try_with(|pool| pool.borrow_mut().pop()).ok().flatten();
     pooled.unwrap_or_else(|| Vec::with_capacity(capacity))
 }
 
@@ -255,7 +256,7 @@ fn scratch_given_back(mut scratch: Vec<u8>) {
         return;
     }
     scratch.clear();
-    SCRATCH_POOL.with(|pool| {
+    let _ = SCRATCH_POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
         if pool.len() < SCRATCH_POOL_MAX {
             pool.push(scratch);

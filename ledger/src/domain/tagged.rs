@@ -8,8 +8,8 @@
 //! own; `from_json` finds the `kind` first and decodes the object straight into that variant.
 //! The derived `Deserialize` stays the definition: `from_json` accepts and refuses exactly
 //! what it does (`ledger/tests/ledger/decoding.rs` holds the two to that, for every kind and
-//! for random mutations), and an unknown `kind` goes to it, so its error names the kinds there
-//! are.
+//! for random mutations): whatever the by-kind path refuses goes to it, so it has the last
+//! word and its errors are the ones users see.
 
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -21,8 +21,11 @@ pub trait FromJson: Sized {
 
 /// A `#[serde(deserialize_with)]` for a member holding a tagged enum: the member's JSON text
 /// ([`serde_json::value::RawValue`]: one copy of its bytes, not a tree), then
-/// [`FromJson::from_json`]. Works from every serde_json source (slices, readers, `Value`s).
-/// The error keeps the inner decoder's message; serde_json adds the member's position.
+/// [`FromJson::from_json`]. Works from every serde_json source (slices, readers, `Value`s),
+/// and only from those: a type with such a member (`Command`, `SignedCommand`, `RecordBody`,
+/// `Record`) cannot be decoded through serde's buffer (inside an untagged or flattened
+/// wrapper) or from another format. The error keeps the inner decoder's message; serde_json
+/// adds the position of the member's end.
 pub fn by_kind<'de, D: serde::Deserializer<'de>, T: FromJson>(d: D) -> Result<T, D::Error> {
     let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
     T::from_json(raw.get()).map_err(|e| {
@@ -92,8 +95,16 @@ macro_rules! tagged_enum {
 
         impl $name {
             /// Decodes one value from JSON by its `kind` (module `domain::tagged`): accepts
-            /// and refuses exactly what the derived `Deserialize` does.
+            /// and refuses exactly what the derived `Deserialize` does. Text the by-kind path
+            /// refuses goes to the derived decoder, which has the last word and the error:
+            /// serde's buffer also takes spellings serde_json does not (a unit variant
+            /// written `{"admin":{}}`, the enum as an array `["raise_rules",5]`), and its
+            /// messages name the enum, not a helper.
             pub fn from_json(json: &str) -> Result<$name, serde_json::Error> {
+                $name::decoded_by_kind(json).or_else(|_| serde_json::from_str(json))
+            }
+
+            fn decoded_by_kind(json: &str) -> Result<$name, serde_json::Error> {
                 let kind = $crate::domain::tagged::kind_of(json)?;
                 let layout: fn(&str, &str) -> Option<$name> = $layout;
                 if let Some(value) = layout(&kind, json) {
