@@ -75,7 +75,10 @@ pub struct Sealed {
 impl RecordBody {
     /// Encodes and hashes the body into its stored form.
     pub fn seal(&self) -> Sealed {
-        Self::sealed(self.seq, canonical::to_vec(self).expect("records hold no floats"))
+        let mut bytes = Vec::with_capacity(2048);
+        bytes.extend_from_slice(RECORD_PREFIX);
+        canonical::append(&mut bytes, self).expect("records hold no floats");
+        Self::sealed(self.seq, bytes)
     }
 
     /// [`RecordBody::seal`], given the canonical bytes of `self.command.command` (which the
@@ -136,18 +139,13 @@ impl RecordBody {
             String::from_utf8_lossy(&canonical::to_vec(self).expect("records hold no floats")),
             "hand-written record encoding drifted from canonical JSON"
         );
-        let hash = canonical::sha256(body);
-        b.extend_from_slice(SEALED_HASH_KEY);
-        canonical::append_hex(&mut b, &hash);
-        b.extend_from_slice(b"\"}");
-        Sealed { seq: self.seq, hash, bytes: b }
+        Self::sealed(self.seq, b)
     }
 
-    fn sealed(seq: u64, body: Vec<u8>) -> Sealed {
-        let hash = canonical::sha256(&body);
-        let mut bytes = Vec::with_capacity(body.len() + 84);
-        bytes.extend_from_slice(RECORD_PREFIX);
-        bytes.extend_from_slice(&body);
+    /// Completes a sealed record from `bytes` = [`RECORD_PREFIX`] and the body: hashes the
+    /// body where it stands and appends the hash.
+    fn sealed(seq: u64, mut bytes: Vec<u8>) -> Sealed {
+        let hash = canonical::sha256(&bytes[RECORD_PREFIX.len()..]);
         bytes.extend_from_slice(SEALED_HASH_KEY);
         canonical::append_hex(&mut bytes, &hash);
         bytes.extend_from_slice(b"\"}");
