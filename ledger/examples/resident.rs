@@ -38,11 +38,12 @@ fn main() {
     let per = |bytes: u64| bytes as f64 / records as f64;
     println!("{records} records; state {:.1} MiB = {:.0} B/record", total as f64 / 1048576.0, per(total));
     println!(
-        "  {} lots, {} non-zero positions, {} timelines ({} changes), {} event ids ({} reversed)",
+        "  {} lots, {} non-zero positions, {} timelines ({} changes, {} in the tree form), {} event ids ({} reversed)",
         state.lots.len(),
-        state.positions.len(),
+        state.positions().count(),
         state.timelines.len(),
         state.timelines.values().map(|t| t.entries().count()).sum::<usize>(),
+        state.timelines.values().filter(|t| !t.is_few()).count(),
         state.events.len(),
         state.events.reversals().len(),
     );
@@ -55,7 +56,6 @@ fn main() {
     part("event-id index", &mut |s| s.events = Default::default());
     part("timelines", &mut |s| s.timelines = Default::default());
     part("lots", &mut |s| s.lots = Default::default());
-    part("positions", &mut |s| s.positions = Default::default());
     drop(state);
 
     // The table before: every id with its entry, reserved for every record as replay did.

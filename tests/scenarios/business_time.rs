@@ -43,9 +43,9 @@ fn random_holding(rng: &mut ChaCha8Rng) -> Holding {
 /// (most of the time), so back-dating is what decides it.
 fn random_command(rng: &mut ChaCha8Rng, ledger: &Ledger, step: usize, accepted: &[EventId]) -> (SignedCommand, String) {
     let occurred_at = at(FIRST_DAY) + Duration::seconds(rng.gen_range(0..DAYS * 86_400));
-    let mut held: Vec<(&PositionKey, &u64)> = ledger.state().positions.iter().collect();
+    let mut held: Vec<(PositionKey, u64)> = ledger.state().positions().collect();
     held.sort();
-    let source = (!held.is_empty()).then(|| held[rng.gen_range(0..held.len())]);
+    let source = (!held.is_empty()).then(|| &held[rng.gen_range(0..held.len())]);
     let kg =
         |rng: &mut ChaCha8Rng, held_g: u64| amount(&rng.gen_range(1..=(held_g / 1000).max(1)).to_string(), Unit::Kg);
     let action = match (rng.gen_range(0..10), source) {
@@ -184,7 +184,7 @@ fn check_seed(seed: u64) {
             seen.insert(key, row.totals.gross_g);
         }
         let cut = end_of_day_ns(day);
-        for (position, timeline) in &state.timelines {
+        for (position, timeline) in state.timelines.iter() {
             let key = (
                 position.party.to_string(),
                 position.lot.to_string(),

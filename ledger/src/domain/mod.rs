@@ -6,7 +6,8 @@
 //! - [`decide()`]: `(state, command, signer, now) -> Result<Decision, Rejection>`.
 //! - [`State::apply`]: folds an event into state; the only way state changes.
 //! - [`rules`]: the decision rules in force, recorded in the log; [`timeline`]: a position's
-//!   balance over business time, which rules 2 decide debits against.
+//!   balance over business time, which rules 2 decide debits against; [`timelines`]: every
+//!   position's timeline, keyed compactly.
 
 pub mod command;
 pub mod decide;
@@ -22,6 +23,7 @@ pub mod rules;
 pub mod state;
 pub(crate) mod tagged;
 pub mod timeline;
+pub mod timelines;
 
 pub use command::{Action, AdjustReason, Command, ConvertInto, Direction, FigureKind, Holding, Price, ReleaseReason};
 pub use decide::{decide, Decision, History, Signer};

@@ -8,6 +8,7 @@ use super::index::{EventIndex, IndexUndo};
 use super::model::{Facility, KeyEntry, LotSpec, Party, PositionKey};
 use super::rules;
 use super::timeline::{Timeline, TurnoverOverflow};
+use super::timelines::Timelines;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -90,11 +91,11 @@ pub struct State {
     pub keys: BTreeMap<KeyId, KeyEntry>,
     pub figures: BTreeMap<FigureKey, u64>,
     pub lots: HashMap<LotId, LotState>,
-    /// Non-zero positions only: a position that reaches zero is removed.
-    pub positions: HashMap<PositionKey, u64>,
     /// Every position ever posted to, with its net changes by business time (kept when the
     /// position is back at zero: a back-dated debit must still find the history it falls in).
-    pub timelines: HashMap<PositionKey, Timeline>,
+    /// A position's balance now is its timeline's total ([`State::position`]): the state
+    /// keeps no second map of balances.
+    pub timelines: Timelines,
     /// Every event id recorded, by hash, and which events were reversed ([`EventIndex`]):
     /// the id, digest and kind are read back from the log when a look-up needs them.
     pub events: EventIndex,
@@ -113,7 +114,6 @@ pub(crate) enum Undo {
     Lot(LotId, Option<LotState>),
     /// A lot's flow counters before an event changed them (the lot itself is unchanged).
     LotFlows(LotId, FlowCounters),
-    Position(PositionKey, Option<u64>),
     /// A change added to a position's timeline at an instant; `created` when the event made
     /// the timeline (rollback then removes it).
     Timeline {
@@ -144,6 +144,8 @@ impl Journal for () {
 /// The positions and lot counters one event leaves, checked and not yet written.
 #[derive(Default)]
 struct StockChange<'e> {
+    /// Each posted position's balance after the posting: checked (never below zero, never
+    /// past `u64`), not written, since the position is its timeline's total.
     positions: SmallVec<[(&'e PositionKey, u64); 2]>,
     /// Each posting as a signed change, at the event's business instant.
     timeline: SmallVec<[(&'e PositionKey, i64); 2]>,
@@ -193,8 +195,21 @@ impl State {
         self.events.find(id, history)
     }
 
+    /// A position's balance now, in grams: its timeline's total (0 for a position never
+    /// posted to). Never negative: `apply` refuses a change that would take it below zero.
     pub fn position(&self, key: &PositionKey) -> u64 {
-        self.positions.get(key).copied().unwrap_or(0)
+        self.timelines.get(key).map_or(0, |t| u64::try_from(t.total()).unwrap_or(0))
+    }
+
+    /// The non-zero positions and their balances, in no particular order.
+    pub fn positions(&self) -> impl Iterator<Item = (PositionKey, u64)> + '_ {
+        self.timelines.iter().filter_map(|(k, t)| non_zero(t).map(|g| (k, g)))
+    }
+
+    /// The non-zero positions and their balances in [`PositionKey`] order, each key built only
+    /// as it is reached.
+    pub fn positions_sorted(&self) -> impl Iterator<Item = (PositionKey, u64)> + '_ {
+        self.timelines.sorted().filter_map(|(k, t)| non_zero(t).map(|g| (k, g)))
     }
 
     /// Applies one event. Pure and deterministic; checks every invariant it touches, all
@@ -381,8 +396,7 @@ impl State {
         Ok(change)
     }
 
-    /// Writes the positions and counters [`State::stock_change`] computed. A position that
-    /// reaches zero is removed.
+    /// Writes the timelines and counters [`State::stock_change`] computed.
     fn write_stock(&mut self, change: StockChange<'_>, journal: &mut impl Journal) {
         for (key, delta) in change.timeline {
             let at_ns = change.at_ns;
@@ -394,21 +408,11 @@ impl State {
                 None => {
                     let mut timeline = Timeline::default();
                     timeline.add(at_ns, delta).expect("a first change always fits");
-                    self.timelines.insert(key.clone(), timeline);
+                    self.timelines.insert(key, timeline);
                     true
                 }
             };
             journal.note(|| Undo::Timeline { key: key.clone(), at_ns, delta, created });
-        }
-        for (key, value) in change.positions {
-            let prev = if value == 0 {
-                self.positions.remove(key)
-            } else if let Some(held) = self.positions.get_mut(key) {
-                Some(std::mem::replace(held, value))
-            } else {
-                self.positions.insert(key.clone(), value)
-            };
-            journal.note(|| Undo::Position(key.clone(), prev));
         }
         for (id, flows) in change.flows {
             if let Some(lot) = self.lots.get_mut(id) {
@@ -435,7 +439,6 @@ impl State {
                         lot.flows = flows;
                     }
                 }
-                Undo::Position(k, v) => restore_hash(&mut self.positions, k, v),
                 Undo::Timeline { key, at_ns, delta, created } => {
                     if created {
                         self.timelines.remove(&key);
@@ -449,17 +452,20 @@ impl State {
     }
 
     /// Checks conservation for every lot: inflows − outflows = sum of its positions, and no
-    /// position is zero or negative (zero positions are removed; u64 cannot be negative).
+    /// position is negative.
     pub fn check_conservation(&self) -> Result<(), String> {
         let mut sums: HashMap<&LotId, i128> = HashMap::default();
-        for (key, grams) in &self.positions {
-            if *grams == 0 {
-                return Err(format!("zero position {key} kept"));
+        for (lot, grams, _) in self.timelines.totals_by_lot() {
+            if grams < 0 {
+                return Err(format!("a position of lot {lot} is negative: {grams} g"));
             }
-            if !self.lots.contains_key(&key.lot) {
-                return Err(format!("position {key} on unknown lot"));
+            if grams == 0 {
+                continue;
             }
-            *sums.entry(&key.lot).or_insert(0) += i128::from(*grams);
+            if !self.lots.contains_key(lot) {
+                return Err(format!("a position on unknown lot {lot}"));
+            }
+            *sums.entry(lot).or_insert(0) += i128::from(grams);
         }
         for (id, lot) in &self.lots {
             let held = sums.get(id).copied().unwrap_or(0);
@@ -469,6 +475,11 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// A position's balance now when it is above zero.
+fn non_zero(timeline: &Timeline) -> Option<u64> {
+    u64::try_from(timeline.total()).ok().filter(|g| *g != 0)
 }
 
 fn step(current: u64, direction: Direction, grams: u64) -> Option<u64> {
@@ -599,7 +610,7 @@ mod tests {
         )
         .expect("a conversion within the position");
         assert_eq!(state.position(&pos("lot-a", "nl-vlissingen")), 0);
-        assert!(!state.positions.contains_key(&pos("lot-a", "nl-vlissingen")), "a zero position is removed");
+        assert!(state.positions().all(|(k, _)| k != pos("lot-a", "nl-vlissingen")), "a zero position is not listed");
         assert_eq!(state.lots[&LotId::new("lot-b")].flows.get(FlowKind::ConvertedIn), 9);
         assert_eq!(state.lots[&LotId::new("lot-a")].flows.get(FlowKind::ConvertedOut), 10);
         state.check_conservation().expect("conservation");

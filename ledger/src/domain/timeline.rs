@@ -6,15 +6,32 @@
 //! Changes at one instant are netted: the log orders them by seq, but an as-of balance sees
 //! only whole instants, so an intermediate sum inside one instant is no balance anyone reads.
 //!
-//! The changes live in a treap (a binary search tree by instant, heap-ordered by a hash of
-//! the instant) in one arena, each node carrying its subtree's sum and the minimum of its
-//! in-order prefix sums. "The lowest balance from `t` on" and "the first instant from `t` on
-//! where the balance is below `x`" are then one walk down the tree: O(log n) expected, not a
-//! scan of the position's history. The tree's shape depends only on the set of instants, not
-//! on the order they arrived in.
+//! Every position ever posted to keeps its timeline, so timelines are most of the ledger's
+//! resident state, and most positions see only a few instants (2.6 on average in the bench's
+//! generated history). A timeline therefore has two forms:
+//!
+//! - **few** (up to [`FEW_MAX`] instants): the non-zero net changes in instant order, one
+//!   16-byte pair each, the first held inline (no allocation for a position posted to once);
+//!   every query is a scan of at most [`FEW_MAX`] pairs.
+//! - **tree** (once a position has seen more): a treap (a binary search tree by instant,
+//!   heap-ordered by a hash of the instant) in one arena, each node carrying its subtree's sum
+//!   and the minimum of its in-order prefix sums. "The lowest balance from `t` on" and "the
+//!   first instant from `t` on where the balance is below `x`" are then one walk down the
+//!   tree: O(log n) expected, not a scan of the position's history. The tree's shape depends
+//!   only on the set of instants, not on the order they arrived in. A timeline that became a
+//!   tree stays one.
+//!
+//! Both forms answer every query alike for every `grams` a debit can ask about (`grams ≥ 1`):
+//! an instant whose changes net to zero (the few form drops it, the tree keeps a node of zero)
+//! has the balance of the instant before it, so it is never the first instant below, never
+//! the last, and never lowers a minimum.
 
 use std::cmp::Ordering;
 use std::sync::OnceLock;
+
+/// The most instants a timeline holds in its few form; one more makes it a tree. Scans of
+/// this many pairs cost less than a walk down a treap of them.
+pub const FEW_MAX: usize = 8;
 
 const NIL: u32 = u32::MAX;
 
@@ -31,11 +48,44 @@ struct Node {
     priority: u64,
 }
 
+/// The treap of a timeline past [`FEW_MAX`] instants (`root` is `NIL` while it is empty).
+#[derive(Debug, Clone)]
+struct Tree {
+    nodes: Vec<Node>,
+    root: u32,
+}
+
+/// The few form is `One` or `Few`: the non-zero net changes `(instant, grams)` in instant
+/// order, at most [`FEW_MAX`]; a single change is held inline (`Few` then holds none or two
+/// and more), so a position posted to once allocates nothing. 24 bytes, whatever the form.
+#[derive(Debug, Clone)]
+enum Form {
+    One((i64, i64)),
+    Few(Vec<(i64, i64)>),
+    Tree(Box<Tree>),
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Form::Few(Vec::new())
+    }
+}
+
+impl Form {
+    /// The few form's changes, `None` for a tree.
+    fn pairs(&self) -> Option<&[(i64, i64)]> {
+        match self {
+            Form::One(pair) => Some(std::slice::from_ref(pair)),
+            Form::Few(pairs) => Some(pairs),
+            Form::Tree(_) => None,
+        }
+    }
+}
+
 /// One position's net changes by business instant. See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
-    nodes: Vec<Node>,
-    root: Option<u32>,
+    form: Form,
     /// Sum of |delta| over every change ever added: while it fits in an `i64`, so does every
     /// partial sum the tree keeps, whatever the order of the changes.
     turnover: u64,
@@ -63,33 +113,59 @@ fn priority(at_ns: i64) -> u64 {
     SEED.get_or_init(ahash::RandomState::new).hash_one(at_ns)
 }
 
+/// The non-zero net changes of either form, in instant order.
+enum Entries<'a> {
+    Few(std::slice::Iter<'a, (i64, i64)>),
+    Tree { tree: &'a Tree, stack: Vec<u32>, cursor: Option<u32> },
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (i64, i64);
+
+    fn next(&mut self) -> Option<(i64, i64)> {
+        match self {
+            Entries::Few(pairs) => pairs.next().copied(),
+            Entries::Tree { tree, stack, cursor } => loop {
+                while let Some(n) = *cursor {
+                    stack.push(n);
+                    *cursor = tree.link(tree.node(n).left);
+                }
+                let n = stack.pop()?;
+                *cursor = tree.link(tree.node(n).right);
+                let node = tree.node(n);
+                if node.delta != 0 {
+                    return Some((node.at_ns, node.delta));
+                }
+            },
+        }
+    }
+}
+
 impl Timeline {
     /// Whether every change ever added was zero (or none was added).
     pub fn is_empty(&self) -> bool {
         self.entries().next().is_none()
     }
 
+    /// Whether the timeline is in its few form (tests and the resident-memory example).
+    pub fn is_few(&self) -> bool {
+        !matches!(self.form, Form::Tree(_))
+    }
+
     /// The balance after every change: the position now.
     pub fn total(&self) -> i64 {
-        self.root.map_or(0, |r| self.node(r).sum)
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => tree.sum(tree.root),
+            (_, pairs) => pairs.unwrap_or_default().iter().map(|(_, d)| d).sum(),
+        }
     }
 
     /// The non-zero net changes in business-time order: `(instant, grams)`.
     pub fn entries(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        let mut stack = Vec::new();
-        let mut cursor = self.root;
-        std::iter::from_fn(move || loop {
-            while let Some(n) = cursor {
-                stack.push(n);
-                cursor = self.link(self.node(n).left);
-            }
-            let n = stack.pop()?;
-            cursor = self.link(self.node(n).right);
-            let node = self.node(n);
-            if node.delta != 0 {
-                return Some((node.at_ns, node.delta));
-            }
-        })
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => Entries::Tree { tree, stack: Vec::new(), cursor: tree.link(tree.root) },
+            (_, pairs) => Entries::Few(pairs.unwrap_or_default().iter()),
+        }
     }
 
     /// Sum of |change| over every change ever added, in grams: [`Timeline::add`] refuses a
@@ -118,25 +194,151 @@ impl Timeline {
     /// Adds `delta` grams at business instant `at_ns`.
     pub fn add(&mut self, at_ns: i64, delta: i64) -> Result<(), TurnoverOverflow> {
         self.turnover = self.turnover_after(delta)?;
-        let root = self.root.map_or(NIL, |r| r);
-        let root = self.insert(root, at_ns, delta);
-        self.root = Some(root);
+        self.net(at_ns, delta);
         Ok(())
     }
 
-    /// Takes back a change [`Timeline::add`] made (a batch rolled back). The instant's node
-    /// stays, with its net change restored; a node of zero is no change.
+    /// Takes back a change [`Timeline::add`] made (a batch rolled back). In the tree the
+    /// instant's node stays, with its net change restored; a node of zero is no change.
     pub fn undo(&mut self, at_ns: i64, delta: i64) {
-        if let Some(root) = self.root {
-            self.root = Some(self.insert(root, at_ns, -delta));
-            self.turnover = self.turnover.saturating_sub(delta.unsigned_abs());
+        self.net(at_ns, -delta);
+        self.turnover = self.turnover.saturating_sub(delta.unsigned_abs());
+    }
+
+    /// Nets `delta` into the change at `at_ns`; the few form drops a change that nets to zero
+    /// and becomes a tree when it would hold more than [`FEW_MAX`] instants.
+    fn net(&mut self, at_ns: i64, delta: i64) {
+        let mut pairs = match std::mem::take(&mut self.form) {
+            Form::Tree(mut tree) => {
+                tree.root = tree.insert(tree.root, at_ns, delta);
+                self.form = Form::Tree(tree);
+                return;
+            }
+            Form::One(pair) => {
+                // Room for the second change, the likely reason to be here.
+                let mut pairs = Vec::with_capacity(2);
+                pairs.push(pair);
+                pairs
+            }
+            Form::Few(pairs) if pairs.is_empty() => {
+                if delta != 0 {
+                    self.form = Form::One((at_ns, delta));
+                }
+                return;
+            }
+            Form::Few(pairs) => pairs,
+        };
+        match pairs.binary_search_by_key(&at_ns, |(at, _)| *at) {
+            Ok(i) => {
+                pairs[i].1 += delta;
+                if pairs[i].1 == 0 {
+                    pairs.remove(i);
+                }
+            }
+            Err(_) if delta == 0 => {}
+            Err(i) if pairs.len() < FEW_MAX => {
+                // Grow one pair at a time: `insert` would double, and this is resident.
+                if pairs.len() == pairs.capacity() {
+                    pairs.reserve_exact(1);
+                }
+                pairs.insert(i, (at_ns, delta));
+            }
+            Err(_) => {
+                let mut tree = Tree { nodes: Vec::with_capacity(FEW_MAX * 2), root: NIL };
+                for (at, d) in pairs.into_iter().chain([(at_ns, delta)]) {
+                    tree.root = tree.insert(tree.root, at, d);
+                }
+                self.form = Form::Tree(Box::new(tree));
+                return;
+            }
         }
+        self.form = match pairs[..] {
+            [pair] => Form::One(pair),
+            [] => Form::Few(Vec::new()),
+            _ => Form::Few(pairs),
+        };
     }
 
     /// The balance at instant `at_ns`: the sum of the changes at or before it.
     pub fn balance_at(&self, at_ns: i64) -> i64 {
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => tree.balance_at(at_ns),
+            (_, pairs) => pairs.unwrap_or_default().iter().take_while(|(at, _)| *at <= at_ns).map(|(_, d)| d).sum(),
+        }
+    }
+
+    /// The lowest balance at any instant from `at_ns` on (the balance at `at_ns` itself
+    /// included).
+    pub fn min_from(&self, at_ns: i64) -> i64 {
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => tree.min_from(at_ns),
+            (_, pairs) => {
+                let mut balance = 0;
+                let mut lowest = i64::MAX;
+                for (at, d) in pairs.unwrap_or_default() {
+                    if *at > at_ns {
+                        lowest = lowest.min(balance);
+                    }
+                    balance += d;
+                    if *at > at_ns {
+                        lowest = lowest.min(balance);
+                    }
+                }
+                lowest.min(balance)
+            }
+        }
+    }
+
+    /// The first instant from `at_ns` on at which the balance is below `grams`, if any: where
+    /// a debit of `grams` at `at_ns` would take the position below zero.
+    pub fn first_below(&self, at_ns: i64, grams: i64) -> Option<Shortfall> {
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => tree.first_below(at_ns, grams),
+            (_, pairs) => {
+                let at_itself = self.balance_at(at_ns);
+                if at_itself < grams {
+                    return Some(Shortfall { at_ns, balance_g: at_itself });
+                }
+                let mut balance = at_itself;
+                pairs.unwrap_or_default().iter().skip_while(|(at, _)| *at <= at_ns).find_map(|(at, d)| {
+                    balance += d;
+                    (balance < grams).then_some(Shortfall { at_ns: *at, balance_g: balance })
+                })
+            }
+        }
+    }
+
+    /// The earliest instant from which the balance is at least `grams` at every instant on,
+    /// if there is one: the first instant with a change after the last instant whose balance
+    /// is below `grams` (the first change of all when none is). `None` when the balance is
+    /// below `grams` after the last change, so no date works. Asked with `grams ≥ 1` (a
+    /// debit), both forms give the same answer (see the module documentation).
+    pub fn holds_from(&self, grams: i64) -> Option<i64> {
+        match (&self.form, self.form.pairs()) {
+            (Form::Tree(tree), _) => tree.holds_from(grams),
+            (_, pairs) => {
+                let pairs = pairs.unwrap_or_default();
+                let mut balance = 0;
+                let mut last_below = None;
+                for (i, (_, d)) in pairs.iter().enumerate() {
+                    balance += d;
+                    if balance < grams {
+                        last_below = Some(i);
+                    }
+                }
+                match last_below {
+                    Some(i) => pairs.get(i + 1).map(|(at, _)| *at),
+                    None => pairs.first().map(|(at, _)| *at),
+                }
+            }
+        }
+    }
+}
+
+impl Tree {
+    fn balance_at(&self, at_ns: i64) -> i64 {
         let mut sum = 0;
-        let mut cursor = self.root;
+        let mut cursor = self.link(self.root);
         while let Some(n) = cursor {
             let node = self.node(n);
             if node.at_ns <= at_ns {
@@ -149,14 +351,12 @@ impl Timeline {
         sum
     }
 
-    /// The lowest balance at any instant from `at_ns` on (the balance at `at_ns` itself
-    /// included).
-    pub fn min_from(&self, at_ns: i64) -> i64 {
+    fn min_from(&self, at_ns: i64) -> i64 {
         // Walk the path of `at_ns`: everything right of the path is after it, and each such
         // subtree contributes its own lowest prefix, offset by what lies before it.
         let mut before = 0i64; // sum of every change left of the current subtree
         let mut lowest = i64::MAX;
-        let mut cursor = self.root;
+        let mut cursor = self.link(self.root);
         while let Some(n) = cursor {
             let node = self.node(n);
             let through = before + self.sum(node.left) + node.delta;
@@ -175,9 +375,7 @@ impl Timeline {
         lowest.min(before)
     }
 
-    /// The first instant from `at_ns` on at which the balance is below `grams`, if any: where
-    /// a debit of `grams` at `at_ns` would take the position below zero.
-    pub fn first_below(&self, at_ns: i64, grams: i64) -> Option<Shortfall> {
+    fn first_below(&self, at_ns: i64, grams: i64) -> Option<Shortfall> {
         let at_itself = self.balance_at(at_ns);
         if at_itself < grams {
             return Some(Shortfall { at_ns, balance_g: at_itself });
@@ -185,15 +383,11 @@ impl Timeline {
         if self.min_from(at_ns) >= grams {
             return None;
         }
-        self.first_after(self.root, at_ns, 0, grams)
+        self.first_after(self.link(self.root), at_ns, 0, grams)
     }
 
-    /// The earliest instant from which the balance is at least `grams` at every instant on,
-    /// if there is one: the first instant with a change after the last instant whose balance
-    /// is below `grams` (the first change of all when none is). `None` when the balance is
-    /// below `grams` after the last change, so no date works.
-    pub fn holds_from(&self, grams: i64) -> Option<i64> {
-        match self.last_below(self.root, 0, grams) {
+    fn holds_from(&self, grams: i64) -> Option<i64> {
+        match self.last_below(self.link(self.root), 0, grams) {
             Some(at_ns) => self.next_after(at_ns),
             None => self.first_instant(),
         }
@@ -218,7 +412,7 @@ impl Timeline {
     /// The first instant with a change after `at_ns`.
     fn next_after(&self, at_ns: i64) -> Option<i64> {
         let mut found = None;
-        let mut cursor = self.root;
+        let mut cursor = self.link(self.root);
         while let Some(n) = cursor {
             let node = self.node(n);
             if node.at_ns > at_ns {
@@ -232,7 +426,7 @@ impl Timeline {
     }
 
     fn first_instant(&self) -> Option<i64> {
-        let mut cursor = self.root?;
+        let mut cursor = self.link(self.root)?;
         while let Some(l) = self.link(self.node(cursor).left) {
             cursor = l;
         }
@@ -311,12 +505,6 @@ impl Timeline {
     fn insert(&mut self, n: u32, at_ns: i64, delta: i64) -> u32 {
         if n == NIL {
             let index = u32::try_from(self.nodes.len()).expect("fewer than 2^32 instants in one position");
-            // Most positions see a few instants (2.6 on average in the generated history): grow
-            // one node at a time up to four, where `push` would jump to four at once, then
-            // double. Every position ever posted to keeps its timeline, so this is resident.
-            if self.nodes.len() == self.nodes.capacity() && self.nodes.len() < 4 {
-                self.nodes.reserve_exact(1);
-            }
             self.nodes.push(Node {
                 at_ns,
                 delta,
@@ -368,7 +556,8 @@ impl Timeline {
     }
 }
 
-/// Two timelines are equal when they hold the same net changes, whatever their tree's shape.
+/// Two timelines are equal when they hold the same net changes, whatever their form or tree's
+/// shape.
 impl PartialEq for Timeline {
     fn eq(&self, other: &Self) -> bool {
         self.entries().eq(other.entries())
@@ -413,27 +602,46 @@ mod tests {
         }
     }
 
+    /// A timeline in the tree form from its first change, to hold the few form to it.
+    fn tree() -> Timeline {
+        Timeline { form: Form::Tree(Box::new(Tree { nodes: Vec::new(), root: NIL })), turnover: 0 }
+    }
+
     #[test]
     fn queries_agree_with_a_scan_over_random_histories() {
         let seed = 0x5eed_7153;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut became_tree = 0;
         for round in 0..300 {
+            // Both forms, changed alike (the first becomes a tree only past FEW_MAX instants).
             let mut timeline = Timeline::default();
+            let mut as_tree = tree();
             let mut model = Model(Vec::new());
             let span = rng.gen_range(1..60);
             for _ in 0..rng.gen_range(0..80) {
                 let at = rng.gen_range(0..span);
                 let delta = rng.gen_range(-50..100);
                 timeline.add(at, delta).expect("small");
+                as_tree.add(at, delta).expect("small");
                 model.0.push((at, delta));
+                if rng.gen_bool(0.1) {
+                    // A change taken back, as a rolled-back batch does.
+                    timeline.undo(at, delta);
+                    as_tree.undo(at, delta);
+                    model.0.pop();
+                }
                 for _ in 0..3 {
                     let t = rng.gen_range(-1..span + 1);
                     let g = rng.gen_range(0..200);
                     let what = format!("seed {seed:#x} round {round} t {t} g {g}");
-                    assert_eq!(timeline.balance_at(t), model.balance_at(t), "{what}");
-                    assert_eq!(timeline.min_from(t), model.min_from(t), "{what}");
-                    assert_eq!(timeline.first_below(t, g), model.first_below(t, g), "{what}");
-                    assert_eq!(timeline.holds_from(g), model.holds_from(g), "{what}");
+                    for (form, tl) in [("default", &timeline), ("tree", &as_tree)] {
+                        assert_eq!(tl.balance_at(t), model.balance_at(t), "{form} {what}");
+                        assert_eq!(tl.min_from(t), model.min_from(t), "{form} {what}");
+                        assert_eq!(tl.first_below(t, g), model.first_below(t, g), "{form} {what}");
+                        // A debit asks with at least one gram (see the module documentation).
+                        let g = g.max(1);
+                        assert_eq!(tl.holds_from(g), model.holds_from(g), "{form} {what}");
+                    }
                 }
             }
             let mut netted: std::collections::BTreeMap<i64, i64> = Default::default();
@@ -442,8 +650,48 @@ mod tests {
             }
             let expected: Vec<(i64, i64)> = netted.into_iter().filter(|(_, d)| *d != 0).collect();
             assert_eq!(timeline.entries().collect::<Vec<_>>(), expected, "round {round}");
+            assert_eq!(timeline, as_tree, "round {round}");
             assert_eq!(timeline.total(), model.0.iter().map(|(_, d)| d).sum::<i64>());
+            assert_eq!(timeline.turnover(), as_tree.turnover());
+            became_tree += usize::from(!timeline.is_few());
+            if timeline.is_few() {
+                assert!(expected.len() <= FEW_MAX, "round {round}");
+            }
         }
+        assert!((30..290).contains(&became_tree), "both forms are exercised: {became_tree} trees of 300");
+    }
+
+    #[test]
+    fn the_few_form_keeps_only_non_zero_changes_and_grows_one_at_a_time() {
+        let mut t = Timeline::default();
+        t.add(5, 10).unwrap();
+        // One change is held inline.
+        assert!(matches!(t.form, Form::One((5, 10))));
+        t.add(5, -10).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.turnover(), 20);
+        assert_eq!(t.first_below(0, 1), Some(Shortfall { at_ns: 0, balance_g: 0 }));
+        assert_eq!(t.holds_from(1), None);
+        for i in 0..FEW_MAX as i64 {
+            t.add(i * 10, 1).unwrap();
+            match &t.form {
+                Form::One(_) => assert_eq!(i, 0),
+                Form::Few(pairs) => {
+                    assert_eq!(pairs.len(), (i + 1) as usize);
+                    assert_eq!(pairs.capacity(), pairs.len(), "grows one pair at a time");
+                }
+                Form::Tree(_) => panic!("a tree at {} instants", i + 1),
+            }
+        }
+        assert!(t.is_few());
+        // A change at an instant already there nets; a new instant past FEW_MAX makes a tree.
+        t.add(0, 4).unwrap();
+        assert!(t.is_few());
+        t.add(-1, 1).unwrap();
+        assert!(!t.is_few());
+        assert_eq!(t.entries().next(), Some((-1, 1)));
+        assert_eq!(t.total(), FEW_MAX as i64 + 5);
+        assert_eq!(std::mem::size_of::<Timeline>(), 32, "a map entry's value stays small");
     }
 
     #[test]
@@ -479,10 +727,11 @@ mod tests {
         assert_eq!(t.first_below(150_000, 75_005), Some(Shortfall { at_ns: 150_001, balance_g: 75_001 }));
         assert_eq!(t.first_below(150_000, 75_001), None);
         // The depth of the recursive walks is logarithmic in expectation.
-        fn depth(t: &Timeline, n: Option<u32>) -> usize {
+        fn depth(t: &Tree, n: Option<u32>) -> usize {
             n.map_or(0, |n| 1 + depth(t, t.link(t.node(n).left)).max(depth(t, t.link(t.node(n).right))))
         }
-        assert!(depth(&t, t.root) < 100, "depth {}", depth(&t, t.root));
+        let Form::Tree(tree) = &t.form else { panic!("200,000 instants make a tree") };
+        assert!(depth(tree, Some(tree.root)) < 100, "depth {}", depth(tree, Some(tree.root)));
     }
 
     #[test]

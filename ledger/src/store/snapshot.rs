@@ -74,11 +74,29 @@ struct EncodedRef<'a> {
     keys: Vec<&'a KeyEntry>,
     figures: Vec<(&'a FigureKey, u64)>,
     lots: Vec<&'a LotState>,
-    positions: Vec<(&'a PositionKey, u64)>,
-    timelines: Vec<(&'a PositionKey, u64, Changes<'a>)>,
+    positions: Positions<'a>,
+    timelines: SortedTimelines<'a>,
     event_hash_bits: u32,
     events: Vec<(u64, u64)>,
     reversals: Vec<(u64, EventId)>,
+}
+
+/// The non-zero positions in key order, each key built as it is written.
+struct Positions<'a>(&'a State);
+
+impl Serialize for Positions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.positions_sorted())
+    }
+}
+
+/// Every timeline in key order, `(position, turnover, changes)`, each key built as it is written.
+struct SortedTimelines<'a>(&'a State);
+
+impl Serialize for SortedTimelines<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.timelines.sorted().map(|(k, t)| (k, t.turnover(), Changes(t))))
+    }
 }
 
 /// A timeline's non-zero net changes, written as they are walked.
@@ -93,11 +111,6 @@ impl Serialize for Changes<'_> {
 fn encode(state: &State, out: impl Write) -> std::io::Result<()> {
     let mut lots: Vec<&LotState> = state.lots.values().collect();
     lots.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
-    let mut positions: Vec<(&PositionKey, u64)> = state.positions.iter().map(|(k, v)| (k, *v)).collect();
-    positions.sort();
-    let mut timelines: Vec<(&PositionKey, u64, Changes<'_>)> =
-        state.timelines.iter().map(|(k, t)| (k, t.turnover(), Changes(t))).collect();
-    timelines.sort_by(|a, b| a.0.cmp(b.0));
     let encoded = EncodedRef {
         head: &state.head,
         ledger: &state.ledger,
@@ -107,8 +120,8 @@ fn encode(state: &State, out: impl Write) -> std::io::Result<()> {
         keys: state.keys.values().collect(),
         figures: state.figures.iter().map(|(k, v)| (k, *v)).collect(),
         lots,
-        positions,
-        timelines,
+        positions: Positions(state),
+        timelines: SortedTimelines(state),
         event_hash_bits: state.events.hash_bits(),
         events: state.events.entries(),
         reversals: state.events.reversals(),
@@ -121,7 +134,7 @@ fn decode(input: impl Read) -> Result<State, SnapshotError> {
     if !(1..=64).contains(&e.event_hash_bits) {
         return Err(SnapshotError::Decode(format!("event hash bits {}", e.event_hash_bits)));
     }
-    Ok(State {
+    let state = State {
         head: e.head,
         ledger: e.ledger,
         rules: e.rules,
@@ -130,7 +143,6 @@ fn decode(input: impl Read) -> Result<State, SnapshotError> {
         keys: e.keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
         figures: e.figures.into_iter().collect(),
         lots: e.lots.into_iter().map(|l| (l.spec.id.clone(), l)).collect(),
-        positions: e.positions.into_iter().collect(),
         timelines: e
             .timelines
             .into_iter()
@@ -141,7 +153,13 @@ fn decode(input: impl Read) -> Result<State, SnapshotError> {
             })
             .collect::<Result<_, _>>()?,
         events: EventIndex::from_parts(e.event_hash_bits, e.events, e.reversals),
-    })
+    };
+    // The balances are the timelines' totals; the list is kept in the file (its shape is the
+    // one older releases wrote and read) and must agree with them.
+    if !state.positions_sorted().eq(e.positions) {
+        return Err(SnapshotError::Decode("positions disagree with the timelines".into()));
+    }
+    Ok(state)
 }
 
 /// Writes what it is given to `inner` and hashes it.

@@ -423,8 +423,7 @@ fn check_outcomes(ctx: &str, predicted: &[Predicted], outcomes: &[Outcome]) {
 }
 
 fn compare(ctx: &str, h: &Harness, model: &Model) {
-    let live: HashMap<PositionKey, i128> =
-        h.state().positions.iter().map(|(k, v)| (k.clone(), i128::from(*v))).collect();
+    let live: HashMap<PositionKey, i128> = h.state().positions().map(|(k, v)| (k.clone(), i128::from(v))).collect();
     assert_eq!(live, model.positions, "{ctx}: positions differ from the model");
     // Every position's balance over business time: the same net change at each instant as the
     // model's postings, and (the model asserts it) never below zero.

@@ -380,11 +380,7 @@ fn holdings_now_and_as_of_dates() {
     );
 
     // The projector's current positions are the ledger's.
-    let ledger: Vec<_> = {
-        let mut v: Vec<_> = h.state().positions.iter().map(|(k, g)| (k.clone(), *g)).collect();
-        v.sort();
-        v
-    };
+    let ledger: Vec<_> = h.state().positions_sorted().collect();
     assert_eq!(p.snapshot().positions(), ledger);
 }
 
