@@ -11,6 +11,15 @@
 //! the record, whether the event moved stock from the event. Only reversals are kept apart
 //! (`reversed`, one entry per reversed event), because they are rare and a record cannot
 //! say it was reversed later.
+//!
+//! Most entries sit in `frozen`, a vector sorted by hash (16 bytes an entry, nothing empty);
+//! the latest ones in a hash table (`first`, `more`), whose buckets are a power of two and
+//! up to half empty. When the table holds more than an eighth of what is frozen (and at
+//! least [`FREEZE_MIN`] entries), it is merged into `frozen`. The hashes are uniform, so a
+//! look-up in `frozen` starts where the hash says the entry should be (its share of the
+//! range of hashes times the length) and gallops from there: a few probes within a page or
+//! two, not a binary search across the whole vector. Every frozen seq is older than every
+//! seq in the table, so the candidates under one hash are still listed oldest first.
 
 use super::decide::History;
 use super::ids::EventId;
@@ -40,6 +49,10 @@ impl Hasher for PassThrough {
 
 type U64Map<V> = std::collections::HashMap<u64, V, BuildHasherDefault<PassThrough>>;
 
+/// Entries the table holds before it may be merged into the frozen part (fewer with fewer
+/// hash bits: see [`EventIndex::with_hash_bits`]).
+pub const FREEZE_MIN: usize = 1 << 16;
+
 /// Where an id was recorded: its seq and the SHA-256 of its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
@@ -57,9 +70,11 @@ pub(crate) enum IndexUndo {
 }
 
 /// Every event id recorded, by hash (see the module's documentation).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EventIndex {
-    /// Hash → seq of the first id recorded with that hash.
+    /// `(hash, seq)` sorted, every seq older than those in `first` and `more`.
+    frozen: Vec<(u64, u64)>,
+    /// Hash → seq of the first id recorded with that hash since the last merge.
     first: U64Map<u64>,
     /// Hash → seqs of later ids with the same hash, in seq order (collisions: rare).
     more: U64Map<Vec<u64>>,
@@ -67,7 +82,19 @@ pub struct EventIndex {
     reversed: U64Map<EventId>,
     /// Bits of the hash kept: 64, fewer only in tests, to make collisions common.
     bits: u32,
+    /// Entries `first` and `more` hold together.
+    recent: usize,
 }
+
+/// Equal when they hold the same entries and reversals, however they are split between
+/// the frozen part and the table.
+impl PartialEq for EventIndex {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits == other.bits && self.reversed == other.reversed && self.entries() == other.entries()
+    }
+}
+
+impl Eq for EventIndex {}
 
 impl Default for EventIndex {
     fn default() -> Self {
@@ -77,10 +104,26 @@ impl Default for EventIndex {
 
 impl EventIndex {
     /// An index keeping `bits` (1..=64) bits of each id's hash: tests shrink it to force
-    /// collisions.
+    /// collisions. Such an index also merges its table into the frozen part from 8 entries
+    /// on instead of [`FREEZE_MIN`], so that the tests' short logs exercise both parts.
     pub fn with_hash_bits(bits: u32) -> EventIndex {
         assert!((1..=64).contains(&bits), "hash bits out of range: {bits}");
-        EventIndex { first: U64Map::default(), more: U64Map::default(), reversed: U64Map::default(), bits }
+        EventIndex {
+            frozen: Vec::new(),
+            first: U64Map::default(),
+            more: U64Map::default(),
+            reversed: U64Map::default(),
+            bits,
+            recent: 0,
+        }
+    }
+
+    fn freeze_min(&self) -> usize {
+        if self.bits == 64 {
+            FREEZE_MIN
+        } else {
+            8
+        }
     }
 
     pub fn hash_bits(&self) -> u32 {
@@ -100,22 +143,61 @@ impl EventIndex {
 
     /// Ids recorded.
     pub fn len(&self) -> usize {
-        self.first.len() + self.more.values().map(Vec::len).sum::<usize>()
+        self.frozen.len() + self.recent
     }
 
     pub fn is_empty(&self) -> bool {
-        self.first.is_empty()
+        self.len() == 0
     }
 
-    /// Room for `additional` more ids without growing the table step by step.
+    /// Room for `additional` more ids in the frozen part, so that folding a long log does
+    /// not grow it merge by merge.
     pub fn reserve(&mut self, additional: usize) {
-        self.first.reserve(additional);
+        self.frozen.reserve_exact(additional);
+    }
+
+    /// Where the frozen entries of `hash` start (the first entry not below it): from the
+    /// position the hash's share of its range names, galloping out to bracket it, then a
+    /// binary search of the bracket.
+    fn frozen_from(&self, hash: u64) -> usize {
+        let n = self.frozen.len();
+        if n == 0 {
+            return 0;
+        }
+        let below = |i: usize| self.frozen[i].0 < hash;
+        // `hash < 2^bits`, so the guess is below `n`.
+        let guess = ((u128::from(hash) * n as u128) >> self.bits) as usize;
+        let (mut lo, mut hi) = (0, n);
+        let mut step = 1;
+        if below(guess) {
+            lo = guess + 1;
+            while let Some(probe) = guess.checked_add(step).filter(|p| *p < n) {
+                if !below(probe) {
+                    hi = probe;
+                    break;
+                }
+                lo = probe + 1;
+                step *= 2;
+            }
+        } else {
+            hi = guess;
+            while let Some(probe) = guess.checked_sub(step) {
+                if below(probe) {
+                    lo = probe + 1;
+                    break;
+                }
+                hi = probe;
+                step *= 2;
+            }
+        }
+        lo + self.frozen[lo..hi].partition_point(|(h, _)| *h < hash)
     }
 
     /// The seqs recorded under `hash`, oldest first.
     fn candidates(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
+        let frozen = self.frozen[self.frozen_from(hash)..].iter().take_while(move |(h, _)| *h == hash).map(|(_, s)| *s);
         let more = self.more.get(&hash).map(Vec::as_slice).unwrap_or(&[]);
-        self.first.get(&hash).copied().into_iter().chain(more.iter().copied())
+        frozen.chain(self.first.get(&hash).copied()).chain(more.iter().copied())
     }
 
     /// Where `id` was recorded, reading the candidates' ids from `history`. `None` when it
@@ -163,7 +245,38 @@ impl EventIndex {
             }
             std::collections::hash_map::Entry::Occupied(_) => self.more.entry(hash).or_default().push(seq),
         }
+        self.recent += 1;
+        if self.recent >= self.freeze_min().max(self.frozen.len() / 8) {
+            self.freeze();
+        }
         IndexUndo::Added(hash)
+    }
+
+    /// Merges the table into the frozen part (in place, from the back) and empties it.
+    fn freeze(&mut self) {
+        let mut recent: Vec<(u64, u64)> = self.first.drain().collect();
+        recent.extend(self.more.drain().flat_map(|(h, seqs)| seqs.into_iter().map(move |s| (h, s))));
+        recent.sort_unstable();
+        self.recent = 0;
+        let old = self.frozen.len();
+        self.frozen.reserve_exact(recent.len());
+        self.frozen.resize(old + recent.len(), (0, 0));
+        // Merge from the back into the room just made: `(hash, seq)` order, and a frozen
+        // seq is older than any recent one, so equal hashes keep their seqs in order.
+        let (mut i, mut j, mut out) = (old, recent.len(), self.frozen.len());
+        while j > 0 {
+            out -= 1;
+            if i > 0 && self.frozen[i - 1] > recent[j - 1] {
+                i -= 1;
+                self.frozen[out] = self.frozen[i];
+            } else {
+                j -= 1;
+                self.frozen[out] = recent[j];
+            }
+        }
+        // The table's buckets go: it starts again small.
+        self.first = U64Map::default();
+        self.more = U64Map::default();
     }
 
     /// Marks the event at `seq` reversed by `by`.
@@ -179,8 +292,17 @@ impl EventIndex {
                     if later.is_empty() {
                         self.more.remove(&hash);
                     }
+                    self.recent -= 1;
+                } else if self.first.remove(&hash).is_some() {
+                    self.recent -= 1;
                 } else {
-                    self.first.remove(&hash);
+                    // Frozen since it was added (a merge inside the batch): the last seq under
+                    // this hash is the newest. Rare, so the shift is acceptable.
+                    let from = self.frozen_from(hash);
+                    let under = self.frozen[from..].iter().take_while(|(h, _)| *h == hash).count();
+                    if under > 0 {
+                        self.frozen.remove(from + under - 1);
+                    }
                 }
             }
             IndexUndo::Reversal(seq, Some(by)) => {
@@ -194,7 +316,8 @@ impl EventIndex {
 
     /// Every `(hash, seq)`, in seq order: what a snapshot stores.
     pub fn entries(&self) -> Vec<(u64, u64)> {
-        let mut all: Vec<(u64, u64)> = self.first.iter().map(|(h, s)| (*h, *s)).collect();
+        let mut all: Vec<(u64, u64)> = self.frozen.clone();
+        all.extend(self.first.iter().map(|(h, s)| (*h, *s)));
         all.extend(self.more.iter().flat_map(|(h, seqs)| seqs.iter().map(|s| (*h, *s))));
         all.sort_unstable_by_key(|(_, s)| *s);
         all
@@ -215,9 +338,9 @@ impl EventIndex {
         reversals: impl IntoIterator<Item = (u64, EventId)>,
     ) -> EventIndex {
         let mut index = EventIndex::with_hash_bits(bits);
-        for (hash, seq) in entries {
-            index.add(hash, seq);
-        }
+        index.frozen = entries.into_iter().collect();
+        index.frozen.sort_unstable();
+        index.frozen.shrink_to_fit();
         index.reversed.extend(reversals);
         index
     }
@@ -225,7 +348,8 @@ impl EventIndex {
     /// Bytes of table the index holds (capacity, not length: what it costs resident).
     pub fn table_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(u64, u64)>() + 1;
-        self.first.capacity() * slot
+        self.frozen.capacity() * std::mem::size_of::<(u64, u64)>()
+            + self.first.capacity() * slot
             + self.more.values().map(|v| v.capacity() * 8 + 40).sum::<usize>()
             + self.reversed.capacity() * (std::mem::size_of::<(u64, EventId)>() + 1)
     }
@@ -234,4 +358,67 @@ impl EventIndex {
 /// Whether an event may be reversed: it moved stock and is not itself a reversal.
 pub fn reversible(event: &super::event::Event) -> bool {
     !matches!(event, super::event::Event::Reversed { .. }) && !event.effect_refs().postings.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    #[test]
+    fn frozen_and_recent_entries_answer_as_one_list_through_batches_rolled_back() {
+        let seed = 0x1d3c_5eed;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for (bits, batches) in [(2, 2_000), (7, 2_000), (20, 4_000), (64, 70_000)] {
+            let mut index = EventIndex::with_hash_bits(bits);
+            let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+            // The definition: every hash's seqs, oldest first.
+            let mut model: HashMap<u64, Vec<u64>> = HashMap::new();
+            let mut in_order: Vec<(u64, u64)> = Vec::new();
+            let (mut seq, mut merges, mut undone_frozen) = (0, 0, 0);
+            for batch in 0..batches {
+                let n = rng.gen_range(1..=5);
+                let mut undo = Vec::new();
+                for _ in 0..n {
+                    seq += 1;
+                    let hash = rng.gen::<u64>() & mask;
+                    let recent = index.recent;
+                    undo.push(index.add(hash, seq));
+                    merges += usize::from(index.recent < recent);
+                    model.entry(hash).or_default().push(seq);
+                    in_order.push((hash, seq));
+                }
+                if rng.gen_bool(0.25) {
+                    // The batch is rolled back, newest first, as `State::rollback` does.
+                    for step in undo.into_iter().rev() {
+                        let frozen = index.frozen.len();
+                        index.undo(step);
+                        undone_frozen += usize::from(index.frozen.len() < frozen);
+                        let (hash, _) = in_order.pop().expect("added");
+                        model.get_mut(&hash).expect("added").pop();
+                    }
+                    seq -= n;
+                }
+                let what = format!("seed {seed:#x} bits {bits} batch {batch}");
+                let known = in_order.get(rng.gen_range(0..in_order.len().max(1))).map_or(0, |(h, _)| *h);
+                for hash in [known, rng.gen::<u64>() & mask, 0, mask] {
+                    let expected = model.get(&hash).cloned().unwrap_or_default();
+                    assert_eq!(index.candidates(hash).collect::<Vec<_>>(), expected, "{what} hash {hash:#x}");
+                    let from = index.frozen.partition_point(|(h, _)| *h < hash);
+                    assert_eq!(index.frozen_from(hash), from, "{what} hash {hash:#x}");
+                }
+            }
+            assert_eq!(index.len(), in_order.len(), "bits {bits}");
+            assert_eq!(index.entries(), in_order, "bits {bits}");
+            assert!(merges >= 2, "bits {bits}: {merges} merges");
+            if bits < 64 {
+                assert!(undone_frozen > 0, "bits {bits}: no undo reached the frozen part");
+            }
+            // Rebuilt from what a snapshot keeps, split otherwise: equal.
+            let again = EventIndex::from_parts(bits, index.entries(), index.reversals());
+            assert_eq!(again, index, "bits {bits}");
+            assert!(again.recent == 0 && again.frozen.len() == in_order.len());
+        }
+    }
 }
