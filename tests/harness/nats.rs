@@ -105,7 +105,7 @@ impl NatsServer {
     /// [`NatsServer::start_with_config`] with another nats-server binary (a newer one than the
     /// machine's, for what only it does: [`newer_nats_server_bin`]).
     pub fn start_with_config_using(bin: &Path, config: &Path) -> NatsServer {
-        NatsServer::spawn_using("nats-auth".into(), bin.to_path_buf(), Vec::new(), Some(config.to_path_buf()))
+        NatsServer::spawn_using("nats-auth".into(), bin.to_path_buf(), Vec::new(), Some(config.to_path_buf()), None)
     }
 
     fn spawn_new(name: String, extra_args: Vec<String>) -> NatsServer {
@@ -113,13 +113,20 @@ impl NatsServer {
     }
 
     fn spawn_with(name: String, extra_args: Vec<String>, config: Option<PathBuf>) -> NatsServer {
-        NatsServer::spawn_using(name, nats_server_bin(), extra_args, config)
+        NatsServer::spawn_using(name, nats_server_bin(), extra_args, config, None)
     }
 
-    fn spawn_using(name: String, bin: PathBuf, extra_args: Vec<String>, config: Option<PathBuf>) -> NatsServer {
+    /// Starts a server on `port`, or on a random one when `None`.
+    fn spawn_using(
+        name: String,
+        bin: PathBuf,
+        extra_args: Vec<String>,
+        config: Option<PathBuf>,
+        port: Option<u16>,
+    ) -> NatsServer {
         let dir = tempfile::Builder::new().prefix(&format!("stockpile-{name}-")).tempdir().expect("create a temp dir");
         let mut server = NatsServer { name, bin, dir: Some(dir), extra_args, config, child: None, port: 0 };
-        server.spawn(None);
+        server.spawn(port);
         server
     }
 
@@ -280,8 +287,11 @@ impl NatsCluster {
     /// JetStream may still be electing its meta leader — see [`NatsCluster::wait_for_jetstream`].
     pub fn start(size: usize) -> NatsCluster {
         assert!(size >= 1, "a cluster has at least one node");
-        // One call, so that no port is handed out twice.
-        let mut route_ports = free_ports(2 * size);
+        // One call, so that no port is handed out twice; client ports too, so that no node
+        // left to pick its own takes another node's route or monitoring port freed a moment
+        // before.
+        let mut route_ports = free_ports(3 * size);
+        let client_ports = route_ports.split_off(2 * size);
         let monitor_ports = route_ports.split_off(size);
         let routes = |me: usize| -> String {
             route_ports
@@ -306,7 +316,7 @@ impl NatsCluster {
                     "--http_port".to_string(),
                     monitor_ports[i].to_string(),
                 ];
-                NatsServer::spawn_new(format!("nats-n{i}"), args)
+                NatsServer::spawn_using(format!("nats-n{i}"), nats_server_bin(), args, None, Some(client_ports[i]))
             })
             .collect();
         NatsCluster { nodes, monitor_ports }

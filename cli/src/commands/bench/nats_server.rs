@@ -255,6 +255,9 @@ const PROBE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between two attempts to place the probe stream.
 const PROBE_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
+/// Starts of a cluster whose ports another process took first, before the bench gives up.
+const CLUSTER_START_ATTEMPTS: u32 = 3;
+
 /// The probe stream [`Cluster::wait_for_jetstream`] creates and deletes.
 const PROBE_STREAM: &str = "STOCKPILE_BENCH_PROBE";
 
@@ -267,9 +270,27 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts the nodes; returns when every one accepts clients. JetStream may still be
-    /// electing its meta leader: see [`Cluster::wait_for_jetstream`].
+    /// electing its meta leader: see [`Cluster::wait_for_jetstream`]. Every node's ports are
+    /// chosen before any starts (a node left to pick its own client port could take another
+    /// node's route port, freed a moment before); should another process still take one in
+    /// between, the cluster is started again on other ports, at most [`CLUSTER_START_ATTEMPTS`]
+    /// times.
     pub fn start(bin: &Binary, work: &Path) -> Result<Cluster, String> {
-        let route_ports = free_ports(CLUSTER_SIZE)?;
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(bin, work) {
+                Err(e) if e.contains("address already in use") && attempt < CLUSTER_START_ATTEMPTS => {
+                    eprintln!("bench: a cluster port was taken before its node started ({e}); again on other ports");
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(bin: &Binary, work: &Path) -> Result<Cluster, String> {
+        let ports = free_ports(2 * CLUSTER_SIZE)?;
+        let (route_ports, client_ports) = ports.split_at(CLUSTER_SIZE);
         let nodes = (0..CLUSTER_SIZE)
             .map(|i| {
                 let routes: Vec<String> = route_ports
@@ -283,9 +304,10 @@ impl Cluster {
                     route_ports[i],
                     routes.join(", ")
                 );
+                let listen = format!("127.0.0.1:{}", client_ports[i]);
                 Server::start_with(bin, work, |store| {
                     format!(
-                        "server_name: \"n{i}\"\nlisten: {LISTEN:?}\njetstream {{\n  store_dir: {:?}\n}}\n{cluster}",
+                        "server_name: \"n{i}\"\nlisten: {listen:?}\njetstream {{\n  store_dir: {:?}\n}}\n{cluster}",
                         store.display().to_string()
                     )
                 })
