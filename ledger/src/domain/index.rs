@@ -15,11 +15,14 @@
 //! Most entries sit in `frozen`, a vector sorted by hash (16 bytes an entry, nothing empty);
 //! the latest ones in a hash table (`first`, `more`), whose buckets are a power of two and
 //! up to half empty. When the table holds more than an eighth of what is frozen (and at
-//! least [`FREEZE_MIN`] entries), it is merged into `frozen`. The hashes are uniform, so a
-//! look-up in `frozen` starts where the hash says the entry should be (its share of the
-//! range of hashes times the length) and gallops from there: a few probes within a page or
-//! two, not a binary search across the whole vector. Every frozen seq is older than every
-//! seq in the table, so the candidates under one hash are still listed oldest first.
+//! least [`FREEZE_MIN`] entries), it is merged into `frozen`. A directory over `frozen`
+//! (`dir`, rebuilt at each merge) gives, for each value of a hash's top `dir_bits` bits,
+//! where its entries start: about eight entries each, half a byte per entry. A look-up reads
+//! the directory and binary-searches that bucket alone: two or three cache misses, not the
+//! ten of a binary search across the whole vector. Hashes are uniform, so buckets stay
+//! small; ids ground to share top bits only make their bucket a longer binary search. Every
+//! frozen seq is older than every seq in the table, so the candidates under one hash are
+//! still listed oldest first.
 
 use super::decide::History;
 use super::ids::EventId;
@@ -53,6 +56,11 @@ type U64Map<V> = std::collections::HashMap<u64, V, BuildHasherDefault<PassThroug
 /// hash bits: see [`EventIndex::with_hash_bits`]).
 pub const FREEZE_MIN: usize = 1 << 16;
 
+/// Most bits of a hash the directory over the frozen part resolves: 2^24 + 1 starts of
+/// 4 bytes, 64 MiB, reached at 2^27 frozen entries. Past 2^32 frozen entries the directory
+/// is one bucket (a plain binary search), since its starts are `u32`.
+const DIR_BITS_MAX: u32 = 24;
+
 /// Where an id was recorded: its seq and the SHA-256 of its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
@@ -74,6 +82,10 @@ pub(crate) enum IndexUndo {
 pub struct EventIndex {
     /// `(hash, seq)` sorted, every seq older than those in `first` and `more`.
     frozen: Vec<(u64, u64)>,
+    /// `dir[b]`: the first frozen entry whose hash's top `dir_bits` bits are at least `b`;
+    /// `2^dir_bits + 1` starts, the last `frozen.len()` (empty while nothing is frozen).
+    dir: Vec<u32>,
+    dir_bits: u32,
     /// Hash → seq of the first id recorded with that hash since the last merge.
     first: U64Map<u64>,
     /// Hash → seqs of later ids with the same hash, in seq order (collisions: rare).
@@ -110,6 +122,8 @@ impl EventIndex {
         assert!((1..=64).contains(&bits), "hash bits out of range: {bits}");
         EventIndex {
             frozen: Vec::new(),
+            dir: Vec::new(),
+            dir_bits: 0,
             first: U64Map::default(),
             more: U64Map::default(),
             reversed: U64Map::default(),
@@ -156,41 +170,41 @@ impl EventIndex {
         self.frozen.reserve_exact(additional);
     }
 
-    /// Where the frozen entries of `hash` start (the first entry not below it): from the
-    /// position the hash's share of its range names, galloping out to bracket it, then a
-    /// binary search of the bracket.
+    /// The directory bucket of `hash`: its top `dir_bits` bits (of the `bits` kept).
+    fn bucket(&self, hash: u64) -> usize {
+        if self.dir_bits == 0 {
+            0
+        } else {
+            (hash >> (self.bits - self.dir_bits)) as usize
+        }
+    }
+
+    /// Where the frozen entries of `hash` start (the first entry not below it): a binary
+    /// search of its directory bucket.
     fn frozen_from(&self, hash: u64) -> usize {
-        let n = self.frozen.len();
-        if n == 0 {
+        if self.dir.is_empty() {
             return 0;
         }
-        let below = |i: usize| self.frozen[i].0 < hash;
-        // `hash < 2^bits`, so the guess is below `n`.
-        let guess = ((u128::from(hash) * n as u128) >> self.bits) as usize;
-        let (mut lo, mut hi) = (0, n);
-        let mut step = 1;
-        if below(guess) {
-            lo = guess + 1;
-            while let Some(probe) = guess.checked_add(step).filter(|p| *p < n) {
-                if !below(probe) {
-                    hi = probe;
-                    break;
-                }
-                lo = probe + 1;
-                step *= 2;
-            }
-        } else {
-            hi = guess;
-            while let Some(probe) = guess.checked_sub(step) {
-                if below(probe) {
-                    lo = probe + 1;
-                    break;
-                }
-                hi = probe;
-                step *= 2;
-            }
-        }
+        let b = self.bucket(hash);
+        let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
         lo + self.frozen[lo..hi].partition_point(|(h, _)| *h < hash)
+    }
+
+    /// Builds the directory over `frozen`: about eight entries a bucket.
+    fn rebuild_dir(&mut self) {
+        let n = self.frozen.len();
+        self.dir_bits = if n > u32::MAX as usize { 0 } else { (n / 8).max(1).ilog2().min(self.bits).min(DIR_BITS_MAX) };
+        let buckets = 1usize << self.dir_bits;
+        self.dir.clear();
+        self.dir.reserve_exact(buckets + 1);
+        let mut i = 0;
+        for b in 0..buckets {
+            while i < n && self.bucket(self.frozen[i].0) < b {
+                i += 1;
+            }
+            self.dir.push(i as u32);
+        }
+        self.dir.push(n as u32);
     }
 
     /// The seqs recorded under `hash`, oldest first.
@@ -277,6 +291,7 @@ impl EventIndex {
         // The table's buckets go: it starts again small.
         self.first = U64Map::default();
         self.more = U64Map::default();
+        self.rebuild_dir();
     }
 
     /// Marks the event at `seq` reversed by `by`.
@@ -301,7 +316,11 @@ impl EventIndex {
                     let from = self.frozen_from(hash);
                     let under = self.frozen[from..].iter().take_while(|(h, _)| *h == hash).count();
                     if under > 0 {
-                        self.frozen.remove(from + under - 1);
+                        let removed = from + under - 1;
+                        self.frozen.remove(removed);
+                        for start in self.dir.iter_mut().filter(|start| **start as usize > removed) {
+                            *start -= 1;
+                        }
                     }
                 }
             }
@@ -341,6 +360,7 @@ impl EventIndex {
         index.frozen = entries.into_iter().collect();
         index.frozen.sort_unstable();
         index.frozen.shrink_to_fit();
+        index.rebuild_dir();
         index.reversed.extend(reversals);
         index
     }
@@ -349,6 +369,7 @@ impl EventIndex {
     pub fn table_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(u64, u64)>() + 1;
         self.frozen.capacity() * std::mem::size_of::<(u64, u64)>()
+            + self.dir.capacity() * 4
             + self.first.capacity() * slot
             + self.more.values().map(|v| v.capacity() * 8 + 40).sum::<usize>()
             + self.reversed.capacity() * (std::mem::size_of::<(u64, EventId)>() + 1)
