@@ -14,7 +14,7 @@
 //!
 //! Most entries sit in `frozen`, a vector sorted by hash (16 bytes an entry, nothing empty);
 //! the latest ones in a hash table (`first`, `more`), whose buckets are a power of two and
-//! up to half empty. When the table holds more than an eighth of what is frozen (and at
+//! up to half empty. When the table holds an eighth of what is frozen or more (and at
 //! least [`FREEZE_MIN`] entries), it is merged into `frozen`. A directory over `frozen`
 //! (`dir`, rebuilt at each merge) gives, for each value of a hash's top `dir_bits` bits,
 //! where its entries start: about eight entries each, half a byte per entry. A look-up reads
@@ -58,7 +58,8 @@ pub const FREEZE_MIN: usize = 1 << 16;
 
 /// Most bits of a hash the directory over the frozen part resolves: 2^24 + 1 starts of
 /// 4 bytes, 64 MiB, reached at 2^27 frozen entries. Past 2^32 frozen entries the directory
-/// is one bucket (a plain binary search), since its starts are `u32`.
+/// is one bucket (a plain binary search), since its starts are `u32`: the end of the last
+/// bucket is always `frozen.len()`, never read from the directory.
 const DIR_BITS_MAX: u32 = 24;
 
 /// Where an id was recorded: its seq and the SHA-256 of its command.
@@ -71,8 +72,11 @@ pub struct Recorded {
 /// One step of undo for the index (see [`crate::domain::state::Undo`]).
 #[derive(Debug, Clone)]
 pub(crate) enum IndexUndo {
-    /// Forget the last seq added under this hash.
-    Added(u64),
+    /// Forget the last seq added under `hash`; first, when adding it merged the table into
+    /// the frozen part, take back out of it every entry newer than `merged_after` (the
+    /// newest seq frozen before), so the table is as it was and a rollback costs one pass
+    /// over the frozen part, not one per event.
+    Added { hash: u64, merged_after: Option<u64> },
     /// Restore what `reversed` held for this seq.
     Reversal(u64, Option<EventId>),
 }
@@ -86,6 +90,8 @@ pub struct EventIndex {
     /// `2^dir_bits + 1` starts, the last `frozen.len()` (empty while nothing is frozen).
     dir: Vec<u32>,
     dir_bits: u32,
+    /// The newest seq in `frozen` (0 while it is empty).
+    frozen_through: u64,
     /// Hash → seq of the first id recorded with that hash since the last merge.
     first: U64Map<u64>,
     /// Hash → seqs of later ids with the same hash, in seq order (collisions: rare).
@@ -124,6 +130,7 @@ impl EventIndex {
             frozen: Vec::new(),
             dir: Vec::new(),
             dir_bits: 0,
+            frozen_through: 0,
             first: U64Map::default(),
             more: U64Map::default(),
             reversed: U64Map::default(),
@@ -186,7 +193,8 @@ impl EventIndex {
             return 0;
         }
         let b = self.bucket(hash);
-        let (lo, hi) = (self.dir[b] as usize, self.dir[b + 1] as usize);
+        let lo = self.dir[b] as usize;
+        let hi = if b + 2 < self.dir.len() { self.dir[b + 1] as usize } else { self.frozen.len() };
         lo + self.frozen[lo..hi].partition_point(|(h, _)| *h < hash)
     }
 
@@ -253,6 +261,17 @@ impl EventIndex {
     /// Records `id` at `seq` (after every seq already in the index). The caller has checked
     /// that `id` is not recorded yet.
     pub(crate) fn add(&mut self, hash: u64, seq: u64) -> IndexUndo {
+        self.add_recent(hash, seq);
+        let mut merged_after = None;
+        if self.recent >= self.freeze_min().max(self.frozen.len() / 8) {
+            merged_after = Some(self.frozen_through);
+            self.freeze();
+        }
+        IndexUndo::Added { hash, merged_after }
+    }
+
+    /// Puts `(hash, seq)` in the table of recent entries.
+    fn add_recent(&mut self, hash: u64, seq: u64) {
         match self.first.entry(hash) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(seq);
@@ -260,10 +279,6 @@ impl EventIndex {
             std::collections::hash_map::Entry::Occupied(_) => self.more.entry(hash).or_default().push(seq),
         }
         self.recent += 1;
-        if self.recent >= self.freeze_min().max(self.frozen.len() / 8) {
-            self.freeze();
-        }
-        IndexUndo::Added(hash)
     }
 
     /// Merges the table into the frozen part (in place, from the back) and empties it.
@@ -272,6 +287,7 @@ impl EventIndex {
         recent.extend(self.more.drain().flat_map(|(h, seqs)| seqs.into_iter().map(move |s| (h, s))));
         recent.sort_unstable();
         self.recent = 0;
+        self.frozen_through = self.frozen_through.max(recent.iter().map(|(_, s)| *s).max().unwrap_or(0));
         let old = self.frozen.len();
         self.frozen.reserve_exact(recent.len());
         self.frozen.resize(old + recent.len(), (0, 0));
@@ -294,6 +310,26 @@ impl EventIndex {
         self.rebuild_dir();
     }
 
+    /// Takes a merge back: every frozen entry newer than `through` returns to the table, in
+    /// seq order, as it was before the merge (the table was empty since that merge, which
+    /// was the latest: later steps are undone first).
+    fn unfreeze_after(&mut self, through: u64) {
+        let mut back = Vec::new();
+        self.frozen.retain(|entry| {
+            let newer = entry.1 > through;
+            if newer {
+                back.push(*entry);
+            }
+            !newer
+        });
+        back.sort_unstable_by_key(|(_, seq)| *seq);
+        for (hash, seq) in back {
+            self.add_recent(hash, seq);
+        }
+        self.frozen_through = through;
+        self.rebuild_dir();
+    }
+
     /// Marks the event at `seq` reversed by `by`.
     pub(crate) fn set_reversed(&mut self, seq: u64, by: EventId) -> IndexUndo {
         IndexUndo::Reversal(seq, self.reversed.insert(seq, by))
@@ -301,7 +337,12 @@ impl EventIndex {
 
     pub(crate) fn undo(&mut self, step: IndexUndo) {
         match step {
-            IndexUndo::Added(hash) => {
+            IndexUndo::Added { hash, merged_after } => {
+                if let Some(through) = merged_after {
+                    self.unfreeze_after(through);
+                }
+                // Undone newest first, so the entry is in the table: a merge after it was
+                // undone (above) before it.
                 if let Some(later) = self.more.get_mut(&hash) {
                     later.pop();
                     if later.is_empty() {
@@ -310,18 +351,6 @@ impl EventIndex {
                     self.recent -= 1;
                 } else if self.first.remove(&hash).is_some() {
                     self.recent -= 1;
-                } else {
-                    // Frozen since it was added (a merge inside the batch): the last seq under
-                    // this hash is the newest. Rare, so the shift is acceptable.
-                    let from = self.frozen_from(hash);
-                    let under = self.frozen[from..].iter().take_while(|(h, _)| *h == hash).count();
-                    if under > 0 {
-                        let removed = from + under - 1;
-                        self.frozen.remove(removed);
-                        for start in self.dir.iter_mut().filter(|start| **start as usize > removed) {
-                            *start -= 1;
-                        }
-                    }
                 }
             }
             IndexUndo::Reversal(seq, Some(by)) => {
@@ -360,6 +389,7 @@ impl EventIndex {
         index.frozen = entries.into_iter().collect();
         index.frozen.sort_unstable();
         index.frozen.shrink_to_fit();
+        index.frozen_through = index.frozen.iter().map(|(_, s)| *s).max().unwrap_or(0);
         index.rebuild_dir();
         index.reversed.extend(reversals);
         index
@@ -416,6 +446,10 @@ mod tests {
                         let frozen = index.frozen.len();
                         index.undo(step);
                         undone_frozen += usize::from(index.frozen.len() < frozen);
+                        assert!(
+                            index.frozen.len() == frozen || index.recent > 0,
+                            "a merge taken back refills the table"
+                        );
                         let (hash, _) = in_order.pop().expect("added");
                         model.get_mut(&hash).expect("added").pop();
                     }
@@ -434,7 +468,7 @@ mod tests {
             assert_eq!(index.entries(), in_order, "bits {bits}");
             assert!(merges >= 2, "bits {bits}: {merges} merges");
             if bits < 64 {
-                assert!(undone_frozen > 0, "bits {bits}: no undo reached the frozen part");
+                assert!(undone_frozen > 0, "bits {bits}: no merge was taken back");
             }
             // Rebuilt from what a snapshot keeps, split otherwise: equal.
             let again = EventIndex::from_parts(bits, index.entries(), index.reversals());

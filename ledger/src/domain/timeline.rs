@@ -142,7 +142,8 @@ impl Iterator for Entries<'_> {
 }
 
 impl Timeline {
-    /// Whether every change ever added was zero (or none was added).
+    /// Whether no instant holds a non-zero net change (none was added, or they all netted
+    /// to zero).
     pub fn is_empty(&self) -> bool {
         self.entries().next().is_none()
     }
@@ -556,11 +557,11 @@ impl Tree {
     }
 }
 
-/// Two timelines are equal when they hold the same net changes, whatever their form or tree's
-/// shape.
+/// Two timelines are equal when they hold the same net changes and turnover, whatever their
+/// form or tree's shape.
 impl PartialEq for Timeline {
     fn eq(&self, other: &Self) -> bool {
-        self.entries().eq(other.entries())
+        self.turnover == other.turnover && self.entries().eq(other.entries())
     }
 }
 

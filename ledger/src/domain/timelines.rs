@@ -43,7 +43,11 @@ impl<T: Clone + Eq + Hash> Interner<T> {
         if let Some(n) = self.number(value) {
             return n;
         }
-        let n = u32::try_from(self.values.len()).expect("fewer than 2^32 parties or facilities");
+        // `u32::MAX` stays unused: a facility's number + 1 names its location.
+        let n = u32::try_from(self.values.len())
+            .ok()
+            .filter(|n| *n < u32::MAX)
+            .expect("fewer than 2^32 - 1 parties or facilities");
         self.values.push(value.clone());
         self.numbers.insert(value.clone(), n);
         n

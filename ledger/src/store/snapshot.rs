@@ -13,6 +13,7 @@ use super::Store;
 use crate::canonical::Hash;
 use crate::domain::state::{FigureKey, Head, LotState, State};
 use crate::domain::timeline::Timeline;
+use crate::domain::timelines::Timelines;
 use crate::domain::{EventId, EventIndex, Facility, KeyEntry, Party, PositionKey};
 use crate::error::LedgerError;
 use serde::{Deserialize, Serialize};
@@ -143,15 +144,7 @@ fn decode(input: impl Read) -> Result<State, SnapshotError> {
         keys: e.keys.into_iter().map(|k| (k.id.clone(), k)).collect(),
         figures: e.figures.into_iter().collect(),
         lots: e.lots.into_iter().map(|l| (l.spec.id.clone(), l)).collect(),
-        timelines: e
-            .timelines
-            .into_iter()
-            .map(|(k, turnover, entries)| {
-                Timeline::from_parts(turnover, &entries)
-                    .map(|t| (k, t))
-                    .map_err(|e| SnapshotError::Decode(e.to_string()))
-            })
-            .collect::<Result<_, _>>()?,
+        timelines: decode_timelines(e.timelines)?,
         events: EventIndex::from_parts(e.event_hash_bits, e.events, e.reversals),
     };
     // The balances are the timelines' totals; the list is kept in the file (its shape is the
@@ -160,6 +153,31 @@ fn decode(input: impl Read) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Decode("positions disagree with the timelines".into()));
     }
     Ok(state)
+}
+
+/// The timelines as [`encode`] writes them, or an error for anything it never writes:
+/// positions out of order or twice, changes out of order, a change of zero, a balance below
+/// zero. A damaged or forged snapshot is then ignored (the log is replayed), not loaded
+/// into a state that `apply` could never have made.
+fn decode_timelines(encoded: Vec<EncodedTimeline>) -> Result<Timelines, SnapshotError> {
+    let bad = |what: String| Err(SnapshotError::Decode(what));
+    let mut timelines = Timelines::default();
+    let mut last: Option<PositionKey> = None;
+    for (key, turnover, entries) in encoded {
+        if last.as_ref().is_some_and(|l| *l >= key) {
+            return bad(format!("timelines out of order at {key}"));
+        }
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) || entries.iter().any(|(_, d)| *d == 0) {
+            return bad(format!("the changes of {key} are out of order or zero"));
+        }
+        let timeline = Timeline::from_parts(turnover, &entries).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        if timeline.total() < 0 {
+            return bad(format!("{key} is below zero"));
+        }
+        timelines.insert(&key, timeline);
+        last = Some(key);
+    }
+    Ok(timelines)
 }
 
 /// Writes what it is given to `inner` and hashes it.
@@ -261,5 +279,40 @@ impl Store {
     pub fn load_snapshot(&self) -> Result<Option<State>, LedgerError> {
         let path = self.dir.join(SNAPSHOT_FILE);
         read_file(&path).map_err(|e| LedgerError::io("read", &path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Location, Programme};
+
+    fn key(lot: &str) -> PositionKey {
+        PositionKey {
+            party: crate::domain::PartyId::new("nl-covra"),
+            lot: crate::domain::LotId::new(lot),
+            location: Location::InTransit,
+            programme: Programme::Eu,
+        }
+    }
+
+    #[test]
+    fn timelines_are_decoded_only_in_the_shape_encode_writes() {
+        let good = vec![(key("a"), 15, vec![(1, 10), (2, -5)]), (key("b"), 3, vec![(7, 3)])];
+        let decoded = decode_timelines(good.clone()).expect("as encode writes them");
+        assert_eq!(decoded.get(&key("a")).map(Timeline::total), Some(5));
+        let mut cases = Vec::new();
+        let mut swapped = good.clone();
+        swapped.swap(0, 1);
+        cases.push(("positions out of order", swapped));
+        cases.push(("a position twice", vec![good[0].clone(), good[0].clone()]));
+        cases.push(("changes out of order", vec![(key("a"), 15, vec![(2, -5), (1, 10)])]));
+        cases.push(("an instant twice", vec![(key("a"), 15, vec![(1, 10), (1, -5)])]));
+        cases.push(("a change of zero", vec![(key("a"), 10, vec![(1, 10), (2, 0)])]));
+        cases.push(("below zero", vec![(key("a"), 15, vec![(1, -10), (2, 5)])]));
+        cases.push(("turnover below the changes'", vec![(key("a"), 14, vec![(1, 10), (2, -5)])]));
+        for (what, encoded) in cases {
+            assert!(matches!(decode_timelines(encoded), Err(SnapshotError::Decode(_))), "{what} is refused");
+        }
     }
 }
